@@ -1,0 +1,146 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Redline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "redlined", targets: ["redlined"]),
+        .executable(name: "redlinectl", targets: ["redlinectl"]),
+        .executable(name: "redline-sim", targets: ["redline-sim"]),
+        .library(name: "RedlineCore", targets: ["RedlineCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // C libraries behind small shims.
+        .systemLibrary(
+            name: "CModbus", pkgConfig: "libmodbus",
+            providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(
+            name: "CGPIOD", pkgConfig: "libgpiod",
+            providers: [.apt(["libgpiod-dev"])]),
+
+        // Pure model and policy: no I/O, no clocks.
+        .target(
+            name: "RedlineCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        .target(
+            name: "RedlineConfig",
+            dependencies: ["RedlineCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+        .target(
+            name: "RedlineIO",
+            dependencies: [
+                "RedlineCore", "CModbus", "CGPIOD",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "RedlineClient",
+            dependencies: ["RedlineCore"],
+            swiftSettings: strict),
+        .target(
+            name: "RedlineDaemon",
+            dependencies: [
+                "RedlineCore", "RedlineConfig", "RedlineIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "RedlineHIL",
+            dependencies: ["RedlineCore", "RedlineConfig", "RedlineClient", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "redlined",
+            dependencies: [
+                "RedlineDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "redlinectl",
+            dependencies: [
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
+            ],
+            swiftSettings: strict),
+
+        // Simulated plant.
+        .target(
+            name: "PlantModel",
+            dependencies: ["RedlineCore"],
+            path: "Simulators/PlantModel",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "redline-sim",
+            dependencies: [
+                "PlantModel", "RedlineConfig", "CModbus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Simulators/redline-sim",
+            swiftSettings: strict),
+
+        // Benchmarks (executables; never timed assertions in tests).
+        .executableTarget(
+            name: "redline-bench",
+            dependencies: [
+                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClient", "CModbus",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/redline-bench",
+            swiftSettings: strict),
+
+        // Tests: one target per module, plus end-to-end with real processes.
+        .target(
+            name: "RedlineTestSupport",
+            dependencies: ["RedlineCore", "RedlineClient"],
+            path: "Tests/RedlineTestSupport",
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineCoreTests",
+            dependencies: ["RedlineCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineConfigTests",
+            dependencies: ["RedlineConfig", "RedlineCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineIOTests",
+            dependencies: ["RedlineIO", "RedlineConfig", "RedlineTestSupport", "PlantModel"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "PlantModelTests",
+            dependencies: ["PlantModel", "RedlineConfig"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineDaemonTests",
+            dependencies: ["RedlineDaemon", "RedlineTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["RedlineTestSupport", "RedlineConfig", "RedlineHIL", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,108 @@
+import Crypto
+
+/// The tamper-evident audit record format (DESIGN §9).
+///
+/// Each record is one JSON object per line with `seq`, `time`, `kind`, the
+/// event's fields, `prev` (the previous record's hash) and `hash`: SHA-256, hex,
+/// over the record's canonical encoding without `hash`.
+public enum AuditChain {
+    /// `prev` of the very first record.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    /// Builds a sealed record. Event fields may not use the reserved names.
+    public static func seal(seq: UInt64, time: String, kind: String, fields: [(String, JSON)], prev: String) -> JSON {
+        let reserved: Set<String> = ["seq", "time", "kind", "prev", "hash"]
+        var members: [(String, JSON)] = [("seq", .number(Double(seq))), ("time", .string(time)), ("kind", .string(kind))]
+        members += fields.filter { !reserved.contains($0.0) }
+        members.append(("prev", .string(prev)))
+        let body = JSON.object(members)
+        return .object(members + [("hash", .string(hash(body)))])
+    }
+
+    /// SHA-256 (hex) of a record's canonical encoding.
+    public static func hash(_ body: JSON) -> String {
+        let digest = SHA256.hash(data: Array(body.canonical.utf8))
+        return digest.map { b in
+            let h = String(b, radix: 16)
+            return b < 16 ? "0" + h : h
+        }.joined()
+    }
+
+    public enum Verdict: Sendable, Hashable, CustomStringConvertible {
+        case ok(records: Int, lastSeq: UInt64, lastHash: String)
+        /// The first bad record: its `seq` where readable, else the line number.
+        case broken(seq: UInt64?, line: Int, reason: String)
+
+        public var description: String {
+            switch self {
+            case .ok(let n, _, _): return "ok \(n) records"
+            case .broken(let seq, let line, let why):
+                return "broken at " + (seq.map { "seq \($0)" } ?? "line \(line)") + ": " + why
+            }
+        }
+    }
+
+    /// A running verifier; feed it lines in order, across rotated files.
+    public struct Verifier: Sendable {
+        public private(set) var count = 0
+        public private(set) var lastSeq: UInt64 = 0
+        public private(set) var lastHash: String = AuditChain.genesis
+        public private(set) var failure: Verdict?
+        private var line = 0
+        private var started = false
+
+        public init() {}
+
+        /// Continues a chain whose earlier records are in files not given.
+        public init(continuingAfter seq: UInt64, hash: String) {
+            lastSeq = seq
+            lastHash = hash
+            started = true
+        }
+
+        public mutating func feed(_ bytes: some Collection<UInt8>) {
+            guard failure == nil else { return }
+            line += 1
+            if bytes.isEmpty { return fail(nil, "empty line") }
+            let rec: JSON
+            do { rec = try JSON.parse(bytes) } catch { return fail(nil, "not JSON (\(error))") }
+            guard case .object(let kv) = rec,
+                  let seqD = rec["seq"]?.numberValue, seqD >= 1, seqD == seqD.rounded(),
+                  let prev = rec["prev"]?.stringValue, let h = rec["hash"]?.stringValue,
+                  rec["kind"]?.stringValue != nil, rec["time"]?.stringValue != nil
+            else { return fail(nil, "missing seq, time, kind, prev or hash") }
+            let seq = UInt64(seqD)
+            let body = JSON.object(kv.filter { $0.0 != "hash" })
+            guard AuditChain.hash(body) == h else { return fail(seq, "hash does not match the record") }
+            if started {
+                guard seq == lastSeq + 1 else { return fail(seq, "expected seq \(lastSeq + 1)") }
+                guard prev == lastHash else { return fail(seq, "prev does not match the previous record's hash") }
+            } else if seq == 1 {
+                guard prev == AuditChain.genesis else { return fail(seq, "first record must chain from genesis") }
+            }
+            // A file that starts after rotation (seq > 1) anchors on its own first record.
+            started = true
+            count += 1
+            lastSeq = seq
+            lastHash = h
+        }
+
+        private mutating func fail(_ seq: UInt64?, _ why: String) {
+            failure = .broken(seq: seq, line: line, reason: why)
+        }
+
+        public var verdict: Verdict { failure ?? .ok(records: count, lastSeq: lastSeq, lastHash: lastHash) }
+    }
+
+    /// Verifies the lines of a log (split on `\n`; a final newline is expected).
+    public static func verify(_ data: [UInt8]) -> Verdict {
+        var v = Verifier()
+        var start = 0
+        for (i, b) in data.enumerated() where b == 0x0A {
+            v.feed(data[start..<i])
+            start = i + 1
+        }
+        if start < data.count { v.feed(data[start...]) }
+        return v.verdict
+    }
+}

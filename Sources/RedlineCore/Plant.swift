@@ -1,0 +1,127 @@
+/// Quality of an input as agents and the policy see it.
+public enum Quality: String, Sendable, Hashable, CaseIterable {
+    case good
+    case stale
+    case fault
+    case neverRead = "never-read"
+}
+
+/// The last known state of one input. Times are monotonic milliseconds supplied by the caller.
+public struct Reading: Sendable, Hashable {
+    /// Last value read successfully (engineering units).
+    public var value: Double?
+    /// When `value` was read.
+    public var at: Int64?
+    /// The most recent read attempt failed.
+    public var faulted: Bool
+
+    public init(value: Double? = nil, at: Int64? = nil, faulted: Bool = false) {
+        self.value = value
+        self.at = at
+        self.faulted = faulted
+    }
+
+    public static func good(_ value: Double, at: Int64) -> Reading { Reading(value: value, at: at) }
+    public static let fault = Reading(faulted: true)
+}
+
+/// The plant as last seen: one reading per point id. Absent means never read.
+public struct PlantSnapshot: Sendable, Hashable {
+    public var readings: [String: Reading]
+    public init(readings: [String: Reading] = [:]) { self.readings = readings }
+
+    public subscript(id: String) -> Reading? {
+        get { readings[id] }
+        set { readings[id] = newValue }
+    }
+
+    /// RL-0: the quality of a point at `now`. Anything but `good` counts as danger.
+    public func quality(of point: Point, now: Int64, staleAfterMs: Int64) -> Quality {
+        guard let r = readings[point.id] else { return .neverRead }
+        if r.faulted { return .fault }
+        guard let v = r.value, let at = r.at else { return .neverRead }
+        if !v.isFinite || !point.role.envelope.contains(v) { return .fault }
+        if now - at > staleAfterMs || at > now { return .stale }
+        return .good
+    }
+
+    /// The value of a point if and only if it is fresh and good.
+    public func freshValue(of point: Point, now: Int64, staleAfterMs: Int64) -> Double? {
+        quality(of: point, now: now, staleAfterMs: staleAfterMs) == .good ? readings[point.id]?.value : nil
+    }
+
+    /// Age of the last good value in milliseconds, if any.
+    public func ageMs(of id: String, now: Int64) -> Int64? {
+        readings[id]?.at.map { Swift.max(0, now - $0) }
+    }
+}
+
+/// The three conditions of a zone (DESIGN §3), each with the inputs that caused it.
+public struct ZoneCondition: Sendable, Hashable {
+    public var occupied: Bool = false
+    public var inAlarm: Bool = false
+    public var hazard: Bool = false
+    /// Human-readable causes, e.g. "sra-occupancy.occupied is stale (RL-0)".
+    public var causes: [String] = []
+
+    public init(occupied: Bool = false, inAlarm: Bool = false, hazard: Bool = false, causes: [String] = []) {
+        self.occupied = occupied
+        self.inAlarm = inAlarm
+        self.hazard = hazard
+        self.causes = causes
+    }
+
+    /// Evaluates a zone on a snapshot. Unknown is unsafe (RL-0): an input that is
+    /// not fresh and good takes its dangerous value, and a zone with no occupancy
+    /// input is occupied.
+    public static func evaluate(zone: String, site: Site, snapshot: PlantSnapshot, now: Int64) -> ZoneCondition {
+        var c = ZoneCondition()
+        let stale = site.timing.staleAfterMs
+        let inputs = site.inputs(of: zone)
+
+        func unknown(_ p: Point) -> String? {
+            let q = snapshot.quality(of: p, now: now, staleAfterMs: stale)
+            return q == .good ? nil : "\(p.id) is \(q.rawValue) (RL-0: unknown counts as danger)"
+        }
+
+        if inputs.occupancy.isEmpty {
+            c.occupied = true
+            c.causes.append("\(zone) has no occupancy sensor (RL-0: assumed occupied)")
+        }
+        for i in inputs.occupancy {
+            let p = site.pointAt(i)
+            if let why = unknown(p) { c.occupied = true; c.causes.append(why) }
+            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.occupied = true; c.causes.append("\(p.id) reports occupied") }
+        }
+
+        var alarmPoints = inputs.alarm
+        for z in site.buildingWideZones where z.id != zone { alarmPoints += site.inputs(of: z.id).alarm }
+        for i in alarmPoints {
+            let p = site.pointAt(i)
+            if let why = unknown(p) { c.inAlarm = true; c.causes.append(why) }
+            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.inAlarm = true; c.causes.append("\(p.id) is active") }
+        }
+
+        for i in inputs.environment {
+            let p = site.pointAt(i)
+            if let why = unknown(p) { c.hazard = true; c.causes.append(why); continue }
+            guard let v = snapshot.readings[p.id]?.value else { continue }
+            switch p.role {
+            case .temperature where v >= Limits.hazardTemperature:
+                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
+            case .oxygen where v < Limits.hazardOxygenBelow:
+                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
+            case .co2 where v >= Limits.hazardCO2:
+                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
+            default: break
+            }
+        }
+        return c
+    }
+}
+
+/// Formats a number without a trailing ".0" for integral values.
+public func fmt(_ v: Double) -> String {
+    if v.isFinite, v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return String(v)
+}

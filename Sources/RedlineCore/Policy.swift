@@ -1,0 +1,109 @@
+/// The rule a decision names (DESIGN §4).
+public enum Rule: String, Sendable, Hashable, CaseIterable, Codable {
+    case rl1 = "RL-1", rl2 = "RL-2", rl3 = "RL-3", rl4 = "RL-4", rl5 = "RL-5"
+    case rl6 = "RL-6", rl7 = "RL-7", rl8 = "RL-8", rl9 = "RL-9", rl10 = "RL-10"
+    case quarantined
+    case notWritable = "not-writable"
+    case outOfRange = "out-of-range"
+    case notReady = "not-ready"
+
+    /// Red-line denials count towards quarantine (DESIGN §6).
+    public var isRedLine: Bool { rawValue.hasPrefix("RL-") }
+}
+
+/// A write an agent asks for. It carries no free text: RL-10 holds by construction.
+public struct WriteCommand: Sendable, Hashable {
+    public var agent: String
+    public var point: String
+    public var value: Double
+    public init(agent: String, point: String, value: Double) {
+        self.agent = agent
+        self.point = point
+        self.value = value
+    }
+}
+
+/// The outcome of deciding a write.
+public enum Decision: Sendable, Hashable {
+    /// Not visible to this agent (or not declared): identical either way.
+    case unknownPoint
+    case denied(Rule, String)
+    /// Needs an operator; expires after `timeoutMs`.
+    case held(timeoutMs: Int64, String)
+    case allowed
+
+    public var rule: Rule? {
+        if case .denied(let r, _) = self { return r }
+        return nil
+    }
+    public var isAllowed: Bool { self == .allowed }
+}
+
+/// Everything a decision may depend on besides the command. Time is a parameter.
+public struct PolicyState: Sendable {
+    public var site: Site
+    public var snapshot: PlantSnapshot
+    public var now: Int64
+    /// The first full scan has completed.
+    public var ready: Bool
+    public var quarantined: Set<String>
+
+    public init(site: Site, snapshot: PlantSnapshot, now: Int64, ready: Bool = true, quarantined: Set<String> = []) {
+        self.site = site
+        self.snapshot = snapshot
+        self.now = now
+        self.ready = ready
+        self.quarantined = quarantined
+    }
+}
+
+public enum Policy {
+    /// Decides a write. Small, total and pure: forbid always wins, and there is
+    /// no path that allows a write without passing every red line.
+    ///
+    /// Order: visible -> ready -> quarantine -> RL-1..RL-10 -> write grant ->
+    /// configured range -> approval. `approved` skips only the approval step,
+    /// never a red line (RL-9).
+    public static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> Decision {
+        guard let agent = state.site.agent(named: command.agent),
+              let point = state.site.point(command.point),
+              agent.canSee(point.id)
+        else { return .unknownPoint }
+
+        guard state.ready else {
+            return .denied(.notReady, "the first full scan has not completed; no writes until the plant has been read")
+        }
+        if state.quarantined.contains(agent.name) {
+            return .denied(.quarantined, "\(agent.name) is quarantined after repeated red-line denials; an operator must release it")
+        }
+        if let (rule, why) = firstRedLine(point: point, value: command.value, state: state) {
+            return .denied(rule, why)
+        }
+        guard agent.canWrite(point.id) else {
+            return .denied(.notWritable, "\(agent.name) has no write grant for \(point.id)")
+        }
+        let range = point.writeRange
+        guard range.contains(command.value) else {
+            return .denied(.outOfRange, "\(fmt(command.value)) is outside the configured range of \(point.id) (\(fmt(range.lowerBound))-\(fmt(range.upperBound)))")
+        }
+        if !approved, let rule = state.site.approvalRule(for: point.id), command.value != point.role.safeValue {
+            return .held(timeoutMs: rule.timeoutMs, "\(point.id) = \(fmt(command.value)) needs an operator's approval within \(rule.timeoutMs / 1000) s")
+        }
+        return .allowed
+    }
+
+    /// The first red line that forbids writing `value` to `point`, in order RL-1 to RL-10.
+    public static func firstRedLine(point: Point, value: Double, state: PolicyState) -> (Rule, String)? {
+        var cached: ZoneCondition?
+        let input = RedLineInput(point: point, value: value) {
+            if let c = cached { return c }
+            let c = ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
+            cached = c
+            return c
+        }
+        for line in RedLines.all {
+            if let why = line.forbids?(input) { return (line.id, why) }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,142 @@
+/// The closed vocabulary of safety roles (DESIGN §2).
+///
+/// A point's role says what it physically is. Red lines are written over roles,
+/// so a site maps hardware to roles and this code decides what agents may do.
+public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
+    // Inputs
+    case fireAlarm = "fire-alarm"
+    case gasAlarm = "gas-alarm"
+    case fireTrouble = "fire-trouble"
+    case suppressionPredischarge = "suppression-predischarge"
+    case suppressionDischarged = "suppression-discharged"
+    case dispatchPending = "dispatch-pending"
+    case occupancy
+    case doorContact = "door-contact"
+    case temperature
+    case oxygen
+    case co2
+    case humidity
+    case equipmentFault = "equipment-fault"
+    case status
+    // Outputs
+    case alarmSilence = "alarm-silence"
+    case alarmAcknowledge = "alarm-acknowledge"
+    case alarmReset = "alarm-reset"
+    case alarmDisable = "alarm-disable"
+    case dispatchCancel = "dispatch-cancel"
+    case dispatchDelay = "dispatch-delay"
+    case egressLock = "egress-lock"
+    case suppressionRelease = "suppression-release"
+    case suppressionAbort = "suppression-abort"
+    case suppressionInhibit = "suppression-inhibit"
+    case suppressionLockout = "suppression-lockout"
+    case coolingRun = "cooling-run"
+    case ventilationRun = "ventilation-run"
+    case exhaustRun = "exhaust-run"
+    case temperatureSetpoint = "temperature-setpoint"
+    case annunciator
+    case generalOutput = "general-output"
+
+    /// True for roles the daemon may drive; false for sensed inputs.
+    public var isOutput: Bool {
+        switch self {
+        case .fireAlarm, .gasAlarm, .fireTrouble, .suppressionPredischarge, .suppressionDischarged,
+             .dispatchPending, .occupancy, .doorContact, .temperature, .oxygen, .co2, .humidity,
+             .equipmentFault, .status:
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// Alarm-panel outputs covered by RL-1.
+    public var isAlarmControl: Bool {
+        [.alarmSilence, .alarmAcknowledge, .alarmReset, .alarmDisable].contains(self)
+    }
+
+    /// Dispatch outputs covered by RL-2.
+    public var isDispatchControl: Bool { self == .dispatchCancel || self == .dispatchDelay }
+
+    /// Suppression outputs covered by RL-4.
+    public var isSuppressionControl: Bool {
+        [.suppressionRelease, .suppressionAbort, .suppressionInhibit, .suppressionLockout].contains(self)
+    }
+
+    /// Life-support run outputs covered by RL-5 (1 = running).
+    public var isLifeSupportRun: Bool { self == .coolingRun || self == .ventilationRun || self == .exhaustRun }
+
+    /// Inputs that put a zone "in alarm" (DESIGN §3).
+    public var isAlarmInput: Bool {
+        [.fireAlarm, .gasAlarm, .suppressionPredischarge, .suppressionDischarged].contains(self)
+    }
+
+    /// Environment inputs whose limits define a hazard (DESIGN §3).
+    public var isEnvironmentInput: Bool { self == .temperature || self == .oxygen || self == .co2 }
+
+    /// True for points that carry only 0 or 1.
+    public var isBoolean: Bool {
+        switch self {
+        case .temperature, .oxygen, .co2, .humidity, .temperatureSetpoint, .dispatchDelay, .status:
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// The value that is always safe to hold an output at; `nil` where no value is safe by itself.
+    /// Doors released, life support running, alarm controls and suppression idle.
+    public var safeValue: Double? {
+        switch self {
+        case .egressLock: return 0
+        case .coolingRun, .ventilationRun, .exhaustRun: return 1
+        case .alarmSilence, .alarmAcknowledge, .alarmReset, .alarmDisable,
+             .dispatchCancel, .dispatchDelay,
+             .suppressionRelease, .suppressionAbort, .suppressionInhibit, .suppressionLockout:
+            return 0
+        default:
+            return nil
+        }
+    }
+
+    /// The compiled-in envelope of values (RL-7 for outputs, physical range for inputs).
+    /// A site may narrow it, never widen it.
+    public var envelope: ClosedRange<Double> {
+        switch self {
+        case .temperatureSetpoint: return Limits.setpointEnvelope
+        case .dispatchDelay: return 0...600
+        case .temperature: return -40...150
+        case .oxygen, .co2, .humidity: return 0...100
+        case .status: return 0...65535
+        default: return 0...1
+        }
+    }
+
+    /// Engineering unit, where the role implies one.
+    public var unit: String? {
+        switch self {
+        case .temperature, .temperatureSetpoint: return "°C"
+        case .oxygen, .co2: return "% vol"
+        case .humidity: return "% RH"
+        case .dispatchDelay: return "s"
+        default: return nil
+        }
+    }
+}
+
+/// Compiled-in limits. No configuration can change these.
+public enum Limits {
+    /// Hazard when a zone's temperature is at or above this (°C).
+    public static let hazardTemperature = 40.0
+    /// Hazard when a zone's oxygen is below this (% vol).
+    public static let hazardOxygenBelow = 19.5
+    /// Hazard when a zone's CO2 is at or above this (% vol).
+    public static let hazardCO2 = 0.5
+    /// RL-5: highest setpoint an agent may set in an occupied zone (°C, ASHRAE upper bound).
+    public static let occupiedMaxSetpoint = 27.0
+    /// RL-7: the physical envelope of a temperature setpoint (°C).
+    public static let setpointEnvelope: ClosedRange<Double> = 15...32
+    /// §6: at most this many red-line denials within the window before quarantine.
+    public static let quarantineThreshold = 3
+    /// §6: the quarantine window, in milliseconds (10 minutes).
+    public static let quarantineWindowMs: Int64 = 600_000
+}

@@ -1,0 +1,293 @@
+/// A zone: a room or area whose conditions gate the red lines.
+public struct Zone: Sendable, Hashable {
+    public var id: String
+    /// Alarms of a building-wide zone put every zone in alarm.
+    public var buildingWide: Bool
+    public init(id: String, buildingWide: Bool = false) {
+        self.id = id
+        self.buildingWide = buildingWide
+    }
+}
+
+/// Timing of the scan loop.
+public struct Timing: Sendable, Hashable {
+    public var scanIntervalMs: Int64
+    public var staleAfterMs: Int64
+    public init(scanIntervalMs: Int64 = 100, staleAfterMs: Int64 = 500) {
+        self.scanIntervalMs = scanIntervalMs
+        self.staleAfterMs = staleAfterMs
+    }
+}
+
+/// The four Modbus data tables.
+public enum ModbusTable: String, Sendable, Hashable, CaseIterable {
+    case coil
+    case discreteInput = "discrete-input"
+    case holdingRegister = "holding-register"
+    case inputRegister = "input-register"
+
+    /// Coils and holding registers can be written; the others are read-only by protocol.
+    public var isWritable: Bool { self == .coil || self == .holdingRegister }
+    /// Coils and discrete inputs carry single bits.
+    public var isBit: Bool { self == .coil || self == .discreteInput }
+}
+
+/// A GPIO line, by offset on the chip or by its name.
+public enum GPIOLine: Sendable, Hashable, CustomStringConvertible {
+    case offset(Int)
+    case name(String)
+    public var description: String {
+        switch self {
+        case .offset(let o): return String(o)
+        case .name(let n): return n
+        }
+    }
+}
+
+/// Where a point lives in hardware. Never visible to agents (RL-8).
+public enum PointBinding: Sendable, Hashable {
+    case modbus(table: ModbusTable, address: Int, scale: Double, signed: Bool)
+    case gpio(line: GPIOLine, activeLow: Bool)
+}
+
+/// Serial line settings of a Modbus RTU bus.
+public struct SerialSettings: Sendable, Hashable {
+    public var device: String
+    public var baud: Int
+    public var parity: Character
+    public var dataBits: Int
+    public var stopBits: Int
+    public init(device: String, baud: Int = 19200, parity: Character = "E", dataBits: Int = 8, stopBits: Int = 1) {
+        self.device = device
+        self.baud = baud
+        self.parity = parity
+        self.dataBits = dataBits
+        self.stopBits = stopBits
+    }
+}
+
+/// A physical bus the daemon owns.
+public enum BusKind: Sendable, Hashable {
+    case modbusTCP(host: String, port: Int)
+    case modbusRTU(SerialSettings)
+    case gpio(chip: String)
+}
+
+public struct Bus: Sendable, Hashable {
+    public var id: String
+    public var kind: BusKind
+    /// Response timeout for one transaction.
+    public var timeoutMs: Int
+    public init(id: String, kind: BusKind, timeoutMs: Int = 200) {
+        self.id = id
+        self.kind = kind
+        self.timeoutMs = timeoutMs
+    }
+}
+
+/// One device instance of a site.
+public struct Device: Sendable, Hashable {
+    public var id: String
+    public var profile: String
+    public var bus: String
+    /// Modbus unit id (1-247); `nil` for GPIO devices.
+    public var unit: Int?
+    public var zone: String
+    public init(id: String, profile: String, bus: String, unit: Int?, zone: String) {
+        self.id = id
+        self.profile = profile
+        self.bus = bus
+        self.unit = unit
+        self.zone = zone
+    }
+}
+
+/// A declared point, addressed by agents as `DEVICE.POINT`.
+public struct Point: Sendable, Hashable {
+    public var id: String
+    public var device: String
+    public var name: String
+    public var role: Role
+    public var zone: String
+    public var bus: String
+    public var unitId: Int?
+    public var binding: PointBinding
+    public var unit: String?
+    /// Configured range for writes; always inside `role.envelope` in a valid site.
+    public var min: Double?
+    public var max: Double?
+
+    public init(id: String, device: String, name: String, role: Role, zone: String, bus: String,
+                unitId: Int?, binding: PointBinding, unit: String? = nil, min: Double? = nil, max: Double? = nil) {
+        self.id = id
+        self.device = device
+        self.name = name
+        self.role = role
+        self.zone = zone
+        self.bus = bus
+        self.unitId = unitId
+        self.binding = binding
+        self.unit = unit ?? role.unit
+        self.min = min
+        self.max = max
+    }
+
+    /// The range an agent's write must fall in: the configured range, never wider than the compiled envelope.
+    public var writeRange: ClosedRange<Double> {
+        let env = role.envelope
+        let lo = Swift.max(env.lowerBound, min ?? env.lowerBound)
+        let hi = Swift.min(env.upperBound, max ?? env.upperBound)
+        return lo <= hi ? lo...hi : env.lowerBound...env.lowerBound
+    }
+}
+
+/// A glob over point ids: `*` matches any run of characters (including none).
+public struct PointPattern: Sendable, Hashable, CustomStringConvertible {
+    public let text: String
+    public init(_ text: String) { self.text = text }
+    public var description: String { text }
+
+    public func matches(_ id: String) -> Bool {
+        let p = Array(text.utf8), s = Array(id.utf8)
+        var pi = 0, si = 0, star = -1, mark = 0
+        while si < s.count {
+            if pi < p.count, p[pi] != UInt8(ascii: "*"), p[pi] == s[si] {
+                pi += 1; si += 1
+            } else if pi < p.count, p[pi] == UInt8(ascii: "*") {
+                star = pi; mark = si; pi += 1
+            } else if star >= 0 {
+                pi = star + 1; mark += 1; si = mark
+            } else {
+                return false
+            }
+        }
+        while pi < p.count, p[pi] == UInt8(ascii: "*") { pi += 1 }
+        return pi == p.count
+    }
+}
+
+/// An agent's compartment: who it is and which points it may see and write.
+public struct Agent: Sendable, Hashable {
+    public var name: String
+    public var uid: UInt32
+    public var read: [PointPattern]
+    public var write: [PointPattern]
+    public init(name: String, uid: UInt32, read: [PointPattern], write: [PointPattern]) {
+        self.name = name
+        self.uid = uid
+        self.read = read
+        self.write = write
+    }
+    public func canSee(_ id: String) -> Bool { canWrite(id) || read.contains { $0.matches(id) } }
+    public func canWrite(_ id: String) -> Bool { write.contains { $0.matches(id) } }
+}
+
+/// Who may use the operator socket.
+public struct Operator: Sendable, Hashable {
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public init(uid: UInt32? = nil, gid: UInt32? = nil) {
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// Writes to matching points wait for an operator (except writes of the point's safe value).
+public struct ApprovalRule: Sendable, Hashable {
+    public var points: [PointPattern]
+    public var timeoutMs: Int64
+    public init(points: [PointPattern], timeoutMs: Int64) {
+        self.points = points
+        self.timeoutMs = timeoutMs
+    }
+}
+
+/// Quarantine after `threshold` red-line denials within `windowMs`. Only ever tighter than `Limits`.
+public struct QuarantinePolicy: Sendable, Hashable {
+    public var threshold: Int
+    public var windowMs: Int64
+    public init(threshold: Int = Limits.quarantineThreshold, windowMs: Int64 = Limits.quarantineWindowMs) {
+        self.threshold = Swift.max(1, Swift.min(threshold, Limits.quarantineThreshold))
+        self.windowMs = Swift.max(windowMs, Limits.quarantineWindowMs)
+    }
+}
+
+/// A validated site: everything the policy needs, and the bindings the I/O layer needs.
+public struct Site: Sendable {
+    public var name: String
+    public var timing: Timing
+    public var zones: [Zone]
+    public var buses: [Bus]
+    public var devices: [Device]
+    /// Points in declaration order.
+    public private(set) var points: [Point]
+    public var agents: [Agent]
+    public var operators: [Operator]
+    public var approvals: [ApprovalRule]
+    public var quarantine: QuarantinePolicy
+
+    private var pointIndex: [String: Int]
+    private var zoneIndex: [String: Int]
+    /// Condition inputs per zone, precomputed: (occupancy, alarm, environment).
+    private var conditionInputs: [String: ZoneInputs]
+
+    struct ZoneInputs: Sendable {
+        var occupancy: [Int] = []
+        var alarm: [Int] = []
+        var environment: [Int] = []
+    }
+
+    public init(name: String, timing: Timing = Timing(), zones: [Zone], buses: [Bus] = [], devices: [Device] = [],
+                points: [Point], agents: [Agent], operators: [Operator] = [], approvals: [ApprovalRule] = [],
+                quarantine: QuarantinePolicy = QuarantinePolicy()) {
+        self.name = name
+        self.timing = timing
+        self.zones = zones
+        self.buses = buses
+        self.devices = devices
+        self.points = points
+        self.agents = agents
+        self.operators = operators
+        self.approvals = approvals
+        self.quarantine = quarantine
+        var pi: [String: Int] = [:]
+        for (i, p) in points.enumerated() where pi[p.id] == nil { pi[p.id] = i }
+        pointIndex = pi
+        var zi: [String: Int] = [:]
+        for (i, z) in zones.enumerated() where zi[z.id] == nil { zi[z.id] = i }
+        zoneIndex = zi
+        var ci: [String: ZoneInputs] = [:]
+        for (i, p) in points.enumerated() {
+            var z = ci[p.zone] ?? ZoneInputs()
+            if p.role == .occupancy { z.occupancy.append(i) }
+            if p.role.isAlarmInput { z.alarm.append(i) }
+            if p.role.isEnvironmentInput { z.environment.append(i) }
+            ci[p.zone] = z
+        }
+        conditionInputs = ci
+    }
+
+    public func point(_ id: String) -> Point? { pointIndex[id].map { points[$0] } }
+    public func zone(_ id: String) -> Zone? { zoneIndex[id].map { zones[$0] } }
+    public func agent(named name: String) -> Agent? { agents.first { $0.name == name } }
+    public func agent(uid: UInt32) -> Agent? { agents.first { $0.uid == uid } }
+    public var buildingWideZones: [Zone] { zones.filter(\.buildingWide) }
+
+    /// The approval rule that covers a point, if any (the longest timeout wins where several match).
+    public func approvalRule(for id: String) -> ApprovalRule? {
+        approvals.filter { $0.points.contains { $0.matches(id) } }.max { $0.timeoutMs < $1.timeoutMs }
+    }
+
+    /// Ids of the inputs a zone's conditions depend on (its own and building-wide alarms).
+    public func conditionPointIDs(zone: String) -> [String] {
+        var out: [Int] = []
+        if let z = conditionInputs[zone] { out += z.occupancy + z.alarm + z.environment }
+        for bz in zones where bz.buildingWide && bz.id != zone {
+            out += conditionInputs[bz.id]?.alarm ?? []
+        }
+        return out.map { points[$0].id }
+    }
+
+    func inputs(of zone: String) -> ZoneInputs { conditionInputs[zone] ?? ZoneInputs() }
+    func pointAt(_ i: Int) -> Point { points[i] }
+}
