@@ -1,1 +1,12 @@
-print("not yet built")
+import ArgumentParser
+
+/// `redlinectl`: the command-line face of Redline for integrators, operators,
+/// agents' developers and safety engineers.
+@main
+struct RedlineCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redlinectl",
+        abstract: "Check site configurations, talk to redlined, verify audit logs and run HIL scenarios.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,47 @@
+import Logging
+import RedlineCore
+
+/// Why a device access failed. Every one of these turns the affected inputs `fault`.
+public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Could not connect or the connection dropped.
+    case connection(String)
+    /// No (complete) response within the bus's response timeout.
+    case timeout
+    /// The device answered with a Modbus exception code.
+    case exception(code: Int, String)
+    /// The response was malformed: wrong unit id, byte count, CRC, function code...
+    case malformed(String)
+    /// A write completed but reading it back gave another value.
+    case readBackMismatch(wrote: Double, read: Double)
+    /// The device reported a value outside the role's physical range.
+    case outOfRange(Double)
+    /// The operation is not possible on this point (for example, writing an input table).
+    case unsupported(String)
+    /// The backend has been shut down.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .connection(let m): return "connection failed: \(m)"
+        case .timeout: return "device did not answer in time"
+        case .exception(let c, let m): return "Modbus exception \(c) (\(m))"
+        case .malformed(let m): return "malformed response: \(m)"
+        case .readBackMismatch(let w, let r): return "read-back mismatch: wrote \(fmt(w)), read \(fmt(r))"
+        case .outOfRange(let v): return "value \(fmt(v)) outside the physical range"
+        case .unsupported(let m): return "unsupported: \(m)"
+        case .closed: return "device access is shut down"
+        }
+    }
+}
+
+/// A bus's blocking device access. Every call happens on the bus's own thread,
+/// which owns the underlying C context (libmodbus or libgpiod); never on the
+/// cooperative pool.
+protocol BusBackend: AnyObject {
+    /// Reads points of this bus, one result per point id (engineering values).
+    func read(_ points: [Point]) -> [String: Result<Double, DeviceError>]
+    /// Writes one output, then reads it back. Success carries the read-back value.
+    func write(_ point: Point, value: Double) -> Result<Double, DeviceError>
+    /// Releases the context. Called once, on the bus thread.
+    func close()
+}
