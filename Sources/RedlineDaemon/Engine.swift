@@ -61,7 +61,7 @@ final class Engine: Sendable {
         var lastScanAt: Int64?
         var startedAt: Int64
         var readySent = false
-        var lastWatchdogAt: Int64 = .min
+        var lastWatchdogAt: Int64?
     }
 
     init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, logger: Logger,
@@ -421,7 +421,7 @@ final class Engine: Sendable {
             let ready = !s.readySent
             s.readySent = true
             let period = notifier.watchdogUsec.map { Int64($0 / 2000) } ?? 1000
-            let dog = now - s.lastWatchdogAt >= period
+            let dog = s.lastWatchdogAt.map { now - $0 >= period } ?? true
             if dog { s.lastWatchdogAt = now }
             return (ready, dog)
         }
