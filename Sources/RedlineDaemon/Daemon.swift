@@ -155,6 +155,12 @@ struct Task0: Service {
     let name: String
     let body: @Sendable () async throws -> Void
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await body() }
+        do {
+            try await cancelWhenGracefulShutdown { try await body() }
+        } catch {
+            // Ending because we were asked to stop is not a failure.
+            if Task.isCancelled || Task.isShuttingDownGracefully || error is CancellationError { return }
+            throw error
+        }
     }
 }
