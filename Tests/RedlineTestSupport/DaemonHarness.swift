@@ -125,7 +125,7 @@ public final class PeerConnection: @unchecked Sendable {
     public init(path: String, uid: UInt32) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups",
-                             "socat", "-t", "5", "STDIO", "UNIX-CONNECT:\(path)"]
+                             "socat", "-t", "0.5", "STDIO", "UNIX-CONNECT:\(path)"]
         process.standardInput = toPeer
         process.standardOutput = fromPeer
         process.standardError = FileHandle.nullDevice
