@@ -7,6 +7,6 @@ struct RedlineCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redlinectl",
         abstract: "Check site configurations, talk to redlined, verify audit logs and run HIL scenarios.",
-        subcommands: []
+        subcommands: [Check.self]
     )
 }
