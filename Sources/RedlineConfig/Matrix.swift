@@ -50,7 +50,8 @@ public struct CauseEffectMatrix: Sendable {
     /// Conditions of each zone on the calm plant (RL-0 makes some zones never calm).
     public let calmZones: [(zone: String, condition: ZoneCondition)]
 
-    static let now: Int64 = 1_000_000
+    /// The time every scenario is evaluated at (monotonic ms).
+    public static let now: Int64 = 1_000_000
 
     /// Life-safety points: every output except `general-output`, then the inputs the red lines depend on.
     public static func isLifeSafety(_ role: Role) -> Bool {
@@ -72,7 +73,8 @@ public struct CauseEffectMatrix: Sendable {
 
     // MARK: deriving cells from the policy
 
-    static func snapshot(_ site: Site, _ s: Scenario) -> PlantSnapshot {
+    /// The plant of a scenario: every input of the site fresh and good at `now`.
+    public static func snapshot(_ site: Site, _ s: Scenario) -> PlantSnapshot {
         var snap = PlantSnapshot()
         for p in site.points where !p.role.isOutput {
             var v: Double
@@ -108,7 +110,8 @@ public struct CauseEffectMatrix: Sendable {
         }
     }
 
-    static func result(_ d: Decision) -> String {
+    /// A decision as a matrix outcome: `allowed`, `approval`, `not visible` or the rule.
+    public static func result(_ d: Decision) -> String {
         switch d {
         case .allowed: return "allowed"
         case .held: return "approval"

@@ -1,5 +1,5 @@
 import Foundation
-@testable import RedlineConfig
+import RedlineConfig
 import RedlineCore
 
 /// The package root: the folder holding Package.swift, found from this file.
