@@ -1,3 +1,4 @@
+import Foundation
 import RedlineCore
 
 /// The cause-and-effect matrix: the safety engineer's review sheet (DESIGN §10).
@@ -106,7 +107,7 @@ public struct CauseEffectMatrix: Sendable {
         switch p.role {
         case .egressLock: return v == 0 ? "release" : "lock"
         case .coolingRun, .ventilationRun, .exhaustRun: return v == 1 ? "run" : "stop"
-        default: return "set \(fmt(v))"
+        default: return p.role.isBoolean ? "write \(fmt(v))" : "set \(fmt(v))"
         }
     }
 
@@ -172,7 +173,7 @@ public struct CauseEffectMatrix: Sendable {
         var lines: [String] = []
         for g in groups {
             let name = g.values.count == 1 ? label(p, g.values[0])
-                : p.role.isBoolean ? g.values.map { label(p, $0) }.joined(separator: "/")
+                : p.role.isBoolean ? g.values.map { label(p, $0) }.joined(separator: "/").replacingOccurrences(of: "/write ", with: "/")
                 : "set \(fmt(g.values.first!))-\(fmt(g.values.last!))"
             let distinct = g.signature.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
             if distinct.count == 1 {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import RedlineConfig
+import RedlineCore
 
 /// One broken file per error class; each asserts the exact FILE:LINE:COLUMN of every diagnostic,
 /// and that the file's text at that position is the offending node.
@@ -153,5 +154,79 @@ struct FixtureTests {
         #expect(d.contains { $0.file == nowhere && $0.message.contains("cannot read file") })
         let d2 = diagnostics(site: demoSite, devices: "/nonexistent/redline/Devices")
         #expect(d2.contains { $0.file == "/nonexistent/redline/Devices" && $0.message.contains("cannot read the devices folder") })
+    }
+}
+
+@Suite("Config errors: more variants")
+struct VariantTests {
+    static let base = try! String(contentsOf: FixtureTests.fixtures.appendingPathComponent("sites/valid.yaml"), encoding: .utf8)
+
+    static func check(_ replace: String, with new: String, expect fragment: String, at token: String) throws {
+        #expect(base.contains(replace))
+        let file = try temporaryFile(base.replacingOccurrences(of: replace, with: new))
+        let d = diagnostics(site: file)
+        #expect(d.count == 1, "\(d)")
+        let hit = try #require(d.first { $0.message.contains(fragment) }, "\(d)")
+        #expect(hit.file == file)
+        #expect(String(try FixtureTests.text(file, line: hit.line, column: hit.column)).hasPrefix(token), "\(hit)")
+    }
+
+    @Test("every way of redefining a profile point's role is refused", arguments: [
+        ("roles: {alarm: general-output}", "roles"),
+        ("role: general-output", "role"),
+        ("points: {alarm: {role: general-output}}", "points"),
+        ("overrides: {alarm: general-output}", "overrides"),
+        ("limits: {silence: {role: general-output}}", "role"),
+    ])
+    func roleOverride(syntax: String, token: String) throws {
+        try Self.check("unit: 1, zone: building}", with: "unit: 1, zone: building, \(syntax)}",
+                       expect: "cannot change a profile point's role", at: token)
+    }
+
+    @Test("Modbus RTU settings are checked")
+    func rtu() throws {
+        try Self.check("  - {id: gpio, gpio: {chip: gpiochip0}}",
+                       with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 19200, parity: X, data-bits: 8, stop-bits: 1}}",
+                       expect: "parity must be N, E or O", at: "X")
+        try Self.check("  - {id: gpio, gpio: {chip: gpiochip0}}",
+                       with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, stop-bits: 3}}",
+                       expect: "stop-bits 3 is outside 1-2", at: "3")
+        let file = try temporaryFile(Self.base.replacingOccurrences(
+            of: "  - {id: gpio, gpio: {chip: gpiochip0}}",
+            with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 9600, parity: N, data-bits: 8, stop-bits: 2}, timeout-ms: 500}"))
+        let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
+        let bus = try #require(site.buses.first { $0.id == "rs485" })
+        #expect(bus.kind == .modbusRTU(SerialSettings(device: "/dev/ttyS1", baud: 9600, parity: "N", dataBits: 8, stopBits: 2)))
+        #expect(bus.timeoutMs == 500)
+    }
+
+    @Test("site limits narrow the profile's range and may not widen it")
+    func limits() throws {
+        let file = try temporaryFile(Self.base.replacingOccurrences(
+            of: "unit: 3, zone: room}", with: "unit: 3, zone: room, limits: {setpoint: {min: 18, max: 26}}}"))
+        let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
+        #expect(site.point("crac.setpoint")?.writeRange == 18...26)
+        // office AHU profile: 16-30; 15 is inside the envelope but wider than the profile.
+        try Self.check("unit: 3, zone: room}", with: "unit: 3, zone: room}\n  - {id: ahu, profile: air-handler, bus: bus-a, unit: 4, zone: room, limits: {setpoint: {min: 15}}}",
+                       expect: "widens the profile's range (16-30)", at: "15")
+        try Self.check("unit: 3, zone: room}", with: "unit: 3, zone: room, limits: {fault: {max: 1}}}",
+                       expect: "limits apply only to writable points", at: "fault")
+        try Self.check("unit: 3, zone: room}", with: "unit: 3, zone: room, limits: {setpoint: {min: 20, max: 19}}}",
+                       expect: "max 19 is below min 20", at: "19")
+    }
+
+    @Test("approvals need an operator and matching points")
+    func approvals() throws {
+        try Self.check("operators:\n  - {uid: 0}\n", with: "approvals:\n  - {points: [\"crac.setpoint\"], timeout-s: 60}\n",
+                       expect: "approvals need at least one operator", at: "-")
+        try Self.check("operators:\n  - {uid: 0}\n", with: "operators:\n  - {uid: 0}\napprovals:\n  - {points: [\"crac.lock\"], timeout-s: 60}\n",
+                       expect: "approval pattern 'crac.lock' matches no point", at: "\"crac.lock\"")
+    }
+
+    @Test("a quarantine that tightens is accepted")
+    func quarantineTightens() throws {
+        let file = try temporaryFile(Self.base + "quarantine: {threshold: 2, window-s: 1200}\n")
+        let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
+        #expect(site.quarantine == QuarantinePolicy(threshold: 2, windowMs: 1_200_000))
     }
 }
