@@ -70,7 +70,7 @@ final class Reader {
                 let (line, column) = Reader.position(offset: offset, in: yaml)
                 error(line: line, column: column, "YAML reader error: \(problem)")
             case .duplicatedKeysInMapping(let duplicates, let context):
-                error(at: context.mark, "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in mapping")
+                error(at: context.mark, "key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in this mapping")
             default:
                 error(at: nil, "YAML error: \(e)")
             }
