@@ -41,7 +41,10 @@ public struct PlantSnapshot: Sendable, Hashable {
         if r.faulted { return .fault }
         guard let v = r.value, let at = r.at else { return .neverRead }
         if !v.isFinite || !point.role.envelope.contains(v) { return .fault }
-        if now - at > staleAfterMs || at > now { return .stale }
+        // A reading from the future is stale; so is one too old to subtract without overflow.
+        if at > now { return .stale }
+        let (age, overflow) = now.subtractingReportingOverflow(at)
+        if overflow || age > staleAfterMs { return .stale }
         return .good
     }
 
@@ -52,7 +55,10 @@ public struct PlantSnapshot: Sendable, Hashable {
 
     /// Age of the last good value in milliseconds, if any.
     public func ageMs(of id: String, now: Int64) -> Int64? {
-        readings[id]?.at.map { Swift.max(0, now - $0) }
+        readings[id]?.at.map {
+            let (age, overflow) = now.subtractingReportingOverflow($0)
+            return overflow ? ($0 > now ? 0 : Int64.max) : Swift.max(0, age)
+        }
     }
 }
 
