@@ -82,6 +82,12 @@ func eventually(timeout: Double = 8, _ condition: () async throws -> Bool) async
 }
 
 extension PlantSnapshot {
+    /// The last read of `id` succeeded (freshness aside: that depends on machine load).
+    func readOK(_ id: String) -> Bool {
+        guard let r = readings[id], !r.faulted, r.value != nil else { return false }
+        return true
+    }
+
     func quality(_ id: String, site: Site) -> Quality {
         quality(of: site.point(id)!, now: monotonicMillis(), staleAfterMs: site.timing.staleAfterMs)
     }
