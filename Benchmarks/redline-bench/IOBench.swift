@@ -44,8 +44,13 @@ struct IOBench: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
+        let devicesDir = devices ?? URL(fileURLWithPath: site).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Devices").path
+        // A spawned simulator serves a copy of the site on free ports, so that the
+        // benchmark never collides with a simulator or daemon already running.
+        let siteFile = noSpawn ? site : try Self.copyWithFreePorts(site)
         let loaded: Site
-        do { loaded = try SiteLoader.load(siteFile: site, devicesDir: devices) } catch {
+        do { loaded = try SiteLoader.load(siteFile: siteFile, devicesDir: devicesDir) } catch {
             throw ValidationError("invalid site: \(error)")
         }
         guard let p = loaded.point(point), case .modbus(.holdingRegister, let address, let scale, _) = p.binding,
@@ -61,7 +66,7 @@ struct IOBench: AsyncParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: exe) else { throw ValidationError("redline-sim not found at \(exe); build it or use --no-spawn") }
             let proc = Process()
             proc.executableURL = URL(fileURLWithPath: exe)
-            proc.arguments = ["--site", site, "--control", control] + (devices.map { ["--devices", $0] } ?? [])
+            proc.arguments = ["--site", siteFile, "--control", control, "--devices", devicesDir]
             let out = Pipe()
             proc.standardOutput = out
             try proc.run()
@@ -134,6 +139,38 @@ struct IOBench: AsyncParsableCommand {
     }
 
     private func nanos() -> UInt64 { Self.nanos() }
+
+    /// Writes a copy of a site file with every `port: N` moved to a free port.
+    static func copyWithFreePorts(_ path: String) throws -> String {
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        let regex = try NSRegularExpression(pattern: "port:\\s*[0-9]+")
+        let ns = text as NSString
+        let matches = regex.matches(in: text, range: NSRange(location: 0, length: ns.length))
+        var sockets: [Int32] = []
+        var ports: [Int] = []
+        for _ in matches {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                    _ = bind(fd, p, len)
+                    return getsockname(fd, p, &len)
+                }
+            }
+            ports.append(Int(UInt16(bigEndian: addr.sin_port)))
+            sockets.append(fd)
+        }
+        for fd in sockets { close(fd) }
+        for (m, port) in zip(matches, ports).reversed() {
+            text.replaceSubrange(Range(m.range, in: text)!, with: "port: \(port)")
+        }
+        let out = NSTemporaryDirectory() + "redline-bench-site-\(getpid()).yaml"
+        try text.write(toFile: out, atomically: true, encoding: .utf8)
+        return out
+    }
     static func nanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// Plain libmodbus: one context on its own thread (blocking calls stay off the
