@@ -25,13 +25,13 @@ struct FixtureTests {
 
     /// Site files checked against the repository's Devices/.
     static let siteCases: [(String, [Expected])] = [
-        ("unknown-key", [e(11, 5, "{", "device is missing 'zone'"), e(11, 65, "zonee", "unknown key 'zonee' in device")]),
+        ("unknown-key", [e(11, 5, "{", "device is missing 'zone'"), e(11, 65, "zonee", "unknown key 'zonee' in device (did you mean 'zone'?")]),
         ("duplicate-zone", [e(6, 10, "room", "duplicate zone id 'room' (first declared at 5:10)")]),
         ("duplicate-bus", [e(8, 10, "bus-a", "duplicate bus id 'bus-a' (first declared at 7:10)")]),
         ("duplicate-device", [e(13, 10, "occ", "duplicate device id 'occ' (first declared at 11:10)")]),
         ("duplicate-agent-name", [e(18, 12, "agent-a", "duplicate agent name 'agent-a'")]),
         ("duplicate-uid", [e(18, 26, "2001", "uid 2001 is listed twice")]),
-        ("duplicate-key", [e(15, 5, "uid", "'uid' appears more than once")]),
+        ("duplicate-key", [e(16, 5, "uid", "'uid' appears more than once in this mapping (first at 15:5)")]),
         ("agent-is-operator", [e(15, 10, "0", "uid 0 is an operator")]),
         ("unknown-profile", [e(12, 26, "crac-unti", "unknown profile 'crac-unti'")]),
         ("unknown-bus", [e(11, 49, "bus-b", "unknown bus 'bus-b'")]),
@@ -228,5 +228,22 @@ struct VariantTests {
         let file = try temporaryFile(Self.base + "quarantine: {threshold: 2, window-s: 1200}\n")
         let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
         #expect(site.quarantine == QuarantinePolicy(threshold: 2, windowMs: 1_200_000))
+    }
+}
+
+@Suite("Config errors: duplicate YAML keys")
+struct DuplicateKeyTests {
+    @Test("a repeated key is reported where it repeats", arguments: [
+        // (text, line, column of the repeat)
+        ("site: a\nsite: b\n", 2, 1),
+        ("zones:\n  - {id: a, id: b}\n", 2, 13),
+        ("agents:\n  - name: a\n    uid: 1\n\n    # comment\n    uid: 2\n", 6, 5),
+    ])
+    func repeated(text: String, line: Int, column: Int) throws {
+        let file = try temporaryFile(text)
+        let d = diagnostics(site: file)
+        #expect(d.count == 1, "\(d)")
+        #expect(d.first?.line == line && d.first?.column == column, "\(d)")
+        #expect(d.first?.message.contains("appears more than once") == true)
     }
 }
