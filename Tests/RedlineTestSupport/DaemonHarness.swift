@@ -18,7 +18,9 @@ public final class PlantAndDaemon: @unchecked Sendable {
     let extraArgs: [String]
 
     /// Starts both for `site` (a file under Firmware-Configs by default), waiting until the daemon is ready.
-    public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], file: String = #filePath) throws {
+    /// With `manualClock` the simulator runs `--clock manual` (plant time moves only on `plant.advance`).
+    public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], manualClock: Bool = false,
+                file: String = #filePath) throws {
         root = TestPaths.packageRoot(from: file)
         dir = TempDir(prefix: "rle2e")
         chmod(dir.path, 0o755)  // agents (other uids) must reach the socket
@@ -30,7 +32,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
         auditPath = dir.file("audit.jsonl")
         extraArgs = daemonArgs
         sim = try SimProcess(siteFile: siteFile, devicesDir: root.appendingPathComponent("Devices").path,
-                             controlPath: dir.file("sim.sock"), logPath: dir.file("sim.log"))
+                             controlPath: dir.file("sim.sock"), manualClock: manualClock, logPath: dir.file("sim.log"))
         daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
                                                 operatorSocket: operatorSocket, auditPath: auditPath,
                                                 logPath: dir.file("redlined.log"), extra: daemonArgs)
