@@ -151,7 +151,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["RedlineTestSupport", "RedlineConfig", "RedlineHIL", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "RedlineTestSupport", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
     ]
 )
