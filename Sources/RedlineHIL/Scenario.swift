@@ -165,7 +165,9 @@ public struct Scenario: Sendable {
     static func parseStep(_ j: JSON, line: Int, defaultAgent: String?) throws(ScenarioError) -> Step {
         guard let obj = j.objectValue else { throw ScenarioError("a step is a mapping, e.g. `- write: {point: P, value: V}`") }
         let keys = obj.map(\.0)
-        let actions = keys.filter { actionKeys.contains($0) }
+        var actions = keys.filter { actionKeys.contains($0) }
+        // `expect` is the action only on its own; beside another action it is that action's expected answer.
+        if actions.count > 1 { actions.removeAll { $0 == "expect" } }
         guard actions.count == 1, let key = actions.first else {
             throw ScenarioError("a step has exactly one action of \(actionKeys.joined(separator: ", ")); got \(keys.joined(separator: ", "))")
         }
