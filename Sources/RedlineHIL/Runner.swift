@@ -160,12 +160,20 @@ public final class ScenarioRunner {
     }
 
     /// Keeps looking while a door waits for E-1, until it is released or its bound has passed.
-    func settleDoors() throws(StepFailure) {
+    /// Returns how long each released door took (from the first look that found it due).
+    func settleDoors() throws(StepFailure) -> String {
         let deadline = monotonic() + checker.reactionBound + 2 * scanInterval + 0.2
+        var notes: [String] = []
         while !checker.pendingDoors(invState).isEmpty && monotonic() < deadline {
+            let waiting = invState.lockedUnsafeSince
             sleepSeconds(scanInterval)
-            try observe()
+            let now = try observe()
+            let t = monotonic()
+            for (door, since) in waiting where invState.lockedUnsafeSince[door] == nil && (now[door] ?? 1) == 0 {
+                notes.append("\(door) released (E-1) within \(fmtS(t - since)) of being seen due (bound \(fmtS(checker.reactionBound)))")
+            }
         }
+        return notes.joined(separator: "; ")
     }
 
     /// Waits `s` seconds of wall time, checking the invariants every scan interval.
@@ -215,7 +223,8 @@ public final class ScenarioRunner {
                 detail = try perform(step.action)
                 if detail.hasPrefix("SKIPPED") { status = .skipped }
                 try observe()
-                try settleDoors()
+                let doors = try settleDoors()
+                if !doors.isEmpty { detail += (detail.isEmpty ? "" : "; ") + doors }
             } catch {
                 status = .failed
                 detail = error.message
@@ -334,7 +343,7 @@ public final class ScenarioRunner {
                 let c = try sim()
                 defer { c.close() }
                 let r = try c.call("plant.advance", .obj([("seconds", .number(s))]))
-                return "plant time \(fmt(r["time"]?.numberValue ?? 0)) s"
+                return "plant time \(fmt(((r["time"]?.numberValue ?? 0) * 10).rounded() / 10)) s"
             } catch let e as StepFailure { throw e } catch {
                 throw StepFailure("plant.advance: \(error) (run redline-sim with --clock manual for scenarios that advance time)")
             }
