@@ -50,6 +50,8 @@ public struct FuzzResult: Sendable {
     /// Transport or protocol failures (the daemon stopped answering, an answer that makes no sense).
     public var failures: [String] = []
     public var seconds = 0.0
+    /// Digest of the choices made (commands and plant changes), for reproducing a run.
+    public var choices: UInt64 = 0
     public var passed: Bool { violations.isEmpty && failures.isEmpty }
     public var commandsPerSecond: Double { seconds > 0 ? Double(commands) / seconds : 0 }
 }
@@ -59,7 +61,13 @@ public struct FuzzResult: Sendable {
 /// are checked after every command and every plant change.
 public final class Fuzzer {
     let cfg: FuzzConfig
+    /// Choices of commands and plant changes: a function of the seed alone.
     var rng: SeededRandom
+    /// Choices that react to answers (which held request to approve, whether to release): kept apart,
+    /// so that the stream of commands and plant changes is the same for a seed whatever the answers.
+    var reactive: SeededRandom
+    /// FNV-1a over every command and plant change made: equal digests mean the same choices.
+    var digest: UInt64 = 0xcbf2_9ce4_8422_2325
     let checker: InvariantChecker
     var inv = InvariantState()
     var previous: PlantState?
@@ -76,6 +84,7 @@ public final class Fuzzer {
     public init(config: FuzzConfig) {
         cfg = config
         rng = SeededRandom(seed: config.seed)
+        reactive = SeededRandom(seed: config.seed ^ 0x5EED_5EED_5EED_5EED)
         checker = InvariantChecker(site: config.site, marginMs: config.marginMs)
         result = FuzzResult(seed: config.seed)
     }
@@ -83,6 +92,13 @@ public final class Fuzzer {
     deinit { for c in channels.values { c.close() } }
 
     var scanInterval: Double { Double(cfg.site.timing.scanIntervalMs) / 1000 }
+
+    func note(_ text: String) {
+        for b in text.utf8 {
+            digest ^= UInt64(b)
+            digest = digest &* 0x100_0000_01b3
+        }
+    }
 
     // MARK: Value choices
 
@@ -190,6 +206,7 @@ public final class Fuzzer {
             let d = modbus.randomElement(using: &rng) ?? "crac-1"
             let mode = faulted[d] == .infinity
                 ? "none" : ["offline", "timeout", "exception", "garbage", "wrong-unit", "slow", "none"].randomElement(using: &rng)!
+            note("fault \(d) \(mode)")
             _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", .string(mode))]))
             faulted[d] = mode == "none" ? monotonic() : .infinity
             result.plantChanges += 1
@@ -198,6 +215,7 @@ public final class Fuzzer {
             // The zone calms down: people leave, the air clears, units are repaired, the panel is reset.
             var calm: [(String, Double)] = [("\(z).occupied", 0), ("\(z).temperature", 22), ("\(z).oxygen", 20.9), ("\(z).co2", 0.04)]
             calm += alarms.map { ($0, 0) } + failing.map { ("\($0).failed", 0) }
+            note("calm \(z)")
             for (n, v) in calm {
                 _ = try simCall("plant.set", .obj([("name", .string(n)), ("value", .number(v))]))
                 human.insert(n)
@@ -206,6 +224,7 @@ public final class Fuzzer {
             return
         default:
             // Clear every fault now and then so the daemon can reach the plant again.
+            note("clear faults")
             for (d, t) in faulted where t == .infinity {
                 _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", "none")]))
                 faulted[d] = monotonic()
@@ -214,6 +233,7 @@ public final class Fuzzer {
             return
         }
         if name.isEmpty { return }
+        note("set \(name) \(value)")
         _ = try simCall("plant.set", .obj([("name", .string(name)), ("value", .number(value))]))
         human.insert(name)
         result.plantChanges += 1
@@ -232,6 +252,7 @@ public final class Fuzzer {
             // A read of random points (some unknown).
             let ids = (0..<Int.random(in: 1...4, using: &rng)).map { _ in cfg.site.points.randomElement(using: &rng)?.id ?? "x" }
                 + (Bool.random(using: &rng) ? [] : ["no-such.point"])
+            note("\(agent.name) read \(ids)")
             let r = try c.request("points.read", .obj([("ids", .array(ids.map { .string($0) }))]))
             tally(r, method: "read")
             return
@@ -245,7 +266,9 @@ public final class Fuzzer {
                 .obj([("id", "fire-panel.silence"), ("value", .bool(true))]),
                 .obj([("register", .number(40001)), ("value", .number(1))]),
             ]
-            let r = try c.request("points.write", bad.randomElement(using: &rng)!)
+            let params = bad.randomElement(using: &rng)!
+            note("\(agent.name) bad \(params.encoded())")
+            let r = try c.request("points.write", params)
             tally(r, method: "bad-params")
             return
         }
@@ -262,13 +285,14 @@ public final class Fuzzer {
         let value = (point != nil && Bool.random(using: &rng) ? sensible(point!) : values(for: point)).randomElement(using: &rng)!
         let reason = Self.reasons.randomElement(using: &rng)!
         touched.insert(id)
+        note("\(agent.name) write \(id) \(value) \(reason ?? "-")")
         let r = try c.request("points.write", .obj([("id", .string(id)), ("value", .number(value)), ("reason", reason.map { .string($0) })]))
         tally(r, method: "write")
         if let res = r["result"], res["outcome"]?.stringValue == "held", let rid = res["requestId"]?.stringValue {
             held.append((rid, id))
         }
         // Quarantine works (its denials are counted above); release often enough that the red lines stay exercised.
-        if r["result"]?["rule"]?.stringValue == "quarantined", Int.random(in: 0..<10, using: &rng) < 8 {
+        if r["result"]?["rule"]?.stringValue == "quarantined", Int.random(in: 0..<10, using: &reactive) < 8 {
             _ = try operatorCall("agents.release", .obj([("agent", .string(agent.name))]))
             result.operatorActions += 1
         }
@@ -301,14 +325,14 @@ public final class Fuzzer {
     }
 
     func randomOperatorAction() throws(ClientError) {
-        let roll = Int.random(in: 0..<10, using: &rng)
+        let roll = Int.random(in: 0..<10, using: &reactive)
         if roll < 6, !held.isEmpty {
-            let i = Int.random(in: 0..<held.count, using: &rng)
+            let i = Int.random(in: 0..<held.count, using: &reactive)
             let h = held.remove(at: i)
             touched.insert(h.point)
             let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
             defer { c.close() }
-            let method = Int.random(in: 0..<4, using: &rng) == 0 ? "approvals.deny" : "approvals.approve"
+            let method = Int.random(in: 0..<4, using: &reactive) == 0 ? "approvals.deny" : "approvals.approve"
             let r = try c.request(method, .obj([("requestId", .string(h.id))]))
             if let res = r["result"] {
                 result.outcomes["approved -> " + (res["outcome"]?.stringValue ?? "?") + (res["rule"]?.stringValue.map { " \($0)" } ?? ""), default: 0] += 1
@@ -353,6 +377,7 @@ public final class Fuzzer {
             result.failures.append("command \(commandNo): \(error)")
         }
         result.seconds = monotonic() - t0
+        result.choices = digest
         return result
     }
 
@@ -361,6 +386,7 @@ public final class Fuzzer {
         var s = "\(r.passed ? "PASS" : "FAIL") hil fuzz seed \(r.seed): \(r.commands) commands in \(String(format: "%.1f", r.seconds)) s "
         s += "(\(String(format: "%.0f", r.commandsPerSecond)) commands/s), \(r.checks) invariant checks, "
         s += "\(r.plantChanges) plant changes, \(r.operatorActions) operator actions, \(r.violations.count) violations\n"
+        s += "  choices digest \(String(r.choices, radix: 16)) (equal for runs of the same seed and count)\n"
         for (k, v) in r.outcomes.sorted(by: { $0.key < $1.key }) { s += "  \(k): \(v)\n" }
         for (n, v) in r.violations.prefix(20) { s += "  command \(n): INVARIANT \(v)\n" }
         for f in r.failures.prefix(20) { s += "  FAILURE \(f)\n" }

@@ -1,0 +1,149 @@
+import Foundation
+import RedlineCore
+import RedlineTestSupport
+import Testing
+
+/// A scripted engineer for `redlinectl hil run --guided`: reads each prompt the way a person
+/// would, performs the physical step on the simulated plant (through the simulator's control
+/// socket, standing in for the real world), and presses Enter, or answers y/n to a question
+/// after looking at the plant.
+final class ScriptedEngineer {
+    let sim: SimProcess
+    /// Prompts whose step the engineer "forgets" to perform (presses Enter without acting).
+    let skip: Set<String>
+    var prompts: [String] = []
+    var transcript = ""
+
+    init(sim: SimProcess, skip: Set<String> = []) {
+        self.sim = sim
+        self.skip = skip
+    }
+
+    /// Does what the `simulator equivalent` line says; returns the answer to type.
+    func act(_ equivalent: String, question: Bool) throws -> String {
+        let w = equivalent.split(separator: " ").map(String.init)
+        if skip.contains(where: { equivalent.contains($0) }) { return "" }
+        switch w.first {
+        case "plant.set": try sim.set(w[1], Double(w[2])!)
+        case "device.fault": try sim.fault(w[1], w[2])
+        case "plant.advance": try sim.advance(Double(w[1])!)
+        case "plant.reset": try sim.call("plant.reset")
+        case "plant.get":
+            // "plant.get NAME, expect MATCH": look at the plant and answer honestly.
+            let name = w[1].trimmingCharacters(in: CharacterSet(charactersIn: ","))
+            let v = try sim.plant()[name] ?? .nan
+            let m = equivalent.components(separatedBy: "expect ").last ?? ""
+            return Self.matches(v, m) ? "y" : "n"
+        default: break
+        }
+        return question ? "y" : ""
+    }
+
+    static func matches(_ v: Double, _ m: String) -> Bool {
+        let t = m.trimmingCharacters(in: .whitespaces)
+        if t.hasPrefix(">= ") { return v >= Double(t.dropFirst(3))! }
+        if t.hasPrefix("<= ") { return v <= Double(t.dropFirst(3))! }
+        if t.contains("..") {
+            let p = t.components(separatedBy: "..")
+            return v >= Double(p[0])! && v <= Double(p[1])!
+        }
+        return abs(v - (Double(t) ?? .nan)) < 1e-6
+    }
+
+    /// Runs `redlinectl ARGS` with stdin and stdout piped, answering prompts until it exits.
+    func run(_ args: [String], timeout: Double = 180) throws -> Int32 {
+        guard let exe = TestPaths.executable("redlinectl") else { throw TestSupportError("redlinectl is not built") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let toRunner = Pipe(), fromRunner = Pipe()
+        p.standardInput = toRunner
+        p.standardOutput = fromRunner
+        p.standardError = FileHandle.standardError
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        var pending = ""
+        var equivalent = ""
+        let fd = fromRunner.fileHandleForReading.fileDescriptor
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 200) <= 0 { if !p.isRunning { break } else { continue } }
+            var buf = [UInt8](repeating: 0, count: 8192)
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            let text = String(decoding: buf[..<n], as: UTF8.self)
+            transcript += text
+            pending += text
+            while let nl = pending.firstIndex(of: "\n") {
+                let line = String(pending[..<nl])
+                pending = String(pending[pending.index(after: nl)...])
+                if line.hasPrefix(">> STEP") { prompts.append(line) }
+                if let r = line.range(of: "(simulator equivalent: ") {
+                    equivalent = String(line[r.upperBound...].dropLast())
+                }
+                let question = line.contains("Answer y or n")
+                if question || line.contains("Press Enter when done.") {
+                    let answer = try act(equivalent, question: question)
+                    try toRunner.fileHandleForWriting.write(contentsOf: Array((answer + "\n").utf8))
+                }
+            }
+        }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+}
+
+@Suite("HIL guided proof tests, answered by a scripted engineer", .serialized,
+       .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct HILGuidedTests {
+    @Test("the Server Room A scenario as a guided proof test produces a passing proof-test record")
+    func guidedServerRoomA() throws {
+        let s = try HILStack.get()
+        let dir = TempDir(prefix: "rlguided")
+        let report = dir.file("proof-test.md")
+        let engineer = ScriptedEngineer(sim: s.sim)
+        let status = try engineer.run(["hil", "run", "--guided", scenarioPath("summitbridge-server-room-a.yaml"),
+                                       "--site", s.siteFile, "--devices", s.root.appendingPathComponent("Devices").path,
+                                       "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket,
+                                       "--audit", s.auditPath, "--report", report, "--engineer", "A. Tester"])
+        #expect(status == 0, "\(engineer.transcript)")
+        #expect(engineer.prompts.contains { $0.contains("Trigger the occupancy sensor in server-room-a") })
+        #expect(engineer.prompts.count >= 10)
+        let md = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(md.contains("# Proof-test record: summitbridge-dc2"))
+        #expect(md.contains("**PASS**"))
+        #expect(md.contains("A. Tester"))
+        #expect(md.contains("confirmed sra-occupancy.occupied = 1 (good)"), "\(md)")
+        #expect(md.contains("[RL-2]"))
+        // Every step has a UTC time stamp.
+        let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.contains("T") && $0.contains("Z |") }
+        #expect(rows.count >= 40, "\(rows.count) time-stamped rows")
+        // Guided mode never used the simulator's control socket for itself: it read the plant through the daemon.
+        #expect(!engineer.transcript.contains("simulator control:"))
+    }
+
+    @Test("a physical step the engineer did not perform is recorded as not confirmed, and the proof test fails")
+    func unconfirmedStepFails() throws {
+        let s = try HILStack.get()
+        let dir = TempDir(prefix: "rlguided")
+        let file = try dir.write("door.yaml", """
+            scenario: guided-occupancy
+            agent: facilities-agent
+            steps:
+              - plant: {server-room-a.occupied: 1}
+              - write: sra-door.lock
+                value: 1
+                expect: {outcome: denied, rule: RL-3}
+            """)
+        let report = dir.file("proof-test.md")
+        let engineer = ScriptedEngineer(sim: s.sim, skip: ["server-room-a.occupied"])
+        let status = try engineer.run(["hil", "run", "--guided", file, "--site", s.siteFile,
+                                       "--devices", s.root.appendingPathComponent("Devices").path,
+                                       "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket, "--report", report])
+        #expect(status == 1, "\(engineer.transcript)")
+        let md = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(md.contains("NOT CONFIRMED"))
+        #expect(md.contains("**FAIL**"))
+    }
+}
