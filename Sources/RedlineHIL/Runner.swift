@@ -517,9 +517,14 @@ public final class ScenarioRunner {
 
     func guidedPlant(_ changes: [PlantChange], _ given: String?) throws(StepFailure) -> String {
         var evidence: [String] = []
+        // A step's own instruction covers all its changes (one prompt); otherwise one prompt per change.
+        if let given {
+            try prompt("\(given), then press Enter.", equivalent: changes.map { "plant.set \($0.name) \(fmt($0.value))" }.joined(separator: "; "))
+        }
         for c in changes {
-            let text = given ?? instruction(for: c)
-            try prompt("\(text), then press Enter.", equivalent: "plant.set \(c.name) \(fmt(c.value))")
+            if given == nil {
+                try prompt("\(instruction(for: c)), then press Enter.", equivalent: "plant.set \(c.name) \(fmt(c.value))")
+            }
             let pts = witnesses(c.name)
             guard let obs = observerAgent, !pts.isEmpty else {
                 evidence.append("\(c.name) = \(fmt(c.value)): no input shows it; on the engineer's word")

@@ -11,7 +11,7 @@ struct HILFuzzTests {
         let s = try PlantAndDaemon()
         defer { s.stop() }
         let seed = ProcessInfo.processInfo.environment["REDLINE_FUZZ_SEED"].flatMap(UInt64.init) ?? 20_261_129
-        let r = try runCtl(["hil", "fuzz", "--seed", String(seed), "--commands", "2000", "--max-seconds", "50"] + hilArgs(s, audit: false),
+        let r = try runHIL(["hil", "fuzz", "--seed", String(seed), "--commands", "2000", "--max-seconds", "50"] + hilArgs(s, audit: false),
                            timeout: 120)
         print(r.stdout.split(separator: "\n").filter { $0.contains("hil fuzz seed") }.joined(separator: "\n"))
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
@@ -38,7 +38,7 @@ struct HILFuzzTests {
         let s = try PlantAndDaemon(manualClock: true)
         defer { s.stop() }
         func digest(_ seed: Int) throws -> String {
-            let r = try runCtl(["hil", "fuzz", "--seed", String(seed), "--commands", "150", "--max-pause-ms", "0"] + hilArgs(s, audit: false))
+            let r = try runHIL(["hil", "fuzz", "--seed", String(seed), "--commands", "150", "--max-pause-ms", "0"] + hilArgs(s, audit: false))
             #expect(r.status == 0, "\(r.stdout)")
             let line = r.stdout.split(separator: "\n").first { $0.contains("choices digest") }
             return line.map(String.init) ?? "missing in \(r.stdout)"

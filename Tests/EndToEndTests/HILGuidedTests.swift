@@ -21,8 +21,14 @@ final class ScriptedEngineer {
 
     /// Does what the `simulator equivalent` line says; returns the answer to type.
     func act(_ equivalent: String, question: Bool) throws -> String {
-        let w = equivalent.split(separator: " ").map(String.init)
         if skip.contains(where: { equivalent.contains($0) }) { return "" }
+        // Several physical changes in one step: "plant.set A 1; plant.set B 1".
+        let parts = equivalent.components(separatedBy: "; ")
+        if parts.count > 1 {
+            for part in parts { _ = try act(part, question: false) }
+            return question ? "y" : ""
+        }
+        let w = equivalent.split(separator: " ").map(String.init)
         switch w.first {
         case "plant.set": try sim.set(w[1], Double(w[2])!)
         case "device.fault": try sim.fault(w[1], w[2])

@@ -32,15 +32,15 @@ struct CtlRun {
 }
 
 /// Runs `redlinectl ARGS` as a real process and waits (at most `timeout` seconds).
-func runCtl(_ args: [String], timeout: Double = 120) throws -> CtlRun {
+func runHIL(_ args: [String], timeout: Double = 120) throws -> CtlRun {
     guard let exe = TestPaths.executable("redlinectl") else { throw TestSupportError("redlinectl is not built") }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
     let dir = TempDir(prefix: "rlctl")
     let out = dir.file("out"), err = dir.file("err")
-    FileManager.default.createFile(atPath: out, contents: nil)
-    FileManager.default.createFile(atPath: err, contents: nil)
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
     p.standardOutput = FileHandle(forWritingAtPath: out)
     p.standardError = FileHandle(forWritingAtPath: err)
     p.standardInput = FileHandle.nullDevice
@@ -82,7 +82,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("hil.xml"), report = dir.file("record.md")
-        let r = try runCtl(["hil", "run", scenarioPath("summitbridge-server-room-a.yaml")] + hilArgs(s)
+        let r = try runHIL(["hil", "run", scenarioPath("summitbridge-server-room-a.yaml")] + hilArgs(s)
                            + ["--junit", junit, "--report", report])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("PASS summitbridge-server-room-a"))
@@ -115,7 +115,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("calm.xml")
-        let r = try runCtl(["hil", "run", scenarioPath("calm-day.yaml")] + hilArgs(s) + ["--junit", junit])
+        let r = try runHIL(["hil", "run", scenarioPath("calm-day.yaml")] + hilArgs(s) + ["--junit", junit])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("PASS calm-day"))
         let j = try parseJUnit(junit)
@@ -127,7 +127,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("both.xml")
-        let r = try runCtl(["hil", "run", scenarioPath("calm-day.yaml"), scenarioPath("summitbridge-server-room-a.yaml")]
+        let r = try runHIL(["hil", "run", scenarioPath("calm-day.yaml"), scenarioPath("summitbridge-server-room-a.yaml")]
                            + hilArgs(s) + ["--junit", junit])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("2 of 2 scenarios passed"))
@@ -151,7 +151,7 @@ struct HILTests {
                 within-s: 0.5
             """)
         let junit = dir.file("wrong.xml")
-        let r = try runCtl(["hil", "run", file] + hilArgs(s, audit: false) + ["--junit", junit])
+        let r = try runHIL(["hil", "run", file] + hilArgs(s, audit: false) + ["--junit", junit])
         #expect(r.status == 1, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("FAIL wrong-expectation"))
         #expect(r.stdout.contains("expected executed"))
@@ -163,9 +163,9 @@ struct HILTests {
     func badScenario() throws {
         let dir = TempDir(prefix: "rlhil")
         let file = try dir.write("bad.yaml", "scenario: bad\nsteps:\n  - write: crac-1.setpoint\n    value: 22\n    as: facilities-agent\n  - teleport: 1\n")
-        let r = try runCtl(["hil", "run", file, "--site", TestPaths.packageRoot().appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path,
+        let r = try runHIL(["hil", "run", file, "--site", TestPaths.packageRoot().appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path,
                             "--sim-control", "/nonexistent"])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("bad.yaml:6"), r.stderr)
+        #expect(r.stderr.contains("bad.yaml:6"), "\(r.stderr)")
     }
 }
