@@ -104,7 +104,7 @@ struct HILTests {
 
         let j = try parseJUnit(junit)
         #expect(j.failures == 0 && j.errors == 0)
-        #expect(j.tests >= 40, "one testcase per step plus invariants, got \(j.tests)")
+        #expect(j.tests >= 39, "one testcase per step plus invariants, got \(j.tests)")
         #expect(j.cases.contains { $0.contains("dispatch.cancel") })
         let md = try String(contentsOfFile: report, encoding: .utf8)
         #expect(md.contains("# Proof-test record") && md.contains("**PASS**"))
