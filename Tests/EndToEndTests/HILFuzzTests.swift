@@ -49,3 +49,18 @@ struct HILFuzzTests {
         #expect(a != c)
     }
 }
+
+@Suite("HIL fuzz failure report", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct HILFuzzFailureTests {
+    @Test("a run that cannot finish fails with its seed and the command that reproduces it")
+    func failurePrintsSeed() throws {
+        let s = try PlantAndDaemon(manualClock: true)
+        defer { s.stop() }
+        var args = hilArgs(s, audit: false)
+        args[args.firstIndex(of: "--agent-socket")! + 1] = s.dir.file("no-such-agent.sock")
+        let r = try runHIL(["hil", "fuzz", "--seed", "99", "--commands", "50"] + args)
+        #expect(r.status == 1, "\(r.stdout)")
+        #expect(r.stdout.contains("FAIL hil fuzz seed 99:"))
+        #expect(r.stdout.contains("reproduce with: redlinectl hil fuzz --seed 99 --commands 50"))
+    }
+}
