@@ -44,6 +44,10 @@ public struct FuzzResult: Sendable {
     public var commands = 0
     public var outcomes: [String: Int] = [:]
     public var plantChanges = 0
+    /// Times a door was seen locked when E-1 had to release it (each then timed against the bound).
+    public var doorEpisodes = 0
+    /// Door drills run (lock approved in a calm zone, then alarm or occupied hazard).
+    public var drills = 0
     public var operatorActions = 0
     public var checks = 0
     public var violations: [(command: Int, violation: Violation)] = []
@@ -172,6 +176,7 @@ public final class Fuzzer {
 
     func observeSettled() throws(ClientError) {
         try observe()
+        if !checker.pendingDoors(inv).isEmpty { result.doorEpisodes += 1 }
         let deadline = monotonic() + checker.reactionBound + 2 * scanInterval + 0.2
         while !checker.pendingDoors(inv).isEmpty && monotonic() < deadline {
             usleep(useconds_t(scanInterval * 1e6))
@@ -212,15 +217,7 @@ public final class Fuzzer {
             result.plantChanges += 1
             return
         case 76..<90:
-            // The zone calms down: people leave, the air clears, units are repaired, the panel is reset.
-            var calm: [(String, Double)] = [("\(z).occupied", 0), ("\(z).temperature", 22), ("\(z).oxygen", 20.9), ("\(z).co2", 0.04)]
-            calm += alarms.map { ($0, 0) } + failing.map { ("\($0).failed", 0) }
-            note("calm \(z)")
-            for (n, v) in calm {
-                _ = try simCall("plant.set", .obj([("name", .string(n)), ("value", .number(v))]))
-                human.insert(n)
-            }
-            result.plantChanges += 1
+            try calmDown(z)
             return
         default:
             // Clear every fault now and then so the daemon can reach the plant again.
@@ -237,6 +234,59 @@ public final class Fuzzer {
         _ = try simCall("plant.set", .obj([("name", .string(name)), ("value", .number(value))]))
         human.insert(name)
         result.plantChanges += 1
+    }
+
+    /// The zone calms down: people leave, the air clears, units are repaired, the panel is reset.
+    func calmDown(_ z: String) throws(ClientError) {
+        let alarms = cfg.site.points.filter { $0.role == .fireAlarm || $0.role == .gasAlarm }.map(\.id)
+        let failing = Set(cfg.site.points.filter { $0.role == .equipmentFault || $0.role.isLifeSupportRun }.map(\.device)).sorted()
+        var calm: [(String, Double)] = [("\(z).occupied", 0), ("\(z).temperature", 22), ("\(z).oxygen", 20.9), ("\(z).co2", 0.04)]
+        calm += alarms.map { ($0, 0) } + failing.map { ("\($0).failed", 0) }
+        note("calm \(z)")
+        for (n, v) in calm {
+            _ = try simCall("plant.set", .obj([("name", .string(n)), ("value", .number(v))]))
+            human.insert(n)
+        }
+        result.plantChanges += 1
+    }
+
+    /// A door drill: in a calm zone the agent asks to lock a door and the operator approves; then
+    /// the zone goes into alarm or an occupied hazard, and E-1 is timed against its bound.
+    func doorDrill() throws(ClientError) {
+        guard let door = cfg.site.points.filter({ $0.role == .egressLock }).randomElement(using: &rng),
+              let agent = cfg.site.agents.first(where: { $0.canWrite(door.id) }) else { return }
+        let trigger = Int.random(in: 0..<3, using: &rng)
+        note("drill \(door.id) \(trigger)")
+        for (d, t) in faulted where t == .infinity {
+            _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", "none")]))
+            faulted[d] = monotonic()
+        }
+        try calmDown(door.zone)
+        try observe()
+        touched.insert(door.id)
+        let r = try channel(agent).request("points.write", .obj([("id", .string(door.id)), ("value", 1), ("reason", "door drill")]))
+        result.commands += 1
+        tally(r, method: "write")
+        if r["result"]?["outcome"]?.stringValue == "held", let rid = r["result"]?["requestId"]?.stringValue {
+            let a = try operatorCall("approvals.approve", .obj([("requestId", .string(rid))]))
+            result.outcomes["approved -> " + (a["outcome"]?.stringValue ?? "?") + (a["rule"]?.stringValue.map { " \($0)" } ?? ""), default: 0] += 1
+            result.operatorActions += 1
+        }
+        try observeSettled()
+        let z = door.zone
+        let change: [(String, Double)]
+        switch trigger {
+        case 0: change = cfg.site.points.first { $0.role == .fireAlarm }.map { [($0.id, 1)] } ?? [("\(z).occupied", 1), ("\(z).co2", 3.8)]
+        case 1: change = [("\(z).occupied", 1), ("\(z).temperature", 55)]
+        default: change = [("\(z).occupied", 1), ("\(z).oxygen", 15.4)]
+        }
+        for (n, v) in change {
+            _ = try simCall("plant.set", .obj([("name", .string(n)), ("value", .number(v))]))
+            human.insert(n)
+        }
+        result.plantChanges += 1
+        result.drills += 1
+        try observeSettled()
     }
 
     // MARK: Commands
@@ -326,13 +376,13 @@ public final class Fuzzer {
 
     func randomOperatorAction() throws(ClientError) {
         let roll = Int.random(in: 0..<10, using: &reactive)
-        if roll < 6, !held.isEmpty {
+        if roll < 8, !held.isEmpty {
             let i = Int.random(in: 0..<held.count, using: &reactive)
             let h = held.remove(at: i)
             touched.insert(h.point)
             let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
             defer { c.close() }
-            let method = Int.random(in: 0..<4, using: &reactive) == 0 ? "approvals.deny" : "approvals.approve"
+            let method = Int.random(in: 0..<6, using: &reactive) == 0 ? "approvals.deny" : "approvals.approve"
             let r = try c.request(method, .obj([("requestId", .string(h.id))]))
             if let res = r["result"] {
                 result.outcomes["approved -> " + (res["outcome"]?.stringValue ?? "?") + (res["rule"]?.stringValue.map { " \($0)" } ?? ""), default: 0] += 1
@@ -360,7 +410,8 @@ public final class Fuzzer {
                     try randomPlantChange()
                     try observeSettled()
                 }
-                if Int.random(in: 0..<100, using: &rng) < 5 { try randomOperatorAction() }
+                if Int.random(in: 0..<100, using: &rng) < 8 { try randomOperatorAction() }
+                if Int.random(in: 0..<100, using: &rng) < 2 { try doorDrill() }
                 try randomCommand()
                 result.commands += 1
                 try observeSettled()
@@ -385,7 +436,7 @@ public final class Fuzzer {
     public static func report(_ r: FuzzResult, reproduce: String) -> String {
         var s = "\(r.passed ? "PASS" : "FAIL") hil fuzz seed \(r.seed): \(r.commands) commands in \(String(format: "%.1f", r.seconds)) s "
         s += "(\(String(format: "%.0f", r.commandsPerSecond)) commands/s), \(r.checks) invariant checks, "
-        s += "\(r.plantChanges) plant changes, \(r.operatorActions) operator actions, \(r.violations.count) violations\n"
+        s += "\(r.plantChanges) plant changes, \(r.operatorActions) operator actions, \(r.drills) door drills, \(r.doorEpisodes) doors timed for E-1, \(r.violations.count) violations\n"
         s += "  choices digest \(String(r.choices, radix: 16)) (equal for runs of the same seed and count)\n"
         for (k, v) in r.outcomes.sorted(by: { $0.key < $1.key }) { s += "  \(k): \(v)\n" }
         for (n, v) in r.violations.prefix(20) { s += "  command \(n): INVARIANT \(v)\n" }
