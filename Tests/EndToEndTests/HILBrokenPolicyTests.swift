@@ -95,4 +95,38 @@ struct HILBrokenPolicyTests {
         #expect(executed == 0)
         #expect(violations.isEmpty, "\(violations)")
     }
+
+    @Test("a controller without E-1 leaves a locked door in an occupied hazard, and the door-timing invariant catches it")
+    func missingEffectIsCaught() async throws {
+        let root = TestPaths.packageRoot()
+        let dir = TempDir(prefix: "rlbroken")
+        let siteFile = try TestSites.withFreePorts(root.appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path, in: dir).path
+        let devices = root.appendingPathComponent("Devices").path
+        let sim = try SimProcess(siteFile: siteFile, devicesDir: devices, controlPath: dir.file("sim.sock"), manualClock: true)
+        defer { sim.stop() }
+        let site = try SiteLoader.load(siteFile: siteFile, devicesDir: devices)
+        let io = PlantIO(site: site, logger: Logger(label: "hil-broken-effects"))
+        io.start()
+        defer { io.shutdown() }
+        let checker = InvariantChecker(site: site)
+        var state = InvariantState()
+
+        // An approved lock while the room is empty: allowed, and no invariant minds.
+        guard case .success = await io.write("sra-door.lock", value: 1) else { Issue.record("door write failed"); return }
+        var previous = try sim.plant()
+        #expect(checker.check(&state, previous: nil, current: previous, time: 0, attribution: Attribution(agentTouched: ["sra-door.lock"])).isEmpty)
+        // A person inside, the room at 55 °C. This controller has no E-1: nothing releases the door.
+        for (n, v) in [("server-room-a.occupied", 1.0), ("server-room-a.temperature", 55.0)] { try sim.set(n, v) }
+        var violations: [Violation] = []
+        var t = 0.0
+        while t <= checker.reactionBound + 0.3 {
+            t += 0.1
+            let now = try sim.plant()
+            violations += checker.check(&state, previous: previous, current: now, time: t,
+                                        attribution: Attribution(humanSet: t < 0.15 ? ["server-room-a.occupied", "server-room-a.temperature"] : []))
+            previous = now
+        }
+        #expect(violations.map(\.rule) == ["RL-3"], "\(violations)")
+        #expect(violations.first?.point == "sra-door.lock")
+    }
 }
