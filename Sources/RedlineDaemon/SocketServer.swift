@@ -125,11 +125,17 @@ struct LineServer<S: LineService>: Sendable {
                         bytes = Array(buf.readableBytesView)
                     }
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                    let parsed = RPC.parse(line: bytes)
                     guard bucket.take(now: monotonicSeconds()) else {
-                        try await send(RPC.error(id: .null, RPCError(.rateLimited, "rate limit exceeded (\(Int(limits.ratePerSecond)) requests/s); slow down")))
+                        let id: JSON
+                        switch parsed {
+                        case .success(let r): id = r.id
+                        case .failure(let rej): id = rej.id
+                        }
+                        try await send(RPC.error(id: id, RPCError(.rateLimited, "rate limit exceeded (\(Int(limits.ratePerSecond)) requests/s); slow down")))
                         continue
                     }
-                    switch RPC.parse(line: bytes) {
+                    switch parsed {
                     case .failure(let rej):
                         await service.rejected(rej.error, session: session)
                         try await send(RPC.error(id: rej.id, rej.error))
