@@ -37,15 +37,24 @@ public struct PlantSnapshot: Sendable, Hashable {
 
     /// RL-0: the quality of a point at `now`. Anything but `good` counts as danger.
     public func quality(of point: Point, now: Int64, staleAfterMs: Int64) -> Quality {
-        guard let r = readings[point.id] else { return .neverRead }
-        if r.faulted { return .fault }
-        guard let v = r.value, let at = r.at else { return .neverRead }
-        if !v.isFinite || !point.role.envelope.contains(v) { return .fault }
+        assess(point, now: now, staleAfterMs: staleAfterMs).quality
+    }
+
+    /// Quality and, when good, the value: one lookup.
+    func assess(_ point: Point, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        Self.quality(readings[point.id], role: point.role, now: now, staleAfterMs: staleAfterMs)
+    }
+
+    static func quality(_ reading: Reading?, role: Role, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        guard let r = reading else { return (.neverRead, .nan) }
+        if r.faulted { return (.fault, .nan) }
+        guard let v = r.value, let at = r.at else { return (.neverRead, .nan) }
+        if !v.isFinite || !role.envelope.contains(v) { return (.fault, .nan) }
         // A reading from the future is stale; so is one too old to subtract without overflow.
-        if at > now { return .stale }
+        if at > now { return (.stale, .nan) }
         let (age, overflow) = now.subtractingReportingOverflow(at)
-        if overflow || age > staleAfterMs { return .stale }
-        return .good
+        if overflow || age > staleAfterMs { return (.stale, .nan) }
+        return (.good, v)
     }
 
     /// The value of a point if and only if it is fresh and good.
@@ -85,9 +94,12 @@ public struct ZoneCondition: Sendable, Hashable {
         let stale = site.timing.staleAfterMs
         let inputs = site.inputs(of: zone)
 
-        func unknown(_ p: Point) -> String? {
-            let q = snapshot.quality(of: p, now: now, staleAfterMs: stale)
-            return q == .good ? nil : "\(p.id) is \(q.rawValue) (RL-0: unknown counts as danger)"
+        /// The fresh, good value of an input, or `nil` after recording why it is unknown.
+        func known(_ p: Point) -> Double? {
+            let (q, v) = snapshot.assess(p, now: now, staleAfterMs: stale)
+            if q == .good { return v }
+            c.causes.append("\(p.id) is \(q.rawValue) (RL-0: unknown counts as danger)")
+            return nil
         }
 
         if inputs.occupancy.isEmpty {
@@ -96,22 +108,21 @@ public struct ZoneCondition: Sendable, Hashable {
         }
         for i in inputs.occupancy {
             let p = site.pointAt(i)
-            if let why = unknown(p) { c.occupied = true; c.causes.append(why) }
-            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.occupied = true; c.causes.append("\(p.id) reports occupied") }
+            guard let v = known(p) else { c.occupied = true; continue }
+            if v != 0 { c.occupied = true; c.causes.append("\(p.id) reports occupied") }
         }
 
-        var alarmPoints = inputs.alarm
-        for z in site.buildingWideZones where z.id != zone { alarmPoints += site.inputs(of: z.id).alarm }
-        for i in alarmPoints {
+        func alarm(_ i: Int) {
             let p = site.pointAt(i)
-            if let why = unknown(p) { c.inAlarm = true; c.causes.append(why) }
-            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.inAlarm = true; c.causes.append("\(p.id) is active") }
+            guard let v = known(p) else { c.inAlarm = true; return }
+            if v != 0 { c.inAlarm = true; c.causes.append("\(p.id) is active") }
         }
+        for i in inputs.alarm { alarm(i) }
+        for (z, i) in site.buildingWideAlarms where z != zone { alarm(i) }
 
         for i in inputs.environment {
             let p = site.pointAt(i)
-            if let why = unknown(p) { c.hazard = true; c.causes.append(why); continue }
-            guard let v = snapshot.readings[p.id]?.value else { continue }
+            guard let v = known(p) else { c.hazard = true; continue }
             switch p.role {
             case .temperature where v >= Limits.hazardTemperature:
                 c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
