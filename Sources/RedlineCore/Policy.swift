@@ -66,9 +66,10 @@ public enum Policy {
     /// never a red line (RL-9).
     public static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> Decision {
         guard let agent = state.site.agent(named: command.agent),
-              let point = state.site.point(command.point),
-              agent.canSee(point.id)
+              let point = state.site.point(command.point)
         else { return .unknownPoint }
+        let writable = agent.canWrite(point.id)
+        guard writable || agent.canSee(point.id) else { return .unknownPoint }
 
         guard state.ready else {
             return .denied(.notReady, "the first full scan has not completed; no writes until the plant has been read")
@@ -79,7 +80,7 @@ public enum Policy {
         if let (rule, why) = firstRedLine(point: point, value: command.value, state: state) {
             return .denied(rule, why)
         }
-        guard agent.canWrite(point.id) else {
+        guard writable else {
             return .denied(.notWritable, "\(agent.name) has no write grant for \(point.id)")
         }
         let range = point.writeRange
