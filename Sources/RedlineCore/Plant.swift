@@ -45,6 +45,10 @@ public struct PlantSnapshot: Sendable, Hashable {
         Self.quality(readings[point.id], role: point.role, now: now, staleAfterMs: staleAfterMs)
     }
 
+    func assess(id: String, role: Role, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        Self.quality(readings[id], role: role, now: now, staleAfterMs: staleAfterMs)
+    }
+
     static func quality(_ reading: Reading?, role: Role, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
         guard let r = reading else { return (.neverRead, .nan) }
         if r.faulted { return (.fault, .nan) }
@@ -95,10 +99,10 @@ public struct ZoneCondition: Sendable, Hashable {
         let inputs = site.inputs(of: zone)
 
         /// The fresh, good value of an input, or `nil` after recording why it is unknown.
-        func known(_ p: Point) -> Double? {
-            let (q, v) = snapshot.assess(p, now: now, staleAfterMs: stale)
+        func known(_ id: String, _ role: Role) -> Double? {
+            let (q, v) = snapshot.assess(id: id, role: role, now: now, staleAfterMs: stale)
             if q == .good { return v }
-            c.causes.append("\(p.id) is \(q.rawValue) (RL-0: unknown counts as danger)")
+            c.causes.append("\(id) is \(q.rawValue) (RL-0: unknown counts as danger)")
             return nil
         }
 
@@ -107,29 +111,29 @@ public struct ZoneCondition: Sendable, Hashable {
             c.causes.append("\(zone) has no occupancy sensor (RL-0: assumed occupied)")
         }
         for i in inputs.occupancy {
-            let p = site.pointAt(i)
-            guard let v = known(p) else { c.occupied = true; continue }
-            if v != 0 { c.occupied = true; c.causes.append("\(p.id) reports occupied") }
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.occupied = true; continue }
+            if v != 0 { c.occupied = true; c.causes.append("\(id) reports occupied") }
         }
 
         func alarm(_ i: Int) {
-            let p = site.pointAt(i)
-            guard let v = known(p) else { c.inAlarm = true; return }
-            if v != 0 { c.inAlarm = true; c.causes.append("\(p.id) is active") }
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.inAlarm = true; return }
+            if v != 0 { c.inAlarm = true; c.causes.append("\(id) is active") }
         }
         for i in inputs.alarm { alarm(i) }
         for (z, i) in site.buildingWideAlarms where z != zone { alarm(i) }
 
         for i in inputs.environment {
-            let p = site.pointAt(i)
-            guard let v = known(p) else { c.hazard = true; continue }
-            switch p.role {
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.hazard = true; continue }
+            switch role {
             case .temperature where v >= Limits.hazardTemperature:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
             case .oxygen where v < Limits.hazardOxygenBelow:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
             case .co2 where v >= Limits.hazardCO2:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
             default: break
             }
         }

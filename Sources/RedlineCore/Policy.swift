@@ -95,13 +95,15 @@ public enum Policy {
 
     /// The first red line that forbids writing `value` to `point`, in order RL-1 to RL-10.
     public static func firstRedLine(point: Point, value: Double, state: PolicyState) -> (Rule, String)? {
-        var cached: ZoneCondition?
-        let input = RedLineInput(point: point, value: value) {
-            if let c = cached { return c }
-            let c = ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
-            cached = c
-            return c
-        }
+        // Only outputs governed by the conditioned lines (RL-3, RL-5, RL-6) need the zone's
+        // conditions; the others are decided by RL-1, RL-2, RL-4 or RL-8 before any line
+        // looks at them. Should one ever look, it sees the most dangerous zone (fail closed).
+        let role = point.role
+        let needed = role.isOutput && !role.isAlarmControl && !role.isDispatchControl && !role.isSuppressionControl
+        let condition = needed
+            ? ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
+            : ZoneCondition(occupied: true, inAlarm: true, hazard: true, causes: ["not evaluated for \(role.rawValue)"])
+        let input = RedLineInput(point: point, value: value, condition: condition)
         for line in RedLines.all {
             if let why = line.forbids?(input) { return (line.id, why) }
         }

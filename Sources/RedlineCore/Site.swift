@@ -159,6 +159,17 @@ public struct PointPattern: Sendable, Hashable, CustomStringConvertible {
         return id.withUTF8 { s in bytes.withUnsafeBufferPointer { p in Self.match(p, s) } }
     }
 
+    /// True when any of `patterns` matches `id` (one UTF-8 view of `id` for all of them).
+    public static func any(_ patterns: [PointPattern], matches id: String) -> Bool {
+        var id = id
+        return id.withUTF8 { s in
+            patterns.withUnsafeBufferPointer { ps in
+                for k in ps.indices where ps[k].bytes.withUnsafeBufferPointer({ match($0, s) }) { return true }
+                return false
+            }
+        }
+    }
+
     private static func match(_ p: UnsafeBufferPointer<UInt8>, _ s: UnsafeBufferPointer<UInt8>) -> Bool {
         var pi = 0, si = 0, star = -1, mark = 0
         while si < s.count {
@@ -189,8 +200,8 @@ public struct Agent: Sendable, Hashable {
         self.read = read
         self.write = write
     }
-    public func canSee(_ id: String) -> Bool { canWrite(id) || read.contains { $0.matches(id) } }
-    public func canWrite(_ id: String) -> Bool { write.contains { $0.matches(id) } }
+    public func canSee(_ id: String) -> Bool { canWrite(id) || PointPattern.any(read, matches: id) }
+    public func canWrite(_ id: String) -> Bool { PointPattern.any(write, matches: id) }
 }
 
 /// Who may use the operator socket.
