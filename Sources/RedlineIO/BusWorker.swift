@@ -95,6 +95,7 @@ final class BusWorker: Sendable {
     private func loop() {
         let backend = factory()
         var lastJob: UInt64 = 0
+        var spins = 0
         while true {
             let (job, done) = take()
             if let job {
@@ -104,7 +105,8 @@ final class BusWorker: Sendable {
             }
             if done { break }
             if DispatchTime.now().uptimeNanoseconds &- lastJob < Self.spinNanoseconds {
-                sched_yield()
+                spins &+= 1
+                if spins % 64 == 0 { sched_yield() }  // stay polite on a busy machine
                 continue
             }
             // Sleep until a submit (or stop) signals. Signals for jobs already taken
