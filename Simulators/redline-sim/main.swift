@@ -62,8 +62,8 @@ struct RedlineSim: ParsableCommand {
                "params":{"device":"sra-env","mode":"timeout"}}
             (each request is one line; they are wrapped here to fit)
 
-            LIMITS: an RTU bus answers one unit id (its first device's); requests \
-            to other units on that bus go unanswered.
+            An RTU bus is a multi-drop line: every device on it answers its own unit \
+            id; frames for other unit ids, or with a bad CRC, go unanswered.
             """)
 
     @Option(name: .long, help: "The site configuration file (Firmware-Configs/NAME.yaml).")
