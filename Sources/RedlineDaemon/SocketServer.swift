@@ -98,10 +98,12 @@ struct LineServer<S: LineService>: Sendable {
                 guard !overLimit else {
                     logger.warning("\(name) connection refused: too many connections", metadata: ["limit": "\(limits.maxConnections)"])
                     try await send(RPC.error(id: .null, RPCError(.invalidRequest, "too many connections (limit \(limits.maxConnections)); try again later")))
+                    await drain(inbound)
                     return
                 }
                 guard let peer else {
                     try await send(RPC.error(id: .null, RPCError(.notAdmitted, "peer credentials unavailable")))
+                    await drain(inbound)
                     return
                 }
                 let session: S.Session
@@ -110,6 +112,7 @@ struct LineServer<S: LineService>: Sendable {
                 case .failure(let e):
                     logger.warning("\(name) peer refused", metadata: ["peer": "\(peer)", "why": "\(e.message)"])
                     try await send(RPC.error(id: .null, e))
+                    await drain(inbound)
                     return
                 }
                 var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: monotonicSeconds())
@@ -164,6 +167,17 @@ struct PeerCred: Sendable {
 
 final class ConnectionCount: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// Reads and discards what a refused peer already sent, for a moment, so that closing
+/// the socket does not reset the connection before the peer has read why it was refused.
+func drain(_ inbound: NIOAsyncChannelInboundStream<Frame>) async {
+    await withTaskGroup(of: Void.self) { g in
+        g.addTask { do { for try await _ in inbound {} } catch {} }
+        g.addTask { try? await Task.sleep(for: .milliseconds(300)) }
+        await g.next()
+        g.cancelAll()
+    }
 }
 
 struct TokenBucket {

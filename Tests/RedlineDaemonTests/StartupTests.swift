@@ -22,6 +22,17 @@ struct StartupTests {
 
     var root: URL { TestPaths.packageRoot() }
 
+    /// A bound Unix datagram socket, as systemd's notify socket is.
+    func datagramSocket(at path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { close(fd); throw TestSupportError("cannot bind \(path)") }
+        return fd
+    }
+
     @Test("a site writable by group or others is refused, as sshd would")
     func looseModes() throws {
         let dir = TempDir()
@@ -56,13 +67,8 @@ struct StartupTests {
     func notifier() throws {
         let dir = TempDir()
         let path = dir.file("notify")
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = try datagramSocket(at: path)
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        #expect(rc == 0)
         let n = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
         #expect(n.send("READY=1"))
         var buf = [UInt8](repeating: 0, count: 64)
@@ -80,12 +86,8 @@ struct StartupTests {
         let sim = try SimProcess(siteFile: site, devicesDir: root.appendingPathComponent("Devices").path, controlPath: dir.file("sim.sock"))
         defer { sim.stop() }
         let path = dir.file("notify")
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = try datagramSocket(at: path)
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         var tv = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let exe = try #require(TestPaths.executable("redlined"))
