@@ -56,7 +56,8 @@ final class BusWorker: Sendable {
     /// Runs `body` on the bus thread and returns its result; `fallback` if the worker is stopped.
     func run<T: Sendable>(_ fallback: T, _ body: @escaping @Sendable (any BusBackend) -> T) async -> T {
         start()
-        return await withCheckedContinuation { (cont: CheckedContinuation<T, Never>) in
+        // Resumed exactly once: by the job on the bus thread, or here if the worker is stopped.
+        return await withUnsafeContinuation { (cont: UnsafeContinuation<T, Never>) in
             if !submit({ backend in cont.resume(returning: body(backend)) }) {
                 cont.resume(returning: fallback)
             }
