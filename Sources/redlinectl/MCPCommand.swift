@@ -34,7 +34,14 @@ struct MCPServe: AsyncParsableCommand {
                 }
               }
 
-            If the client itself runs as another user, start the server through setpriv or sudo:
+            If the client runs as another user, have it start the server as the agent through \
+            sudo, with a sudoers rule that allows exactly this command \
+            (alice ALL=(facilities-agent) NOPASSWD: /usr/local/bin/redlinectl mcp):
+
+              "command": "/usr/bin/sudo",
+              "args": ["-n", "-u", "facilities-agent", "/usr/local/bin/redlinectl", "mcp"]
+
+            or, from a client running as root, through setpriv:
 
               "command": "/usr/bin/setpriv",
               "args": ["--reuid", "2001", "--regid", "2001", "--clear-groups",
