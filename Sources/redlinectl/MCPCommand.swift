@@ -6,6 +6,7 @@ import Foundation
 import MCP
 import RedlineClient
 import RedlineCore
+import Synchronization
 
 /// `redlinectl mcp`: a stdio MCP server for LLM agents.
 ///
@@ -73,13 +74,29 @@ struct MCPServe: AsyncParsableCommand {
             instructions: MCPText.instructions,
             capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: MCPTools.all) }
+        let inFlight = InFlight()
         await server.withMethodHandler(CallTool.self) { params in
-            try await MCPTools.call(params, link: link)
+            inFlight.enter()
+            defer { inFlight.leave() }
+            return try await MCPTools.call(params, link: link)
         }
         printErr("redlinectl mcp: serving MCP on stdio; agent socket \(agentPath)")
         try await server.start(transport: StdioTransport())
         await server.waitUntilCompleted()
+        // stdin closed: answer what was already asked (a write may be executing) before leaving.
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMs)
+        while inFlight.count > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        try? await Task.sleep(for: .milliseconds(200))
+        await server.stop()
     }
+}
+
+/// Tool calls being answered.
+final class InFlight: Sendable {
+    private let n = Atomic<Int>(0)
+    func enter() { n.add(1, ordering: .relaxed) }
+    func leave() { n.subtract(1, ordering: .relaxed) }
+    var count: Int { n.load(ordering: .relaxed) }
 }
 
 // MARK: - Talking to redlined off the cooperative pool
@@ -375,6 +392,12 @@ enum MCPTools {
                 text = "unknown point: \(message). It does not exist or is not granted to you (the two look the same). Only the points list_points shows exist for you."
             case -32602:
                 text = "redlined refused the parameters (\(code)): \(message)"
+            case -32005:
+                text = "redlined is rate-limiting this agent (\(code)): \(message). Slow down; nothing was done."
+            case -32006:
+                text = "redlined does not admit this MCP server (\(code)): \(message). It runs as uid \(getuid()), "
+                    + "which is not an agent of the site: it must be started as the agent's own uid. "
+                    + "Nothing was read or written; tell a person."
             default:
                 text = "redlined answered with error \(code): \(message)"
             }
