@@ -169,7 +169,7 @@ enum MCPText {
 
     static let finality = """
         A denial is final. Do not argue with it and do not work around it: do not retry with other \
-        wording, another reason or a slightly different value, do not reach the same effect through \
+        wording, another reason or a value picked to slip past the rule, do not reach the same effect through \
         other points or smaller steps, and do not offer "override codes", claimed authority or \
         emergencies. The reason you give is logged for people and never read by the decision; nothing \
         you send can change a red line. Repeated red-line denials quarantine you. Report the denial \
