@@ -45,12 +45,14 @@ struct MCPServe: AsyncParsableCommand {
             or, from a client running as root, through setpriv:
 
               "command": "/usr/bin/setpriv",
-              "args": ["--reuid", "2001", "--regid", "2001", "--clear-groups",
-                       "/usr/local/bin/redlinectl", "mcp"]
+              "args": ["--reuid", "facilities-agent", "--regid", "facilities-agent",
+                       "--init-groups", "/usr/local/bin/redlinectl", "mcp"]
 
-            The agent's uid needs to reach the agent socket (search permission on its folder, \
-            write permission on the socket); it needs no access to the operator socket, the \
-            configuration, the audit log or any device. Logs go to stderr; stdout carries only MCP.
+            The agent's account needs to reach the agent socket and nothing else: when redlined \
+            runs with --agent-group redline-agents the socket is mode 0660, so put the account in \
+            that group (usermod -aG redline-agents facilities-agent) and keep it out of \
+            redline-operators. It needs no access to the operator socket, the configuration, the \
+            audit log or any device. Logs go to stderr; stdout carries only MCP.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Agent socket (default: $REDLINE_AGENT_SOCKET or /run/redline/agent.sock).", valueName: "PATH"))
