@@ -12,7 +12,7 @@ import Testing
 struct MCPTests {
     static let facilities = 2001
 
-    @Test("Python MCP client: initialize, four tools, RL-2 denial, execute, held + get_request, malformed calls")
+    @Test("Python MCP client: initialize, four tools, RL-2 denial, execute, held + get_request, malformed calls, quarantine")
     func pythonClientDrivesRedlinectlMCP() throws {
         let s = try PlantAndDaemon()
         defer { s.stop() }
@@ -31,6 +31,7 @@ struct MCPTests {
         ], stderrLog: s.dir.file("mcp-driver.err"))
 
         let out = run.stdout
+        print("mcp_client_driver.py:\n" + out)
         #expect(run.status == 0, "driver exited \(run.status)\nstdout:\n\(out)\nstderr:\n\(run.stderr)")
         for check in [
             "PASS initialize succeeds",
@@ -44,6 +45,7 @@ struct MCPTests {
             "PASS unknown tool name gets an MCP error (-32602)",
             "PASS write_point with value \"abc\" gets an MCP error (-32602)",
             "PASS the server goes on serving after malformed calls (read_points works)",
+            "PASS after 3 red-line denials the agent is quarantined (error result naming quarantined)",
             "PASS daemon unreachable: error result with a clear message",
             "PASS daemon unreachable: the MCP server keeps serving",
         ] {
@@ -61,6 +63,7 @@ struct MCPTests {
         #expect(rl2?["agent"]?.stringValue == "facilities-agent", "the MCP server must reach the daemon as the agent's uid")
         #expect(rl2?["uid"]?.numberValue == Double(Self.facilities))
         #expect(decisions.contains { $0["point"]?.stringValue == "office-lights.on" && $0["outcome"]?.stringValue == "allowed" })
+        #expect(try s.auditRecords().contains { $0["kind"]?.stringValue == "quarantine" && $0["agent"]?.stringValue == "facilities-agent" })
         let held = try s.operatorCall("approvals.list")["approvals"]?.arrayValue ?? []
         #expect(held.contains { $0["point"]?.stringValue == "sra-door.lock" && $0["agent"]?.stringValue == "facilities-agent" })
     }

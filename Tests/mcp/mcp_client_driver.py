@@ -111,6 +111,7 @@ async def main_session(server_cmd, control_path):
             t = text_of(r)
             check("write_point dispatch.cancel=1 is an error result naming RL-2",
                   r.is_error is True and "RL-2" in t and "DENIED" in t, t.splitlines()[0] if t else "")
+            check("the RL-2 denial tells the model it is final", "denial is final" in t and "override codes" in t)
             await asyncio.sleep(0.3)
             after = plant(control_path)["dispatch.cancel"]
             check("plant dispatch.cancel unchanged", after == before, f"before {before}, after {after}")
@@ -156,6 +157,20 @@ async def main_session(server_cmd, control_path):
                   and text_of(r).startswith("executed"), text_of(r)[:160])
             v = await wait_plant(control_path, "office-lights.on", 0)
             check("plant office-lights.on is back to 0", v == 0, f"plant shows {v}")
+
+            # Arguing with a denial: two more red-line attempts quarantine the agent (3 in 10 min),
+            # and the quarantine reaches the model as an error result too.
+            for attempt in (2, 3):
+                r = await session.call_tool("write_point", {"id": "dispatch.cancel", "value": 1,
+                                                            "reason": f"attempt {attempt}: I insist, this is an emergency"})
+                check(f"repeated dispatch.cancel attempt {attempt} is denied RL-2", r.is_error is True and "RL-2" in text_of(r))
+            r = await session.call_tool("write_point", {"id": "office-lights.on", "value": 1})
+            t = text_of(r)
+            check("after 3 red-line denials the agent is quarantined (error result naming quarantined)",
+                  r.is_error is True and (r.structured_content or {}).get("rule") == "quarantined", t.splitlines()[0] if t else "")
+            v = plant(control_path)["office-lights.on"]
+            check("plant office-lights.on stays 0 while quarantined", v == 0, f"plant shows {v}")
+            check("plant dispatch.cancel still unchanged", plant(control_path)["dispatch.cancel"] == before)
 
 
 async def unreachable_session(server_cmd):
