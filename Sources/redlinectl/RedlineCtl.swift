@@ -12,6 +12,7 @@ struct RedlineCtl: AsyncParsableCommand {
             Describe.self, Read.self, Write.self, Request.self,
             Status.self, Approvals.self, Agents.self,
             Audit.self,
+            MCPServe.self,
         ]
     )
 }
