@@ -85,6 +85,29 @@ final class BenchChild: @unchecked Sendable {
     /// Peak resident set size (`VmHWM`), in KiB.
     var peakRssKiB: Int? { Self.statusField("VmHWM", pid: pid) }
 
+    /// User + system CPU time of all threads, in microseconds (/proc/PID/stat, clock-tick resolution).
+    var cpuMicros: UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // Fields after "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
+        let f = text[text.index(after: close)...].split(separator: " ")
+        guard f.count > 13, let u = UInt64(f[11]), let s = UInt64(f[12]) else { return nil }
+        return (u + s) * 1_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+    }
+
+    /// Context switches (voluntary + involuntary) summed over all threads.
+    var contextSwitches: Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var n = 0
+        for t in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.contains("ctxt_switches:") {
+                if let v = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap({ Int($0) }) { n += v }
+            }
+        }
+        return n
+    }
+
     static func statusField(_ field: String, pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {

@@ -138,8 +138,8 @@ final class DaemonBenchRun {
             print("\n== phase A: redlined with audit fsync on (pid \(d.child.pid)) ==")
             usleep(useconds_t(cfg.settleSeconds * 1e6))
             idleRSS(d)
-            try writeRatio(d, site: site, label: "fsync on", target: nil)
-            try readThroughput(d, site: site)
+            try writeRatio(d, sim: sim, site: site, label: "fsync on", target: nil)
+            try readThroughput(d, sim: sim, site: site)
             try reaction(d, site: site, simControl: simControl)
             statusLine(d)
             if let rss = d.child.rssKiB, let hwm = d.child.peakRssKiB {
@@ -153,7 +153,7 @@ final class DaemonBenchRun {
                                     extra: ["--no-audit-fsync"])
             defer { d.child.stop() }
             print("\n== phase B: redlined --no-audit-fsync (pid \(d.child.pid)) ==")
-            try writeRatio(d, site: site, label: "fsync off", target: 2.0)
+            try writeRatio(d, sim: sim, site: site, label: "fsync off", target: 2.0)
             statusLine(d)
         }
 
@@ -261,7 +261,7 @@ final class DaemonBenchRun {
 
     // MARK: - 1. points.write vs plain libmodbus
 
-    func writeRatio(_ d: Daemon, site: Site, label: String, target: Double?) throws {
+    func writeRatio(_ d: Daemon, sim: BenchChild, site: Site, label: String, target: Double?) throws {
         guard let p = site.point(cfg.writePoint), case .modbus(.coil, let address, _, _) = p.binding,
               let bus = site.buses.first(where: { $0.id == p.bus }), case .modbusTCP(let host, let port) = bus.kind,
               let unit = p.unitId else {
@@ -307,10 +307,18 @@ final class DaemonBenchRun {
         var viaDaemon = Self.hist(), plain = Self.hist()
         let rounds = 20
         let perRound = max(1, cfg.writes / rounds)
+        // CPU and context switches spent by the daemon and the simulator during the daemon's rounds only.
+        var daemonCPU: UInt64 = 0, simCPU: UInt64 = 0, daemonSwitches = 0
         for round in 0..<rounds {
             for which in (round % 2 == 0 ? [0, 1] : [1, 0]) {
+                let c0 = d.child.cpuMicros ?? 0, s0 = sim.cpuMicros ?? 0, x0 = which == 0 ? d.child.contextSwitches : 0
                 for _ in 0..<perRound {
                     if which == 0 { if let t = daemonWrite() { viaDaemon.record(t) } } else { if let t = plainWrite() { plain.record(t) } }
+                }
+                if which == 0 {
+                    daemonCPU += (d.child.cpuMicros ?? 0) &- c0
+                    simCPU += (sim.cpuMicros ?? 0) &- s0
+                    daemonSwitches += d.child.contextSwitches - x0
                 }
             }
         }
@@ -327,6 +335,10 @@ final class DaemonBenchRun {
                                plain.valueAtPercentile(50), plain.valueAtPercentile(99))
         print(line)
         print("  daemon outcomes: \(outs); plain failures: \(plainFailures)")
+        let nd = Double(max(1, rounds * perRound))
+        print(String(format: "  per daemon write: redlined CPU %.0f us, redline-sim CPU %.0f us, redlined context switches %.1f "
+                     + "(CPU from /proc/PID/stat, 10 ms ticks, summed over the daemon's rounds)",
+                     Double(daemonCPU) / nd, Double(simCPU) / nd, Double(daemonSwitches) / nd))
         summary.append(line)
     }
 
@@ -339,7 +351,7 @@ final class DaemonBenchRun {
         var firstError: String?
     }
 
-    func readThroughput(_ d: Daemon, site: Site) throws {
+    func readThroughput(_ d: Daemon, sim: BenchChild, site: Site) throws {
         let ids = site.points.map(\.id)
         let n = cfg.clients, per = cfg.idsPerRequest, seconds = cfg.readSeconds
         let tally = ReadTally()
@@ -393,10 +405,12 @@ final class DaemonBenchRun {
             t.start()
         }
         connected.wait()
+        let c0 = d.child.cpuMicros ?? 0
         clock.start = Self.nanos()
         for _ in 0..<n { go.signal() }
         done.wait()
         let elapsed = Double(Self.nanos() - clock.start) / 1e9
+        let daemonCPU = Double((d.child.cpuMicros ?? 0) &- c0) / 1e6
         var h = Self.hist()
         for l in tally.latencies { h.record(l) }
         let rate = Double(tally.values) / elapsed
@@ -407,6 +421,8 @@ final class DaemonBenchRun {
             + (tally.errors > 0 ? " [\(tally.errors) errors, first: \(tally.firstError ?? "?")]" : "")
             + (tally.notGood > 0 ? " [\(tally.notGood) values not good]" : "")
         print(line)
+        print(String(format: "  redlined used %.2f CPU-seconds in %.1f s (%.0f%% of one core; %.1f us CPU per request)",
+                     daemonCPU, elapsed, 100 * daemonCPU / elapsed, daemonCPU * 1e6 / Double(max(1, tally.requests))))
         summary.append(line)
     }
 
