@@ -108,6 +108,31 @@ final class BenchChild: @unchecked Sendable {
         return n
     }
 
+    /// `Pss` from /proc/PID/smaps_rollup (shared pages divided among the processes mapping them), in KiB.
+    var pssKiB: Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("Pss:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
+        }
+        return nil
+    }
+
+    /// Resident KiB per mapped file (anonymous memory under ""), largest first.
+    var rssByMapping: [(String, Int)] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return [] }
+        var out: [String: Int] = [:]
+        var current = ""
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if let first = parts.first, first.contains("-"), first.allSatisfy({ $0.isHexDigit || $0 == "-" }) {
+                current = parts.count >= 6 ? String(parts[5]) : ""
+            } else if parts.first == "Rss:", parts.count >= 2, let v = Int(parts[1]) {
+                out[current, default: 0] += v
+            }
+        }
+        return out.sorted { $0.value > $1.value }
+    }
+
     static func statusField(_ field: String, pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {

@@ -136,7 +136,10 @@ final class DaemonBenchRun {
             let d = try startDaemon(exe: daemonExe, siteFile: siteFile, devicesDir: devicesDir, dir: dir, tag: "fsync", extra: [])
             defer { d.child.stop() }
             print("\n== phase A: redlined with audit fsync on (pid \(d.child.pid)) ==")
+            let idle0 = d.child.cpuMicros ?? 0
             usleep(useconds_t(cfg.settleSeconds * 1e6))
+            let idleCPU = Double((d.child.cpuMicros ?? 0) &- idle0) / 1e6 / cfg.settleSeconds
+            print(String(format: "redlined idle (scanning only): %.1f%% of one core", idleCPU * 100))
             idleRSS(d)
             try writeRatio(d, sim: sim, site: site, label: "fsync on", target: nil)
             try readThroughput(d, sim: sim, site: site)
@@ -254,7 +257,13 @@ final class DaemonBenchRun {
         let line = "idle RSS of redlined (\(cfg.settleSeconds) s after ready, before any request): \(mib(rss)) MiB "
             + "(VmHWM \(d.child.peakRssKiB.map(mib) ?? "?") MiB) - target <= 30 MiB: \(rss <= 30 * 1024 ? "met" : "MISSED")"
         print(line)
-        summary.append(line)
+        let pid = d.child.pid
+        let anon = BenchChild.statusField("RssAnon", pid: pid), file = BenchChild.statusField("RssFile", pid: pid)
+        print("  of which anonymous (heap, stacks) \(anon.map(mib) ?? "?") MiB, file-backed (code of the binary and shared libraries) "
+              + "\(file.map(mib) ?? "?") MiB; PSS \(d.child.pssKiB.map(mib) ?? "?") MiB")
+        let top = d.child.rssByMapping.prefix(8).map { "\($0.0.isEmpty ? "[anon]" : String($0.0.split(separator: "/").last ?? ""))) \(mib($0.1))" }
+        print("  largest resident mappings (MiB): " + top.joined(separator: ", "))
+        summary.append(line + " [anon \(anon.map(mib) ?? "?") MiB, file-backed \(file.map(mib) ?? "?") MiB, PSS \(d.child.pssKiB.map(mib) ?? "?") MiB]")
     }
 
     func mib(_ kib: Int) -> String { String(format: "%.1f", Double(kib) / 1024) }
