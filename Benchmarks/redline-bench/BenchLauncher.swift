@@ -87,7 +87,7 @@ final class BenchChild: @unchecked Sendable {
 
     /// User + system CPU time of all threads, in microseconds (/proc/PID/stat, clock-tick resolution).
     var cpuMicros: UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let text = Self.readProc("/proc/\(pid)/stat"),
               let close = text.lastIndex(of: ")") else { return nil }
         // Fields after "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
         let f = text[text.index(after: close)...].split(separator: " ")
@@ -100,7 +100,7 @@ final class BenchChild: @unchecked Sendable {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         var n = 0
         for t in tasks {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8) else { continue }
+            guard let text = Self.readProc("/proc/\(pid)/task/\(t)/status") else { continue }
             for line in text.split(separator: "\n") where line.contains("ctxt_switches:") {
                 if let v = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap({ Int($0) }) { n += v }
             }
@@ -110,7 +110,7 @@ final class BenchChild: @unchecked Sendable {
 
     /// `Pss` from /proc/PID/smaps_rollup (shared pages divided among the processes mapping them), in KiB.
     var pssKiB: Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
+        guard let text = Self.readProc("/proc/\(pid)/smaps_rollup") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("Pss:") {
             return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
         }
@@ -119,7 +119,7 @@ final class BenchChild: @unchecked Sendable {
 
     /// Resident KiB per mapped file (anonymous memory under ""), largest first.
     var rssByMapping: [(String, Int)] {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return [] }
+        guard let text = Self.readProc("/proc/\(pid)/smaps") else { return [] }
         var out: [String: Int] = [:]
         var current = ""
         for line in text.split(separator: "\n") {
@@ -133,8 +133,24 @@ final class BenchChild: @unchecked Sendable {
         return out.sorted { $0.value > $1.value }
     }
 
+    /// A /proc file read to its end (they report size 0, so read until EOF).
+    static func readProc(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            out += chunk[..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     static func statusField(_ field: String, pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        guard let text = readProc("/proc/\(pid)/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if parts.count >= 2 { return Int(parts[1]) }

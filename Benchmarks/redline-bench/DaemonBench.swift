@@ -261,7 +261,7 @@ final class DaemonBenchRun {
         let anon = BenchChild.statusField("RssAnon", pid: pid), file = BenchChild.statusField("RssFile", pid: pid)
         print("  of which anonymous (heap, stacks) \(anon.map(mib) ?? "?") MiB, file-backed (code of the binary and shared libraries) "
               + "\(file.map(mib) ?? "?") MiB; PSS \(d.child.pssKiB.map(mib) ?? "?") MiB")
-        let top = d.child.rssByMapping.prefix(8).map { "\($0.0.isEmpty ? "[anon]" : String($0.0.split(separator: "/").last ?? ""))) \(mib($0.1))" }
+        let top = d.child.rssByMapping.prefix(8).map { "\($0.0.isEmpty ? "[anon]" : String($0.0.split(separator: "/").last ?? "")) \(mib($0.1))" }
         print("  largest resident mappings (MiB): " + top.joined(separator: ", "))
         summary.append(line + " [anon \(anon.map(mib) ?? "?") MiB, file-backed \(file.map(mib) ?? "?") MiB, PSS \(d.child.pssKiB.map(mib) ?? "?") MiB]")
     }
