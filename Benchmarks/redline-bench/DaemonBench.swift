@@ -332,6 +332,16 @@ final class DaemonBenchRun {
                 }
             }
         }
+        // The transport alone for comparison: a one-id points.read on the same connection
+        // (Unix socket, JSON-RPC, NIO, one task hop; no device I/O, no audit).
+        var readOnly = Self.hist()
+        for _ in 0..<max(100, cfg.writes / 2) {
+            let t0 = Self.nanos()
+            if (try? client.call("points.read", .obj([("ids", .array([.string(cfg.writePoint)]))]))) != nil {
+                readOnly.record((Self.nanos() - t0) / 1000)
+            }
+        }
+        report("points.read of 1 id, one client, no device I/O (\(label))", readOnly)
         report("points.write \(cfg.writePoint) via redlined (\(label))", viaDaemon)
         report("plain libmodbus write_bit + read_bits (\(label))", plain)
         let r50 = Double(viaDaemon.valueAtPercentile(50)) / Double(max(1, plain.valueAtPercentile(50)))
@@ -469,6 +479,10 @@ final class DaemonBenchRun {
             try set(lock.id, 1)
             usleep(useconds_t(2 * interval * 1000))
             guard try plant(lock.id) == 1 else { skipped += 1; continue }
+            // The steps above follow the daemon's scans (the calm check sees a scan's result), so
+            // without this the alarm would always come at the same phase of the scan cycle:
+            // a random delay of up to one interval samples every phase.
+            usleep(useconds_t.random(in: 0..<useconds_t(interval * 1000)))
             // The alarm; then poll the plant until the door is released.
             let t0 = Self.nanos()
             try set(alarm.id, 1)
