@@ -112,6 +112,9 @@ final class DaemonBenchRun {
         guard let simExe = BenchPaths.executable("redline-sim"), let daemonExe = BenchPaths.executable("redlined") else {
             throw ValidationError("redline-sim and redlined must be built next to redline-bench (swift build -c release), or set REDLINE_BIN")
         }
+        guard getuid() == 0 else {
+            throw ValidationError("run as root: the bench reaches the operator socket as uid \(cfg.operatorUid) through setpriv")
+        }
         let dir = try BenchPaths.makeTempDir(prefix: "redline-bench-daemon")
         chmod(dir, 0o755)  // the operator uid must reach the operator socket
         var ok = false
