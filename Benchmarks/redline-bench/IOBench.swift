@@ -111,7 +111,9 @@ struct IOBench: AsyncParsableCommand {
         let rounds = 20
         let perRound = max(1, roundTrips / rounds)
         let timeoutMs = bus.timeoutMs
+        var roundRatios: [Double] = []
         for round in 0..<rounds {
+            var ioRound: [UInt64] = [], plainRound: [UInt64] = []
             // Alternate which goes first in each round.
             for which in (round % 2 == 0 ? [0, 1] : [1, 0]) {
                 if which == 0 {
@@ -119,23 +121,38 @@ struct IOBench: AsyncParsableCommand {
                         let t0 = nanos()
                         let r = await io.write(point, value: values[i % 2])
                         let dt = (nanos() - t0) / 1000
-                        if case .success = r { ioHist.record(dt) } else { failures += 1 }
+                        if case .success = r { ioHist.record(dt); ioRound.append(dt) } else { failures += 1 }
                     }
                 } else {
                     let raws = values.map { UInt16(($0 / scale).rounded()) }
                     let (times, failed) = await Self.plainRoundTrips(host: host, port: port, unit: unit, address: address,
                                                                      raws: raws, count: perRound, timeoutMs: timeoutMs)
                     for t in times { plainHist.record(t) }
+                    plainRound = times
                     failures += failed
                 }
             }
+            if let a = Self.median(ioRound), let b = Self.median(plainRound), b > 0 { roundRatios.append(a / b) }
         }
         report("write + read-back, RedlineIO", ioHist)
         report("write + read-back, plain libmodbus", plainHist)
         let ratio50 = Double(ioHist.valueAtPercentile(50)) / Double(max(1, plainHist.valueAtPercentile(50)))
         let ratioMean = ioHist.mean / max(1, plainHist.mean)
-        print(String(format: "ratio RedlineIO / plain: p50 %.3f, mean %.3f (target <= 1.2)%@", ratio50, ratioMean,
+        print(String(format: "ratio RedlineIO / plain: p50 %.3f, mean %.3f, median of %d per-round p50 ratios %.3f (target <= 1.2)%@",
+                     ratio50, ratioMean, roundRatios.count, Self.median(roundRatios.map { $0 * 1000 }).map { $0 / 1000 } ?? .nan,
                      failures > 0 ? " [\(failures) failed round trips]" as NSString : "" as NSString))
+        var load = [Double](repeating: 0, count: 3)
+        if getloadavg(&load, 3) == 3 { print(String(format: "load average during the run: %.2f %.2f %.2f", load[0], load[1], load[2])) }
+    }
+
+    static func median<T: BinaryInteger>(_ xs: [T]) -> Double? {
+        median(xs.map { Double($0) })
+    }
+
+    static func median(_ xs: [Double]) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
     private func nanos() -> UInt64 { Self.nanos() }

@@ -40,8 +40,9 @@ import RedlineCore
 ///   first order with a 120 s time constant. Unventilated and occupied, oxygen
 ///   falls by 0.35 %/min and CO2 rises by 0.25 %/min (a small sealed room; the
 ///   rates stand for the incident's combined causes, not one person's breath),
-///   so O2 is below 19.5 % after 4 minutes and reaches the incident's 15.4 % after
-///   about 15.7 minutes, with CO2 near 3.9 %. Unventilated and empty, the air stays as it is.
+///   so CO2 reaches the 0.5 % hazard limit after about 110 s, O2 is below 19.5 %
+///   after 4 minutes, and the incident's 15.4 % O2 is reached after about 15.7
+///   minutes, with CO2 near 3.9 %. Unventilated and empty, the air stays as it is.
 ///   Oxygen is held within 10...20.9 % and CO2 within 0.04...10 %.
 /// - **Fire panel.** A `fire-alarm` input latches: setting it to 1 holds it at 1
 ///   until a `set` to 0 (a manual reset at the panel) or a 0 -> 1 write of the

@@ -218,22 +218,20 @@ final class BusServer: Sendable {
         guard let ctx = modbus_new_rtu(ptyName, Int32(s.baud), parity, Int32(s.dataBits), Int32(s.stopBits)) else {
             return failStart("bus \(bus.id): cannot create an RTU context")
         }
-        // One libmodbus RTU server context answers one unit id; the first device's.
+        // A multi-drop line: frames are delimited here (by function code, CRC checked),
+        // so that every unit of the bus answers; libmodbus builds and sends the replies.
+        // (libmodbus's RTU modbus_receive serves one unit id, and after a frame for
+        // another unit it swallows the next frame as that unit's answer.)
         if let first = units.keys.sorted().first { modbus_set_slave(ctx, Int32(first)) }
         modbus_set_socket(ctx, master)
         ready.signal()
-        var query = [UInt8](repeating: 0, count: 512)
+        var framer = RTUFramer(fd: master)
         while sim.isRunning {
-            var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 1, 50)
-            if n <= 0 { continue }
-            let rc = query.withUnsafeMutableBufferPointer { modbus_receive(ctx, $0.baseAddress) }
-            if rc > 0 {
-                if allOffline { continue }
-                handle(ctx: ctx, fd: master, query: Array(query[0..<Int(rc)]), header: 1, units: units, tcp: false)
-            } else if rc < 0 {
-                modbus_flush(ctx)
-            }
+            guard let frame = framer.next() else { continue }
+            // Corrupted frames are ignored, as a real device on the line ignores them.
+            guard frame.count >= 4, crc16(frame.dropLast(2)) == UInt16(frame[frame.count - 2]) | UInt16(frame[frame.count - 1]) << 8 else { continue }
+            if allOffline { continue }
+            handle(ctx: ctx, fd: master, query: frame, header: 1, units: units, tcp: false)
         }
         if let cur = try? FileManager.default.destinationOfSymbolicLink(atPath: s.device), cur == ptyName { unlink(s.device) }
         modbus_free(ctx)
@@ -300,5 +298,59 @@ final class BusServer: Sendable {
         let body = [unit] + pdu
         let crc = crc16(body) ^ 0xFFFF
         return body + [UInt8(crc & 0xFF), UInt8(crc >> 8)]
+    }
+}
+
+/// Splits the byte stream of a Modbus RTU line into request frames: the length
+/// follows from the function code (and byte count); an unknown function code's
+/// frame ends at 5 ms of silence; a frame broken off for 50 ms is dropped.
+struct RTUFramer {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// The next complete frame, or nil when nothing arrived within 50 ms.
+    mutating func next() -> [UInt8]? {
+        while true {
+            if let n = expectedLength(), buffer.count >= n {
+                let frame = Array(buffer[0..<n])
+                buffer.removeFirst(n)
+                return frame
+            }
+            let waitMs: Int32 = buffer.isEmpty ? 50 : (expectedLength() == nil && buffer.count >= 2 ? 5 : 50)
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+            let r = poll(&fds, 1, waitMs)
+            if r <= 0 {
+                if buffer.isEmpty { return nil }
+                if buffer.count >= 2, expectedLength() == nil {
+                    // Unknown function code: the silence ends the frame.
+                    let frame = buffer
+                    buffer.removeAll()
+                    return frame
+                }
+                buffer.removeAll()  // a broken-off frame
+                return nil
+            }
+            var chunk = [UInt8](repeating: 0, count: 512)
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 {
+                usleep(10_000)  // no client on the line (EIO on the master): wait
+                return nil
+            }
+            buffer += chunk[0..<n]
+        }
+    }
+
+    /// Total length of the frame at the head of the buffer, if its function code tells.
+    private func expectedLength() -> Int? {
+        guard buffer.count >= 2 else { return nil }
+        switch buffer[1] {
+        case 1...6: return 8
+        case 15, 16:
+            guard buffer.count >= 7 else { return Int.max }
+            return 9 + Int(buffer[6])
+        default: return nil
+        }
     }
 }

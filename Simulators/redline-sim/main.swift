@@ -44,10 +44,26 @@ struct RedlineSim: ParsableCommand {
             wrong-unit (reply from another unit id), slow (reply after min(50 ms, \
             timeout/2)), none (healthy).
 
+            DYNAMICS (see PlantModel's documentation): with every CRAC failed and \
+            the exhaust failed, an occupied room passes 40 °C after ~3.4 min and \
+            67 °C after ~12.5 min; CO2 rises 0.25 %/min and O2 falls 0.35 %/min \
+            (CO2 hazard after ~110 s, O2 below 19.5 % after 4 min). Running units \
+            bring it back. A dispatch countdown starts on a fire alarm or on a person \
+            in a hazardous room; only the cancel coil stops it; at 0, DISPATCH.sent = 1.
+
             EXAMPLE:
-              redline-sim --site Firmware-Configs/demo-datacenter.yaml --control /tmp/sim.sock &
-              echo '{"jsonrpc":"2.0","id":1,"method":"plant.set","params":{"name":"fire-panel.alarm","value":1}}' \\
-                | socat - UNIX-CONNECT:/tmp/sim.sock
+              redline-sim --site Firmware-Configs/demo-datacenter.yaml \\
+                  --control /tmp/sim.sock &
+              socat - UNIX-CONNECT:/tmp/sim.sock
+              {"jsonrpc":"2.0","id":1,"method":"plant.get"}
+              {"jsonrpc":"2.0","id":2,"method":"plant.set",
+               "params":{"name":"fire-panel.alarm","value":1}}
+              {"jsonrpc":"2.0","id":3,"method":"device.fault",
+               "params":{"device":"sra-env","mode":"timeout"}}
+            (each request is one line; they are wrapped here to fit)
+
+            An RTU bus is a multi-drop line: every device on it answers its own unit \
+            id; frames for other unit ids, or with a bad CRC, go unanswered.
             """)
 
     @Option(name: .long, help: "The site configuration file (Firmware-Configs/NAME.yaml).")

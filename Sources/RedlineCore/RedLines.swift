@@ -16,8 +16,8 @@ public struct RedLine: Sendable {
 struct RedLineInput {
     let point: Point
     let value: Double
-    /// Conditions of the point's zone, evaluated lazily on fresh readings.
-    let condition: () -> ZoneCondition
+    /// Conditions of the point's zone, evaluated on fresh readings.
+    let condition: ZoneCondition
 }
 
 public enum RedLines {
@@ -34,7 +34,7 @@ public enum RedLines {
         },
         RedLine(id: .rl3, title: "No egress lock set to locked while its zone is occupied, in alarm or in hazard; releasing is always allowed") { i in
             guard i.point.role == .egressLock, !(i.value == 0) else { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.occupied || c.inAlarm || c.hazard else { return nil }
             return "locking \(i.point.id) could trap people in \(i.point.zone): " + c.summary
         },
@@ -51,7 +51,7 @@ public enum RedLines {
             default: return nil
             }
             guard reduces else { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.occupied else { return nil }
             return "\(i.point.zone) is occupied; \(i.point.id) = \(fmt(i.value)) would reduce life support: " + c.summary
         },
@@ -59,7 +59,7 @@ public enum RedLines {
             // Outputs only: a write to an input is RL-8's to name.
             guard i.point.role.isOutput else { return nil }
             if i.point.role == .egressLock && i.value == 0 { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.inAlarm else { return nil }
             return "\(i.point.zone) is in alarm; the fire system owns \(i.point.id): " + c.summary
         },

@@ -378,29 +378,33 @@ final class Engine: Sendable {
             try? await auditOrLog("ready", [("site", .string(site.name))])
         }
 
+        // Act first, then write the story: the safe-state writes must not wait for audit fsyncs.
         var desired: [(Point, Double, String)] = []
+        var records: [() async -> Void] = []
         for zone in site.zones {
             let c = ZoneCondition.evaluate(zone: zone.id, site: site, snapshot: snap, now: now)
-            // E-2: a zone goes into alarm -> held approvals for its outputs expire.
-            let entered = state.withLock { s -> Bool in
+            // E-2: a zone goes into alarm -> held approvals for its outputs expire (in memory, at once).
+            let expired = state.withLock { s -> [HeldRequest]? in
                 let was = s.zoneInAlarm[zone.id] ?? false
                 s.zoneInAlarm[zone.id] = c.inAlarm
-                return c.inAlarm && !was
-            }
-            if entered {
+                guard c.inAlarm && !was else { return nil }
                 let pts = Set(site.points.filter { $0.zone == zone.id && $0.role.isOutput }.map(\.id))
-                let expired = state.withLock { $0.approvals.expire(points: pts, because: "expired: \(zone.id) went into alarm (E-2)") }
+                return s.approvals.expire(points: pts, because: "expired: \(zone.id) went into alarm (E-2)")
+            }
+            if let expired {
                 if !expired.isEmpty {
                     logger.warning("held approvals expired: zone in alarm", metadata: ["zone": "\(zone.id)", "count": "\(expired.count)"])
                 }
-                try? await auditOrLog("effect", [("effect", "E-2"), ("zone", .string(zone.id)), ("why", .string(c.summary)),
-                                                 ("expired", .array(expired.map { .string($0.id) }))])
+                records.append {
+                    try? await self.auditOrLog("effect", [("effect", "E-2"), ("zone", .string(zone.id)), ("why", .string(c.summary)),
+                                                          ("expired", .array(expired.map { .string($0.id) }))])
+                }
             }
             // E-1: release egress in alarm, or occupied and in hazard. E-3: annunciate occupied hazard.
             let e1 = c.inAlarm || (c.occupied && c.hazard)
             let e3 = c.occupied && c.hazard
-            await transition("E-1 \(zone.id)", active: e1, why: c.summary)
-            await transition("E-3 \(zone.id)", active: e3, why: c.summary)
+            records.append { await self.transition("E-1 \(zone.id)", active: e1, why: c.summary) }
+            records.append { await self.transition("E-3 \(zone.id)", active: e3, why: c.summary) }
             for p in site.points where p.zone == zone.id {
                 if e1 && p.role == .egressLock { desired.append((p, 0, "E-1")) }
                 if e3 && p.role == .annunciator { desired.append((p, 1, "E-3")) }
@@ -409,6 +413,7 @@ final class Engine: Sendable {
         for (p, v, effect) in desired {
             await enforce(p, value: v, effect: effect)
         }
+        for record in records { await record() }
 
         // Held requests whose time ran out.
         let expired = state.withLock { $0.approvals.expire(now: now) }

@@ -204,9 +204,14 @@ final class RetryingBackend: BusBackend {
     private var lastError: DeviceError = .closed
     private var nextAttemptAt: Int64 = 0
 
+    /// Tries to create the backend at once (on the bus thread), so that GPIO output
+    /// lines are requested at their safe values when the I/O starts, not at first use.
     init(logger: Logger, make: @escaping Make) {
         self.logger = logger
         self.make = make
+        if case .failure(let e) = backend() {
+            logger.error("bus backend not available; retrying every second", metadata: ["error": "\(e)"])
+        }
     }
 
     private func backend() -> Result<any BusBackend, DeviceError> {

@@ -13,6 +13,7 @@ struct RedlineCtl: AsyncParsableCommand {
             Status.self, Approvals.self, Agents.self,
             Audit.self,
             HIL.self,
+            MCPServe.self,
         ]
     )
 }

@@ -106,6 +106,15 @@ struct FaultTests {
             return false
         }
         #expect(timedOut)
+        // Malformed frames: a wrong byte count over TCP, a bad CRC over RTU.
+        try sim.fault("sra-env", "garbage")
+        var detail = ""
+        let malformedFrames = await eventually(timeout: 5) {
+            if case .failure(.malformed(let m)) = await io.read(["sra-env.oxygen"])["sra-env.oxygen"] { detail = m; return true }
+            return false
+        }
+        #expect(malformedFrames)
+        #expect(detail.contains(transport == .tcp ? "byte count" : "CRC"), "\(detail)")
         try sim.fault("sra-env", "none")
     }
 
