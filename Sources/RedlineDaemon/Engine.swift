@@ -403,8 +403,8 @@ final class Engine: Sendable {
             // E-1: release egress in alarm, or occupied and in hazard. E-3: annunciate occupied hazard.
             let e1 = c.inAlarm || (c.occupied && c.hazard)
             let e3 = c.occupied && c.hazard
-            records.append { await self.transition("E-1 \(zone.id)", active: e1, why: c.summary) }
-            records.append { await self.transition("E-3 \(zone.id)", active: e3, why: c.summary) }
+            if let r = transition("E-1 \(zone.id)", active: e1, why: c.summary) { records.append(r) }
+            if let r = transition("E-3 \(zone.id)", active: e3, why: c.summary) { records.append(r) }
             for p in site.points where p.zone == zone.id {
                 if e1 && p.role == .egressLock { desired.append((p, 0, "E-1")) }
                 if e3 && p.role == .annunciator { desired.append((p, 1, "E-3")) }
@@ -434,19 +434,22 @@ final class Engine: Sendable {
         if sendDog { notifier.send("WATCHDOG=1") }
     }
 
-    private func transition(_ key: String, active: Bool, why: String) async {
+    /// Records an effect engaging or ending (in memory, at once); returns its audit record, if it changed.
+    private func transition(_ key: String, active: Bool, why: String) -> (() async -> Void)? {
         let changed = state.withLock { s -> Bool in
             active ? s.effects.insert(key).inserted : s.effects.remove(key) != nil
         }
-        guard changed else { return }
+        guard changed else { return nil }
         let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
         if active {
             logger.warning("safe-state effect engaged", metadata: ["effect": "\(key)", "why": "\(why)"])
         } else {
             logger.notice("safe-state effect ended", metadata: ["effect": "\(key)"])
         }
-        try? await auditOrLog("effect", [("effect", .string(parts[0])), ("zone", .string(parts.count > 1 ? parts[1] : "")),
-                                         ("state", .string(active ? "engaged" : "ended")), ("why", .string(why))])
+        return {
+            try? await self.auditOrLog("effect", [("effect", .string(parts[0])), ("zone", .string(parts.count > 1 ? parts[1] : "")),
+                                                  ("state", .string(active ? "engaged" : "ended")), ("why", .string(why))])
+        }
     }
 
     /// Drives an output to its safe-state value, re-asserted every scan. No policy: this is the daemon's own action.
