@@ -1,4 +1,5 @@
 import Foundation
+import RedlineClient
 import RedlineCore
 
 public struct TestSupportError: Error, CustomStringConvertible {
@@ -22,7 +23,7 @@ public final class ChildProcess: @unchecked Sendable {
         if let environment { process.environment = environment }
         let out = Pipe()
         process.standardOutput = out
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
@@ -100,7 +101,7 @@ public final class SimProcess: @unchecked Sendable {
     }
 
     /// A new connection to the control socket.
-    public func control() throws -> JSONRPCLineClient { try JSONRPCLineClient(path: controlPath) }
+    public func control() throws -> LineClient { try LineClient(path: controlPath) }
 
     /// One call on a fresh control connection.
     @discardableResult
@@ -129,85 +130,4 @@ public final class SimProcess: @unchecked Sendable {
     }
 
     public func stop() { child.stop() }
-}
-
-/// A JSON-RPC 2.0 client over a Unix stream socket, one JSON object per line.
-public final class JSONRPCLineClient: @unchecked Sendable {
-    public let fd: Int32
-    private var nextID = 1
-    private var pending: [UInt8] = []
-
-    /// Connects; `timeout` bounds every read and write.
-    public init(path: String, timeout: Double = 10) throws {
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { throw TestSupportError("socket: \(errno)") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(s); throw TestSupportError("socket path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let e = String(cString: strerror(errno))
-            close(s)
-            throw TestSupportError("cannot connect to \(path): \(e)")
-        }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        fd = s
-    }
-
-    deinit { close(fd) }
-
-    /// Sends raw bytes (a line terminator is not added).
-    public func send(raw: [UInt8]) throws {
-        var off = 0
-        while off < raw.count {
-            let n = raw[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { throw TestSupportError("write failed: \(String(cString: strerror(errno)))") }
-            off += n
-        }
-    }
-
-    /// Reads one line (without the newline); `nil` at end of stream.
-    public func readLine() throws -> [UInt8]? {
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            if let nl = pending.firstIndex(of: 0x0A) {
-                let line = Array(pending[..<nl])
-                pending.removeSubrange(...nl)
-                return line
-            }
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { return nil }
-            if n < 0 { throw TestSupportError("read failed: \(String(cString: strerror(errno)))") }
-            pending += buf[0..<n]
-        }
-    }
-
-    /// Sends a request object and returns the whole response object.
-    public func request(_ method: String, _ params: JSON? = nil) throws -> JSON {
-        let id = nextID
-        nextID += 1
-        let req = JSON.obj([("jsonrpc", "2.0"), ("id", .number(Double(id))), ("method", .string(method)), ("params", params)])
-        try send(raw: Array((req.encoded() + "\n").utf8))
-        while true {
-            guard let line = try readLine() else { throw TestSupportError("connection closed before the response to \(method)") }
-            let resp = try JSON.parse(line)
-            if resp["id"] == .number(Double(id)) || resp["id"] == .null { return resp }
-        }
-    }
-
-    /// Sends a request and returns its `result`, throwing on a JSON-RPC error.
-    @discardableResult
-    public func call(_ method: String, _ params: JSON? = nil) throws -> JSON {
-        let resp = try request(method, params)
-        if let e = resp["error"] {
-            throw TestSupportError("\(method) failed: \(e["message"]?.stringValue ?? e.encoded()) (\(e["code"]?.numberValue.map { fmt($0) } ?? "?"))")
-        }
-        return resp["result"] ?? .null
-    }
 }
