@@ -49,6 +49,7 @@ struct IOBench: AsyncParsableCommand {
         // A spawned simulator serves a copy of the site on free ports, so that the
         // benchmark never collides with a simulator or daemon already running.
         let siteFile = noSpawn ? site : try Self.copyWithFreePorts(site)
+        defer { if !noSpawn { unlink(siteFile) } }
         let loaded: Site
         do { loaded = try SiteLoader.load(siteFile: siteFile, devicesDir: devicesDir) } catch {
             throw ValidationError("invalid site: \(error)")
