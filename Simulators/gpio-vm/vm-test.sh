@@ -48,3 +48,10 @@ for bias in down up; do
     result killed-process-line-state-pull-$bias $st "lock driven 1 while held (gpioinfo:$consumer); after kill -9 the line is released and reads $after = its pull-$bias"
 done
 pull 0 down
+
+# ---- Stage 2: the daemon, through its sockets (when this build has it) --------------------
+if [ -x /rig/bin/redlined ] && [ -x /rig/bin/redline-sim ] && [ -x /rig/bin/redlinectl ]; then
+    sh /rig/vm/daemon-test.sh
+else
+    echo "GPIOVM-NOTE daemon checks not built into this image (products: $(ls /rig/bin | tr '\n' ' '))"
+fi

@@ -1,0 +1,134 @@
+#!/bin/sh
+# Stage 2 of the GPIO rig, inside the VM: redlined with Firmware-Configs/demo-datacenter-gpio.yaml
+# (door lock line 0, door contact line 1, PIR line 2 of $CHIP), its Modbus devices served by
+# redline-sim, driven through the real agent socket as the facilities agent (uid 2001) and the
+# operator socket as root. Physical side through gpio-sim's sysfs (`value`, `pull`).
+
+result() { echo "GPIOVM-RESULT $1 $2 $3"; }
+val() { cat $SIM/sim_gpio$1/value; }
+pull() { echo pull-$2 > $SIM/sim_gpio$1/pull; }
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+RL=/rig/bin/redlinectl
+SITE=/rig/Firmware-Configs/demo-datacenter-gpio.yaml
+SIMSOCK=/run/sim.sock
+# The facilities agent is uid 2001; the agent socket identifies it by SO_PEERCRED.
+agent() { su -s /bin/sh agent -c "$RL $*" 2>>/tmp/agent.err; }
+operator() { $RL "$@" 2>>/tmp/operator.err; }
+simctl() {  # $1 = method, $2 = params JSON
+    echo "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" | socat -t 5 - UNIX-CONNECT:$SIMSOCK
+}
+field() { sed -n "s/.*\"$1\" *: *\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p" | head -1; }
+point_value() { agent read --json "$1" | field value; }
+point_quality() { agent read --json "$1" | field quality; }
+# Wait up to $2 tenths of a second until command $1 succeeds.
+until_ok() {
+    n=0
+    while [ $n -lt $2 ]; do eval "$1" && return 0; sleep 0.1; n=$((n + 1)); done
+    return 1
+}
+# Agent asks to lock; the approval rule holds it; the operator approves; prints the final answer.
+lock_with_approval() {
+    a=$(agent write --json sra-door.lock 1 --reason "rig")
+    case "$a" in
+        *'"held"'*) id=$(echo "$a" | field requestId); operator approvals approve --json "$id" ;;
+        *) echo "$a" ;;
+    esac
+}
+
+mkdir -p /run/redline /var/lib/redline
+# The physical world before Redline: nobody in the room, door closed, and the lock line
+# pulled up, i.e. "locked" unless something drives it.
+pull 2 down; pull 1 down; pull 0 up
+
+/rig/bin/redline-sim --site $SITE --control $SIMSOCK >/tmp/sim.out 2>&1 &
+SIMPID=$!
+until_ok "[ -S $SIMSOCK ]" 300 || { result sim-start FAIL "redline-sim did not start: $(tail -3 /tmp/sim.out | tr '\n' ' ')"; exit 0; }
+
+# ---- safe value at start-up ----
+t0=$(now_ms)
+/rig/bin/redlined --config $SITE --log-level notice >/tmp/redlined.out 2>&1 &
+DPID=$!
+trail=""
+held_at=""
+while [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
+    v=$(val 0)
+    c=$(gpioinfo $CHIP 2>/dev/null | grep -E '^[[:space:]]+line[[:space:]]+0:' | grep -c '"redline"')
+    if [ "$c" = 1 ]; then held_at=$(( $(now_ms) - t0 )); first=$v; break; fi
+    kill -0 $DPID 2>/dev/null || break
+    sleep 0.02
+done
+if [ -n "$held_at" ] && [ "$first" = 0 ]; then
+    result daemon-safe-value-at-startup PASS "lock line pulled up (1) before redlined; held by \"redline\" $held_at ms after start, reading $first (released)"
+else
+    result daemon-safe-value-at-startup FAIL "held_at=${held_at:-never} value=${first:-?}: $(tail -5 /tmp/redlined.out | tr '\n' ' ')"
+fi
+until_ok "[ -S /run/redline/agent.sock ] && [ \"\$(point_quality sra-occupancy.occupied)\" = good ]" 300 \
+    || result daemon-ready FAIL "agent socket or first scan missing: $(tail -5 /tmp/redlined.out | tr '\n' ' ')"
+# it must stay released from then on
+s=""; for i in 1 2 3 4 5; do s="$s$(val 0)"; sleep 0.1; done
+[ "$s" = 00000 ] && result daemon-safe-value-held PASS "lock line $s over 0.5 s after start" \
+    || result daemon-safe-value-held FAIL "lock line $s over 0.5 s after start"
+
+# ---- lock and unlock through the agent socket ----
+a1=$(lock_with_approval); v1=$(val 0)
+a0=$(agent write --json sra-door.lock 0 --reason "rig"); v0=$(val 0)
+a2=$(lock_with_approval); v2=$(val 0)
+a3=$(agent write --json sra-door.lock 0); v3=$(val 0)
+if echo "$a1$a2" | grep -q executed && echo "$a0$a3" | grep -q executed && [ "$v1$v0$v2$v3" = 1010 ]; then st=PASS; else st=FAIL; fi
+result agent-lock-unlock $st "lock(held, approved)->$(echo "$a1" | field outcome)/line $v1, unlock->$(echo "$a0" | field outcome)/line $v0, lock->$(echo "$a2" | field outcome)/line $v2, unlock->$(echo "$a3" | field outcome)/line $v3"
+
+# ---- PIR input: within one scan (100 ms), then a lock is denied RL-3 ----
+pull 2 up
+t1=$(now_ms)
+sleep 0.1
+r=$(agent read --json sra-occupancy.occupied); t2=$(now_ms)
+pv=$(echo "$r" | field value); pq=$(echo "$r" | field quality)
+case "$pv" in 1|1.0) st=PASS ;; *) st=FAIL ;; esac
+[ "$pq" = good ] || st=FAIL
+result pir-read-within-one-scan $st "pull-up, 100 ms (one scan interval) later points.read gives $pv ($pq; answered $((t2 - t1)) ms after the pull)"
+d=$(agent write --json sra-door.lock 1 --reason "rig"); vd=$(val 0)
+if [ "$(echo "$d" | field outcome)" = denied ] && [ "$(echo "$d" | field rule)" = RL-3 ] && [ "$vd" = 0 ]; then st=PASS; else st=FAIL; fi
+result pir-occupied-lock-denied-rl3 $st "lock while occupied: $(echo "$d" | field outcome) $(echo "$d" | field rule); line stays $vd"
+pull 2 down
+until_ok "[ \"\$(point_value sra-occupancy.occupied)\" = 0 ]" 50
+
+# ---- door contact ----
+trail=""; ok=1
+for b in up down up down; do
+    pull 1 $b; sleep 0.15
+    cv=$(point_value sra-door.contact)
+    exp=0; [ $b = up ] && exp=1
+    case "$cv" in $exp|$exp.0) ;; *) ok=0 ;; esac
+    trail="$trail pull-$b->$cv"
+done
+[ $ok = 1 ] && st=PASS || st=FAIL
+result door-contact-points-read $st "points.read sra-door.contact:$trail"
+
+# ---- alarm in the simulator: lock released (E-1) ----
+a=$(lock_with_approval); vl=$(val 0)
+s=$(simctl plant.set '{"name":"fire-panel.alarm","value":1}')
+t3=$(now_ms)
+if until_ok "[ \"\$(val 0)\" = 0 ]" 50; then rel=$(( $(now_ms) - t3 )); else rel=never; fi
+ve=$(val 0)
+# re-asserted while the alarm holds: an agent lock is refused and the line stays released
+d=$(agent write --json sra-door.lock 1); vd=$(val 0)
+if [ "$vl" = 1 ] && [ "$ve" = 0 ] && [ "$vd" = 0 ] && [ "$(echo "$d" | field outcome)" = denied ]; then st=PASS; else st=FAIL; fi
+result alarm-releases-lock-e1 $st "locked ($(echo "$a" | field outcome), line $vl); fire-panel.alarm=1 in the simulator ($s); line released after ${rel} ms; lock attempt in alarm: $(echo "$d" | field outcome) $(echo "$d" | field rule), line $vd"
+simctl plant.set '{"name":"fire-panel.alarm","value":0}' >/dev/null
+until_ok "[ \"\$(point_value fire-panel.alarm)\" = 0 ]" 50
+# Two red-line denials so far (RL-3, and the lock in alarm): clear the count's effect if any.
+operator agents release facilities-agent >/dev/null 2>&1
+a=$(lock_with_approval)
+until_ok "[ \"\$(val 0)\" = 1 ]" 30
+
+# ---- daemon killed ----
+pull 0 down
+vk=$(val 0)
+kill -9 $DPID; wait $DPID 2>/dev/null
+sleep 0.3
+va=$(val 0)
+pull 0 up; sleep 0.1; vu=$(val 0)
+if [ "$vk" = 1 ] && [ "$va" = 0 ] && [ "$vu" = 1 ]; then st=PASS; else st=FAIL; fi
+result daemon-killed-line-state $st "locked line ($vk) after kill -9 of redlined: released by the kernel, it reads its bias: $va with a pull-down, $vu with a pull-up. A door is released on a daemon crash only if the wiring de-energises the lock when the line is not driven"
+pull 0 down
+kill $SIMPID 2>/dev/null
