@@ -29,7 +29,7 @@ for bias in down up; do
     pull 0 $bias
     /rig/bin/gpio-rig-driver hold --chip $CHIP --lock 1 >/tmp/hold.out 2>/tmp/hold.err &
     pid=$!
-    if ! wait_for /tmp/hold.out GPIOVM-HOLDING 100; then
+    if ! wait_for /tmp/hold.out 100 GPIOVM-HOLDING; then
         result killed-process-line-state-pull-$bias FAIL "holder did not start: $(cat /tmp/hold.out /tmp/hold.err | tr '\n' ' ')"
         kill -9 $pid 2>/dev/null
         continue

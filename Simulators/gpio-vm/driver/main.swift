@@ -258,7 +258,12 @@ func value(_ r: Result<Double, DeviceError>?) -> Double? {
     }
     let w = backend.write(lock, value: want)
     emit("GPIOVM-HOLDING lock=\(show(w)) pid=\(getpid())")
-    while true { pause() }
+    // Keep the backend (and so the chip and its lines) alive: an optimized build would
+    // otherwise end its lifetime after its last use and release the lines.
+    withExtendedLifetime(backend) {
+        while true { pause() }
+    }
+    return 0
 }
 
 switch mode {
