@@ -138,7 +138,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "RedlineIOTests",
-            dependencies: ["RedlineIO", "RedlineConfig", "RedlineTestSupport", "PlantModel"],
+            dependencies: [
+                "RedlineIO", "RedlineConfig", "RedlineTestSupport", "PlantModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "PlantModelTests",

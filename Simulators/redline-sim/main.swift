@@ -1,1 +1,129 @@
-print("not yet built")
+import ArgumentParser
+import Dispatch
+import Foundation
+import PlantModel
+import RedlineConfig
+import RedlineCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RedlineSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redline-sim",
+        abstract: "Simulate a site's plant and serve its Modbus devices, for tests and demos.",
+        discussion: """
+            Serves every Modbus device of the site on its configured bus: Modbus TCP \
+            on the bus's host and port, Modbus RTU on a pseudo-terminal whose slave \
+            side is symlinked at the bus's `device` path. Behind the devices runs a \
+            plant model (room temperature, oxygen and CO2, CRAC units, exhaust, \
+            occupancy, a latching fire panel, a dispatch gateway with a 30 s \
+            countdown, door controller, suppression panel, lighting, air handler). \
+            It starts calm: rooms empty at 22 °C, O2 20.9 %, CO2 0.04 %, everything \
+            running, no alarm, doors unlocked, dispatch idle.
+
+            When every server listens it prints one line on standard output:
+              redline-sim: serving N devices, control at PATH
+
+            CONTROL SOCKET (JSON-RPC 2.0, one object per line, Unix socket at --control):
+              plant.get                       -> {name: value, ...} every plant variable
+                                                 and every point's physical state
+              plant.set {name, value}         -> {name, value}   act on the physical world
+              plant.reset                     -> back to the initial plant, faults cleared
+              plant.advance {seconds}         -> {time}   only with --clock manual
+              device.fault {device, mode}     -> {device, mode}
+
+            PLANT VARIABLES: ZONE.occupied, ZONE.temperature, ZONE.oxygen, ZONE.co2, \
+            ZONE.humidity; DEVICE.failed (CRACs, fans, air handlers); DISPATCH.countdown \
+            and DISPATCH.sent; and every point id (fire-panel.alarm, sra-door.lock, \
+            dispatch.cancel, ...). Inputs that measure a zone read the zone variable.
+
+            FAULT MODES: offline (TCP listener closed, connections refused; RTU silent), \
+            timeout (no reply), exception (exception code 4), garbage (malformed frame), \
+            wrong-unit (reply from another unit id), slow (reply after min(50 ms, \
+            timeout/2)), none (healthy).
+
+            EXAMPLE:
+              redline-sim --site Firmware-Configs/demo-datacenter.yaml --control /tmp/sim.sock &
+              echo '{"jsonrpc":"2.0","id":1,"method":"plant.set","params":{"name":"fire-panel.alarm","value":1}}' \\
+                | socat - UNIX-CONNECT:/tmp/sim.sock
+            """)
+
+    @Option(name: .long, help: "The site configuration file (Firmware-Configs/NAME.yaml).")
+    var site: String
+
+    @Option(name: .long, help: "Directory of device profiles (default: <site dir>/../Devices).")
+    var devices: String?
+
+    @Option(name: .long, help: "Path of the control socket (a Unix socket).")
+    var control: String
+
+    @Option(name: .long, help: "Clock: 'real' (plant advances with wall time) or 'manual' (only plant.advance moves it).")
+    var clock: String = "real"
+
+    func validate() throws {
+        guard clock == "real" || clock == "manual" else { throw ValidationError("--clock must be 'real' or 'manual'") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let loaded: Site
+        do {
+            loaded = try SiteLoader.load(siteFile: site, devicesDir: devices)
+        } catch {
+            FileHandle.standardError.write(Data("redline-sim: invalid site\n\(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let sim = Simulator(site: loaded, manualClock: clock == "manual")
+        let control: ControlServer
+        do {
+            control = try ControlServer(path: self.control, sim: sim)
+        } catch {
+            FileHandle.standardError.write(Data("redline-sim: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var servers: [BusServer] = []
+        for bus in loaded.buses {
+            switch bus.kind {
+            case .modbusTCP, .modbusRTU:
+                let s = BusServer(bus: bus, sim: sim)
+                if s.deviceIDs.isEmpty { continue }
+                if let e = s.start() {
+                    FileHandle.standardError.write(Data("redline-sim: \(e)\n".utf8))
+                    control.remove()
+                    throw ExitCode(1)
+                }
+                servers.append(s)
+            case .gpio:
+                continue
+            }
+        }
+        sim.startClock()
+        control.start()
+        FileHandle.standardOutput.write(Data("redline-sim: serving \(sim.modbusDevices.count) devices, control at \(self.control)\n".utf8))
+
+        let stop: @Sendable () -> Void = {
+            sim.stop()
+            control.remove()
+            for b in loaded.buses {
+                if case .modbusRTU(let s) = b.kind,
+                   let dest = try? FileManager.default.destinationOfSymbolicLink(atPath: s.device), dest.hasPrefix("/dev/pts/") {
+                    unlink(s.device)
+                }
+            }
+            Glibc.exit(0)
+        }
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
+        term.setEventHandler(handler: stop)
+        term.resume()
+        let int = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
+        int.setEventHandler(handler: stop)
+        int.resume()
+        withExtendedLifetime((servers, term, int)) { dispatchMain() }
+    }
+}
+
+RedlineSim.main()

@@ -7,6 +7,10 @@ struct RedlineCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redlinectl",
         abstract: "Check site configurations, talk to redlined, verify audit logs and run HIL scenarios.",
-        subcommands: []
+        subcommands: [
+            Describe.self, Read.self, Write.self, Request.self,
+            Status.self, Approvals.self, Agents.self,
+            Audit.self,
+        ]
     )
 }

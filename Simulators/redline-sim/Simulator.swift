@@ -1,0 +1,81 @@
+import Dispatch
+import Foundation
+import PlantModel
+import RedlineCore
+import Synchronization
+
+/// Simulated device faults (`device.fault {device, mode}`).
+enum FaultMode: String, CaseIterable, Sendable {
+    /// The device is gone: its TCP listener is closed (connections refused); on RTU it never answers.
+    case offline
+    /// Requests are received and never answered.
+    case timeout
+    /// Every request is answered with exception code 4 (server device failure).
+    case exception
+    /// Answers are malformed frames (wrong byte count or echo on TCP, bad CRC on RTU).
+    case garbage
+    /// Answers carry another unit id.
+    case wrongUnit = "wrong-unit"
+    /// Answers come after a delay shorter than the bus's response timeout (at most 50 ms).
+    case slow
+    /// Normal operation.
+    case none
+}
+
+/// The shared state of one simulator run: the plant, the device faults, the clock.
+final class Simulator: Sendable {
+    let site: Site
+    let manualClock: Bool
+    private let plant: Mutex<PlantModel>
+    private let faults = Mutex<[String: FaultMode]>([:])
+    private let running = Mutex(true)
+
+    init(site: Site, manualClock: Bool) {
+        self.site = site
+        self.manualClock = manualClock
+        self.plant = Mutex(PlantModel(site: site))
+    }
+
+    var isRunning: Bool { running.withLock { $0 } }
+    func stop() { running.withLock { $0 = false } }
+
+    func withPlant<T>(_ body: (inout PlantModel) throws -> T) rethrows -> T {
+        try plant.withLock { try body(&$0) }
+    }
+
+    func fault(of device: String) -> FaultMode { faults.withLock { $0[device] ?? .none } }
+
+    func setFault(_ mode: FaultMode, device: String) {
+        faults.withLock { $0[device] = mode == .none ? nil : mode }
+    }
+
+    func clearFaults() { faults.withLock { $0.removeAll() } }
+
+    /// Modbus devices served, in site order.
+    var modbusDevices: [Device] {
+        site.devices.filter { d in
+            guard let bus = site.buses.first(where: { $0.id == d.bus }) else { return false }
+            switch bus.kind {
+            case .modbusTCP, .modbusRTU: return d.unit != nil
+            case .gpio: return false
+            }
+        }
+    }
+
+    /// With the real clock, advances the plant with wall time every 100 ms.
+    func startClock() {
+        guard !manualClock else { return }
+        let t = Thread { [self] in
+            var last = DispatchTime.now().uptimeNanoseconds
+            while self.isRunning {
+                usleep(100_000)
+                let now = DispatchTime.now().uptimeNanoseconds
+                let dt = Double(now - last) / 1e9
+                last = now
+                self.withPlant { $0.advance(seconds: dt) }
+            }
+        }
+        t.name = "redline-sim-clock"
+        t.start()
+    }
+}

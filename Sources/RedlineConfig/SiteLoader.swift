@@ -1,0 +1,498 @@
+import Foundation
+import RedlineCore
+import Yams
+
+/// Loads and validates device profiles and sites (DESIGN §10).
+///
+/// Every error is collected and reported as `FILE:LINE:COLUMN: message`; a site
+/// is returned only when there are none. Unknown keys are errors: a typo in a
+/// safety configuration must never be silently ignored.
+public enum SiteLoader {
+    /// `<dir of site file>/../Devices`
+    public static func defaultDevicesDir(forSite siteFile: String) -> String {
+        URL(fileURLWithPath: siteFile).deletingLastPathComponent()
+            .appendingPathComponent("..").appendingPathComponent("Devices").standardizedFileURL.path
+    }
+
+    /// Loads and validates a site. Profiles come from `devicesDir`, default: `<dir of site file>/../Devices`.
+    public static func load(siteFile: String, devicesDir: String? = nil) throws(ConfigErrors) -> Site {
+        let dir = devicesDir ?? defaultDevicesDir(forSite: siteFile)
+        let profiles = readProfiles(devicesDir: dir)
+        let r = Reader(file: siteFile)
+        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir).parse()
+        let all = (profiles.diagnostics + r.diagnostics).ordered()
+        guard all.isEmpty, let site else {
+            throw ConfigErrors(diagnostics: all.isEmpty
+                ? [ConfigDiagnostic(file: siteFile, line: 1, column: 1, message: "site could not be loaded")] : all)
+        }
+        return site
+    }
+
+    /// Loads every `*.yaml` profile in `devicesDir`, keyed by profile name.
+    public static func loadProfiles(devicesDir: String) throws(ConfigErrors) -> [String: DeviceProfile] {
+        let p = readProfiles(devicesDir: devicesDir)
+        guard p.diagnostics.isEmpty else { throw ConfigErrors(diagnostics: p.diagnostics.ordered()) }
+        return p.profiles
+    }
+
+    struct Profiles {
+        var profiles: [String: DeviceProfile] = [:]
+        var broken: Set<String> = []
+        var diagnostics: [ConfigDiagnostic] = []
+    }
+
+    static func readProfiles(devicesDir: String) -> Profiles {
+        var out = Profiles()
+        let fm = FileManager.default
+        let names: [String]
+        do {
+            names = try fm.contentsOfDirectory(atPath: devicesDir)
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        } catch {
+            out.diagnostics.append(ConfigDiagnostic(file: devicesDir, line: 1, column: 1,
+                                                    message: "cannot read the devices folder: \(Reader.describe(error))"))
+            return out
+        }
+        var firstFile: [String: String] = [:]
+        for name in names {
+            let file = devicesDir.hasSuffix("/") ? devicesDir + name : devicesDir + "/" + name
+            let r = Reader(file: file)
+            let parsed = ProfileParser.parse(file: file, reader: r)
+            if let n = parsed.name {
+                if let other = firstFile[n] {
+                    r.error(parsed.nameNode, "duplicate profile '\(n)' (also defined in \(other))")
+                    out.diagnostics += r.diagnostics
+                    continue
+                }
+                firstFile[n] = file
+            }
+            out.diagnostics += r.diagnostics
+            if let p = parsed.profile, r.diagnostics.isEmpty {
+                out.profiles[p.name] = p
+            } else if let n = parsed.name {
+                out.broken.insert(n)
+            }
+        }
+        return out
+    }
+}
+
+/// Parses one site file against loaded profiles.
+struct SiteParser {
+    let r: Reader
+    let profiles: [String: DeviceProfile]
+    let brokenProfiles: Set<String>
+    let devicesDir: String
+
+    init(reader: Reader, profiles: [String: DeviceProfile], brokenProfiles: Set<String>, devicesDir: String) {
+        self.r = reader
+        self.profiles = profiles
+        self.brokenProfiles = brokenProfiles
+        self.devicesDir = devicesDir
+    }
+
+    static let siteKeys = ["site", "description", "timing", "zones", "buses", "devices", "agents", "operators", "approvals", "quarantine"]
+    static let roleOverride = "a site cannot change a profile point's role (DESIGN §10); roles come only from the device profile"
+    static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
+                                "override": roleOverride, "overrides": roleOverride]
+
+    func parse() -> Site? {
+        guard let root = r.compose(),
+              let f = r.fields(root, "site", allowed: Self.siteKeys, required: ["site", "zones", "buses", "devices", "agents"])
+        else { return nil }
+        let name = f["site"].flatMap { r.string($0, "site name") }
+        _ = f["description"].flatMap { r.string($0, "description") }
+        let timing = f["timing"].map(parseTiming) ?? Timing()
+        let zones = f["zones"].map(parseZones) ?? []
+        let buses = f["buses"].map(parseBuses) ?? []
+        let (devices, points, brokenDevices) = f["devices"].map { parseDevices($0, zones: zones, buses: buses) } ?? ([], [], [])
+        let operators = f["operators"].map(parseOperators) ?? []
+        let ids = points.map(\.id)
+        func checkPattern(_ text: String, _ node: Node, _ what: String) -> PointPattern {
+            let p = PointPattern(text)
+            if !ids.contains(where: p.matches) {
+                // A pattern aimed at a device that failed to load is not reported twice.
+                let devicePart = String(text.split(separator: ".", maxSplits: 1).first ?? "")
+                if !brokenDevices.contains(where: { PointPattern(devicePart).matches($0) }) {
+                    r.error(node, "\(what) pattern '\(text)' matches no point")
+                }
+            }
+            return p
+        }
+        let agents = f["agents"].map { parseAgents($0, operators: operators, check: checkPattern) } ?? []
+        let approvals = f["approvals"].map { parseApprovals($0, check: checkPattern) } ?? []
+        if !approvals.isEmpty && operators.isEmpty {
+            r.error(f["approvals"], "approvals need at least one operator to approve them")
+        }
+        let quarantine = f["quarantine"].map(parseQuarantine) ?? QuarantinePolicy()
+        guard r.diagnostics.isEmpty, let name else { return nil }
+        return Site(name: name, timing: timing, zones: zones, buses: buses.map(\.bus), devices: devices,
+                    points: points, agents: agents, operators: operators, approvals: approvals, quarantine: quarantine)
+    }
+
+    // MARK: timing
+
+    func parseTiming(_ node: Node) -> Timing {
+        guard let f = r.fields(node, "timing", allowed: ["scan-interval-ms", "stale-after-ms"]) else { return Timing() }
+        var t = Timing()
+        if let n = f["scan-interval-ms"], let v = r.int(n, "scan-interval-ms", in: 1...60_000) { t.scanIntervalMs = Int64(v) }
+        if let n = f["stale-after-ms"], let v = r.int(n, "stale-after-ms", in: 1...600_000) {
+            t.staleAfterMs = Int64(v)
+            if t.staleAfterMs <= t.scanIntervalMs {
+                r.error(n, "stale-after-ms (\(v)) must be greater than scan-interval-ms (\(t.scanIntervalMs)), or every reading would count as stale")
+            }
+        } else if f["stale-after-ms"] == nil, t.staleAfterMs <= t.scanIntervalMs {
+            r.error(f["scan-interval-ms"], "scan-interval-ms (\(t.scanIntervalMs)) must be less than stale-after-ms (\(t.staleAfterMs))")
+        }
+        return t
+    }
+
+    // MARK: zones
+
+    func parseZones(_ node: Node) -> [Zone] {
+        guard let list = r.sequence(node, "zones") else { return [] }
+        if list.isEmpty { r.error(node, "a site needs at least one zone") }
+        var out: [Zone] = []
+        var seen: [String: Node] = [:]
+        for item in list {
+            guard let f = r.fields(item, "zone", allowed: ["id", "building-wide", "description"], required: ["id"]),
+                  let idNode = f["id"], let id = r.identifier(idNode, "zone id") else { continue }
+            let bw = f["building-wide"].flatMap { r.bool($0, "building-wide") } ?? false
+            _ = f["description"].flatMap { r.string($0, "description") }
+            if let first = seen[id] {
+                r.error(idNode, "duplicate zone id '\(id)' (first declared at \(first.mark?.description ?? "?"))")
+                continue
+            }
+            seen[id] = idNode
+            out.append(Zone(id: id, buildingWide: bw))
+        }
+        return out
+    }
+
+    // MARK: buses
+
+    struct ParsedBus {
+        var bus: Bus
+        /// The physical endpoint: two buses on one endpoint share their address space.
+        var endpoint: String
+        var isGPIO: Bool { if case .gpio = bus.kind { return true } else { return false } }
+    }
+
+    func parseBuses(_ node: Node) -> [ParsedBus] {
+        guard let list = r.sequence(node, "buses") else { return [] }
+        var out: [ParsedBus] = []
+        var seen: [String: Node] = [:]
+        for item in list {
+            guard let f = r.fields(item, "bus", allowed: ["id", "modbus-tcp", "modbus-rtu", "gpio", "timeout-ms", "description"], required: ["id"]),
+                  let idNode = f["id"], let id = r.identifier(idNode, "bus id") else { continue }
+            _ = f["description"].flatMap { r.string($0, "description") }
+            let kinds = ["modbus-tcp", "modbus-rtu", "gpio"].filter { f.has($0) }
+            var timeout = 200
+            if let n = f["timeout-ms"], let v = r.int(n, "timeout-ms", in: 1...60_000) { timeout = v }
+            guard kinds.count == 1 else {
+                r.error(kinds.count > 1 ? f[kinds[1]] : item,
+                        "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu or gpio")
+                continue
+            }
+            var kind: BusKind?
+            var endpoint = ""
+            switch kinds[0] {
+            case "modbus-tcp":
+                if let g = r.fields(f["modbus-tcp"]!, "modbus-tcp", allowed: ["host", "port"], required: ["host", "port"]),
+                   let host = g["host"].flatMap({ r.string($0, "host") }),
+                   let port = g["port"].flatMap({ r.int($0, "port", in: 1...65535) }) {
+                    kind = .modbusTCP(host: host, port: port)
+                    endpoint = "tcp:\(host):\(port)"
+                }
+            case "modbus-rtu":
+                if let g = r.fields(f["modbus-rtu"]!, "modbus-rtu", allowed: ["device", "baud", "parity", "data-bits", "stop-bits"], required: ["device"]),
+                   let dev = g["device"].flatMap({ r.string($0, "serial device") }) {
+                    var s = SerialSettings(device: dev)
+                    var ok = true
+                    if let n = g["baud"] {
+                        if let b = r.int(n, "baud", in: 300...4_000_000) { s.baud = b } else { ok = false }
+                    }
+                    if let n = g["parity"] {
+                        if let p = r.string(n, "parity"), ["N", "E", "O"].contains(p) { s.parity = Character(p) }
+                        else { if case .scalar(let sc) = n, !sc.string.isEmpty { r.error(n, "parity must be N, E or O") }; ok = false }
+                    }
+                    if let n = g["data-bits"] {
+                        if let b = r.int(n, "data-bits", in: 5...8) { s.dataBits = b } else { ok = false }
+                    }
+                    if let n = g["stop-bits"] {
+                        if let b = r.int(n, "stop-bits", in: 1...2) { s.stopBits = b } else { ok = false }
+                    }
+                    if ok { kind = .modbusRTU(s) }
+                    endpoint = "rtu:\(dev)"
+                }
+            default:
+                if let g = r.fields(f["gpio"]!, "gpio", allowed: ["chip"], required: ["chip"]),
+                   let chip = g["chip"].flatMap({ r.string($0, "chip") }) {
+                    kind = .gpio(chip: chip)
+                    endpoint = "gpio:\(chip)"
+                }
+            }
+            if let first = seen[id] {
+                r.error(idNode, "duplicate bus id '\(id)' (first declared at \(first.mark?.description ?? "?"))")
+                continue
+            }
+            seen[id] = idNode
+            if let kind { out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), endpoint: endpoint)) }
+        }
+        return out
+    }
+
+    // MARK: devices
+
+    static let deviceKeys = ["id", "profile", "bus", "unit", "zone", "lines", "limits", "description"]
+
+    func parseDevices(_ node: Node, zones: [Zone], buses: [ParsedBus]) -> ([Device], [Point], Set<String>) {
+        guard let list = r.sequence(node, "devices") else { return ([], [], []) }
+        var devices: [Device] = []
+        var points: [Point] = []
+        var broken: Set<String> = []
+        var seen: [String: Node] = [:]
+        /// endpoint + unit + location -> point id that holds it.
+        var occupied: [String: String] = [:]
+        let zoneIDs = Set(zones.map(\.id))
+        for item in list {
+            let before = r.diagnostics.count
+            guard let f = r.fields(item, "device", allowed: Self.deviceKeys, required: ["id", "profile", "bus", "zone"],
+                                   special: Self.deviceSpecial) else { continue }
+            guard let idNode = f["id"], let id = r.identifier(idNode, "device id") else { continue }
+            _ = f["description"].flatMap { r.string($0, "description") }
+            if let first = seen[id] {
+                r.error(idNode, "duplicate device id '\(id)' (first declared at \(first.mark?.description ?? "?"))")
+                continue
+            }
+            seen[id] = idNode
+
+            var profile: DeviceProfile?
+            if let n = f["profile"], let name = r.string(n, "profile") {
+                profile = profiles[name]
+                if profile == nil && !brokenProfiles.contains(name) {
+                    r.error(n, "unknown profile '\(name)' (no such profile in \(devicesDir))")
+                }
+            }
+            var bus: ParsedBus?
+            if let n = f["bus"], let name = r.string(n, "bus") {
+                bus = buses.first { $0.bus.id == name }
+                if bus == nil { r.error(n, "unknown bus '\(name)'") }
+            }
+            var zone: String?
+            if let n = f["zone"], let name = r.string(n, "zone") {
+                if zoneIDs.contains(name) { zone = name } else { r.error(n, "unknown zone '\(name)'") }
+            }
+
+            // Unit id: Modbus only, 1-247 (0 is broadcast).
+            var unit: Int?
+            if let bus {
+                if bus.isGPIO {
+                    if let n = f["unit"] { r.error(n, "device '\(id)' is on GPIO bus '\(bus.bus.id)', which has no unit ids") }
+                } else if let n = f["unit"] {
+                    if case .scalar(let s) = n, s.style == .plain, let v = Int(s.string) {
+                        if v == 0 { r.error(n, "unit id 0 is the Modbus broadcast address; use 1-247") }
+                        else if !(1...247).contains(v) { r.error(n, "unit id \(v) is outside 1-247") }
+                        else { unit = v }
+                    } else {
+                        r.error(n, "unit must be an integer, not \(r.kind(n))")
+                    }
+                } else {
+                    r.error(item, "device '\(id)' on Modbus bus '\(bus.bus.id)' needs a unit id (1-247)")
+                }
+            }
+
+            // Bus kind and bindings.
+            if let bus, let profile {
+                let mismatched = profile.points.filter { $0.location.isGPIO != bus.isGPIO }
+                if !mismatched.isEmpty {
+                    let kind = bus.isGPIO ? "a GPIO bus" : "a Modbus bus"
+                    let what = bus.isGPIO ? "Modbus points" : "GPIO line points"
+                    r.error(f["bus"], "profile '\(profile.name)' has \(what) (\(mismatched.map(\.name).joined(separator: ", "))) but bus '\(bus.bus.id)' is \(kind)")
+                }
+            }
+            var lines: [String: GPIOLine] = [:]
+            if let n = f["lines"] {
+                if let bus, !bus.isGPIO {
+                    r.error(f.keys["lines"], "lines apply only to devices on a GPIO bus; '\(bus.bus.id)' is a Modbus bus")
+                } else if case .mapping(let m) = n {
+                    for (k, v) in m {
+                        guard let pname = r.string(k, "point name") else { continue }
+                        if let profile {
+                            guard let pp = profile.point(pname) else {
+                                r.error(k, "profile '\(profile.name)' has no point '\(pname)'")
+                                continue
+                            }
+                            if !pp.location.isGPIO { r.error(k, "point '\(pname)' of '\(profile.name)' is not a GPIO line"); continue }
+                        }
+                        if case .scalar(let s) = v, s.style == .plain, let o = Int(s.string) {
+                            if (0...511).contains(o) { lines[pname] = .offset(o) } else { r.error(v, "GPIO line offset \(o) is outside 0-511") }
+                        } else if case .scalar = v, let s = r.string(v, "line name") {
+                            lines[pname] = .name(s)
+                        } else if case .scalar = v {
+                        } else {
+                            r.error(v, "a GPIO line must be an offset or a name, not \(r.kind(v))")
+                        }
+                    }
+                } else {
+                    r.error(n, "lines must be a mapping of point name to line offset or name, not \(r.kind(n))")
+                }
+            }
+
+            // Site limits: may only narrow the profile's range (and so the envelope).
+            var limits: [String: (min: Double?, max: Double?)] = [:]
+            if let n = f["limits"] {
+                if case .mapping(let m) = n {
+                    for (k, v) in m {
+                        guard let pname = r.string(k, "point name") else { continue }
+                        let pp = profile?.point(pname)
+                        if let profile, pp == nil { r.error(k, "profile '\(profile.name)' has no point '\(pname)'"); continue }
+                        guard let g = r.fields(v, "limits of '\(pname)'", allowed: ["min", "max"],
+                                               special: ["role": Self.roleOverride, "roles": Self.roleOverride]) else { continue }
+                        let lo = g["min"].flatMap { x in r.double(x, "min").map { ($0, x) } }
+                        let hi = g["max"].flatMap { x in r.double(x, "max").map { ($0, x) } }
+                        guard let pp else { continue }
+                        if !pp.role.isOutput {
+                            r.error(k, "limits apply only to writable points; \(id).\(pname) is an input (\(pp.role.rawValue))")
+                            continue
+                        }
+                        var ok = checkRange(r, role: pp.role, min: lo, max: hi, what: "\(id).\(pname)")
+                        if ok, let (l, x) = lo, let pmin = pp.min, l < pmin {
+                            r.error(x, "\(id).\(pname) min \(fmt(l)) widens the profile's range (\(fmt(pmin))-\(fmt(pp.max ?? pp.role.envelope.upperBound))); a site may only narrow it")
+                            ok = false
+                        }
+                        if ok, let (h, x) = hi, let pmax = pp.max, h > pmax {
+                            r.error(x, "\(id).\(pname) max \(fmt(h)) widens the profile's range (\(fmt(pp.min ?? pp.role.envelope.lowerBound))-\(fmt(pmax))); a site may only narrow it")
+                            ok = false
+                        }
+                        let effLo = lo?.0 ?? pp.min, effHi = hi?.0 ?? pp.max
+                        if ok, let l = effLo, let h = effHi, l > h {
+                            r.error(hi?.1 ?? lo?.1 ?? v, "\(id).\(pname) range \(fmt(l))-\(fmt(h)) is empty")
+                            ok = false
+                        }
+                        if ok { limits[pname] = (lo?.0, hi?.0) }
+                    }
+                } else {
+                    r.error(n, "limits must be a mapping of point name to {min, max}, not \(r.kind(n))")
+                }
+            }
+
+            guard r.diagnostics.count == before, let profile, let bus, let zone else {
+                broken.insert(id)
+                continue
+            }
+            devices.append(Device(id: id, profile: profile.name, bus: bus.bus.id, unit: unit, zone: zone))
+            for pp in profile.points {
+                let pid = "\(id).\(pp.name)"
+                let binding: PointBinding
+                let slot: String
+                switch pp.location {
+                case .register(let table, let address):
+                    binding = .modbus(table: table, address: address, scale: pp.scale, signed: pp.signed)
+                    slot = "\(bus.endpoint) unit \(unit ?? 0) \(table.rawValue) \(address)"
+                case .line(let line):
+                    let l = lines[pp.name] ?? line
+                    binding = .gpio(line: l, activeLow: pp.activeLow)
+                    slot = "\(bus.endpoint) line \(l)"
+                }
+                if let other = occupied[slot] {
+                    r.error(idNode, "point \(pid) overlaps \(other): both at bus '\(bus.bus.id)' \(slot.split(separator: " ", maxSplits: 1).last.map(String.init) ?? slot)")
+                    broken.insert(id)
+                } else {
+                    occupied[slot] = pid
+                }
+                let lim = limits[pp.name]
+                points.append(Point(id: pid, device: id, name: pp.name, role: pp.role, zone: zone, bus: bus.bus.id,
+                                    unitId: unit, binding: binding, unit: pp.unit,
+                                    min: lim?.min ?? pp.min, max: lim?.max ?? pp.max))
+            }
+        }
+        return (devices, points, broken)
+    }
+
+    // MARK: agents, operators, approvals, quarantine
+
+    func parseOperators(_ node: Node) -> [Operator] {
+        guard let list = r.sequence(node, "operators") else { return [] }
+        var out: [Operator] = []
+        for item in list {
+            guard let f = r.fields(item, "operator", allowed: ["uid", "gid"]) else { continue }
+            if f.has("uid") == f.has("gid") {
+                r.error(item, "an operator has exactly one of uid or gid")
+                continue
+            }
+            if let n = f["uid"], let v = r.int(n, "uid", in: 0...Int(UInt32.max)) { out.append(Operator(uid: UInt32(v))) }
+            if let n = f["gid"], let v = r.int(n, "gid", in: 0...Int(UInt32.max)) { out.append(Operator(gid: UInt32(v))) }
+        }
+        return out
+    }
+
+    func parseAgents(_ node: Node, operators: [Operator], check: (String, Node, String) -> PointPattern) -> [Agent] {
+        guard let list = r.sequence(node, "agents") else { return [] }
+        var out: [Agent] = []
+        var names: [String: Node] = [:]
+        var uids: [UInt32: (String, Node)] = [:]
+        let operatorUIDs = Set(operators.compactMap(\.uid))
+        for item in list {
+            guard let f = r.fields(item, "agent", allowed: ["name", "uid", "read", "write", "description"], required: ["name", "uid"]) else { continue }
+            _ = f["description"].flatMap { r.string($0, "description") }
+            let name = f["name"].flatMap { r.identifier($0, "agent name") }
+            let uid = f["uid"].flatMap { r.int($0, "uid", in: 0...Int(UInt32.max)) }.map(UInt32.init)
+            let read = f["read"].map { r.stringList($0, "read") } ?? []
+            let write = f["write"].map { r.stringList($0, "write") } ?? []
+            let readP = read.map { check($0.0, $0.1, "read grant") }
+            let writeP = write.map { check($0.0, $0.1, "write grant") }
+            var ok = true
+            if let name, let n = f["name"] {
+                if let first = names[name] {
+                    r.error(n, "duplicate agent name '\(name)' (first declared at \(first.mark?.description ?? "?"))")
+                    ok = false
+                } else { names[name] = n }
+            }
+            if let uid, let n = f["uid"] {
+                if let (other, first) = uids[uid] {
+                    r.error(n, "uid \(uid) is listed twice: already agent '\(other)' (at \(first.mark?.description ?? "?")); one uid is one agent")
+                    ok = false
+                } else { uids[uid] = (name ?? "?", n) }
+                if operatorUIDs.contains(uid) {
+                    r.error(n, "uid \(uid) is an operator; an agent must never hold operator rights")
+                    ok = false
+                }
+            }
+            if ok, let name, let uid { out.append(Agent(name: name, uid: uid, read: readP, write: writeP)) }
+        }
+        return out
+    }
+
+    func parseApprovals(_ node: Node, check: (String, Node, String) -> PointPattern) -> [ApprovalRule] {
+        guard let list = r.sequence(node, "approvals") else { return [] }
+        var out: [ApprovalRule] = []
+        for item in list {
+            guard let f = r.fields(item, "approval", allowed: ["points", "timeout-s"], required: ["points", "timeout-s"]) else { continue }
+            let pats = f["points"].map { r.stringList($0, "points") } ?? []
+            if let n = f["points"], case .sequence(let s) = n, s.isEmpty { r.error(n, "an approval rule needs at least one point pattern") }
+            let ps = pats.map { check($0.0, $0.1, "approval") }
+            if let n = f["timeout-s"], let t = r.int(n, "timeout-s", in: 1...86_400) {
+                out.append(ApprovalRule(points: ps, timeoutMs: Int64(t) * 1000))
+            }
+        }
+        return out
+    }
+
+    func parseQuarantine(_ node: Node) -> QuarantinePolicy {
+        guard let f = r.fields(node, "quarantine", allowed: ["threshold", "window-s"]) else { return QuarantinePolicy() }
+        var threshold = Limits.quarantineThreshold
+        var windowMs = Limits.quarantineWindowMs
+        if let n = f["threshold"], let v = r.int(n, "threshold", in: 1...Int(Int32.max)) {
+            if v > Limits.quarantineThreshold {
+                r.error(n, "quarantine threshold \(v) loosens the compiled-in limit of \(Limits.quarantineThreshold) red-line denials; a site may only tighten it")
+            } else { threshold = v }
+        }
+        if let n = f["window-s"], let v = r.int(n, "window-s", in: 1...Int(Int32.max)) {
+            if Int64(v) * 1000 < Limits.quarantineWindowMs {
+                r.error(n, "quarantine window \(v) s loosens the compiled-in window of \(Limits.quarantineWindowMs / 1000) s; a site may only lengthen it")
+            } else { windowMs = Int64(v) * 1000 }
+        }
+        return QuarantinePolicy(threshold: threshold, windowMs: windowMs)
+    }
+}

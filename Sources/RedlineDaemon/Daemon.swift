@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Logging
+import NIOPosix
+import RedlineConfig
+import RedlineCore
+import RedlineIO
+import ServiceLifecycle
+
+/// How `redlined` is started (all from flags; nothing from the agent channel).
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    public var devicesDir: String?
+    public var agentSocket = "/run/redline/agent.sock"
+    public var operatorSocket = "/run/redline/operator.sock"
+    public var auditPath = "/var/lib/redline/audit.jsonl"
+    public var auditFsync = true
+    public var auditMaxBytes = 64 * 1024 * 1024
+    public var agentGroup: String?
+    public var operatorGroup: String?
+    public var limits = ConnectionLimits()
+    public init(configPath: String) { self.configPath = configPath }
+}
+
+/// A start-up failure, with the exit code `redlined` uses (sysexits.h).
+public struct StartupError: Error, CustomStringConvertible {
+    public var message: String
+    public var exitCode: Int32
+    public var description: String { message }
+}
+
+public enum RedlineDaemon {
+    /// Refuses a file anyone but its owner (root or the daemon's user) can write, as sshd does.
+    public static func checkPermissions(_ path: String) throws(StartupError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw StartupError(message: "\(path): \(String(cString: strerror(errno)))", exitCode: 66)
+        }
+        let mode = st.st_mode & 0o7777
+        if mode & 0o022 != 0 {
+            throw StartupError(message: "\(path) is writable by \(mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(mode, radix: 8))); "
+                               + "a safety configuration must be writable by its owner only: chmod go-w \(path)", exitCode: 78)
+        }
+        if st.st_uid != 0 && st.st_uid != geteuid() {
+            throw StartupError(message: "\(path) is owned by uid \(st.st_uid), neither root nor redlined's user (\(geteuid())); chown it", exitCode: 78)
+        }
+    }
+
+    /// Loads and checks everything, then serves until SIGTERM or SIGINT.
+    public static func run(_ o: DaemonOptions, logger: Logger) async throws {
+        try checkPermissions(o.configPath)
+        let site: Site
+        do {
+            site = try SiteLoader.load(siteFile: o.configPath, devicesDir: o.devicesDir)
+        } catch {
+            throw StartupError(message: "invalid site configuration:\n" + error.diagnostics.map(\.description).joined(separator: "\n"), exitCode: 78)
+        }
+        let devicesDir = o.devicesDir ?? defaultDevicesDir(forSiteFile: o.configPath)
+        for profile in Set(site.devices.map(\.profile)).sorted() {
+            let path = "\(devicesDir)/\(profile).yaml"
+            if access(path, F_OK) == 0 { try checkPermissions(path) }
+        }
+
+        let audit: AuditLog
+        do {
+            audit = try AuditLog(options: .init(path: o.auditPath, fsync: o.auditFsync, maxBytes: o.auditMaxBytes))
+        } catch {
+            throw StartupError(message: "audit log: \(error)", exitCode: 74)
+        }
+        defer { audit.close() }
+        if let note = audit.recoveryNote {
+            logger.warning("audit log recovered", metadata: ["note": "\(note)"])
+        }
+        try audit.appendNow(kind: "start", [
+            ("site", .string(site.name)), ("config", .string(o.configPath)), ("pid", .number(Double(getpid()))),
+            ("recovery", audit.recoveryNote.map { .string($0) } ?? .null),
+            ("redLines", .array(RedLines.all.map { .string($0.id.rawValue) })),
+        ])
+
+        let io = PlantIO(site: site, logger: logger)
+        io.start()
+        defer { io.shutdown() }
+        let scanner = Scanner(site: site, io: io, logger: logger)
+        let notifier = SystemdNotifier(environment: environment())
+        let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier)
+        defer { engine.shutdown() }
+
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let agentGid = try o.agentGroup.map { g throws(StartupError) in try gid(of: g) }
+        let operatorGid = try o.operatorGroup.map { g throws(StartupError) in try gid(of: g) }
+        let agentServer = LineServer(name: "agent", path: o.agentSocket, mode: agentGid == nil ? 0o666 : 0o660, group: agentGid,
+                                     limits: o.limits, service: AgentService(engine: engine), eventLoops: loops, logger: logger)
+        let operatorServer = LineServer(name: "operator", path: o.operatorSocket, mode: operatorGid == nil ? 0o666 : 0o660,
+                                        group: operatorGid, limits: o.limits, service: OperatorService(engine: engine),
+                                        eventLoops: loops, logger: logger)
+
+        // Red lines never reload, and configuration changes need a restart: SIGHUP is refused.
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hup.setEventHandler {
+            logger.warning("SIGHUP ignored: red lines are compiled in and the configuration is read once; restart redlined to change it")
+        }
+        hup.resume()
+
+        logger.info("redlined starting", metadata: ["site": "\(site.name)", "points": "\(site.points.count)",
+                                                    "agents": "\(site.agents.count)", "audit": "\(o.auditPath)"])
+        let services: [any Service] = [
+            Task0(name: "scanner") { await scanner.run { snap in await engine.onScan(snap) } },
+            Task0(name: "agent socket") { try await agentServer.run() },
+            Task0(name: "operator socket") { try await operatorServer.run() },
+        ]
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("service failed", metadata: ["error": "\(error)"])
+            throw StartupError(message: "\(error)", exitCode: 70)
+        }
+        hup.cancel()
+        try? await loops.shutdownGracefully()
+        unlink(o.agentSocket)
+        unlink(o.operatorSocket)
+        _ = try? audit.appendNow(kind: "stop", [("site", .string(site.name))])
+        logger.info("redlined stopped")
+    }
+
+    /// `<dir of site file>/../Devices`, as the loader resolves it.
+    static func defaultDevicesDir(forSiteFile path: String) -> String {
+        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        return (dir.isEmpty ? "" : dir) + "/../Devices"
+    }
+
+    static func gid(of group: String) throws(StartupError) -> gid_t {
+        if let n = gid_t(group) { return n }
+        guard let g = getgrnam(group) else { throw StartupError(message: "no group \"\(group)\"", exitCode: 67) }
+        return g.pointee.gr_gid
+    }
+
+    static func environment() -> [String: String] {
+        var out: [String: String] = [:]
+        var p = environ
+        while let e = p.pointee {
+            let s = String(cString: e)
+            if let eq = s.firstIndex(of: "=") { out[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return out
+    }
+}
+
+/// A long-running task as a lifecycle service, cancelled on graceful shutdown.
+struct Task0: Service {
+    let name: String
+    let body: @Sendable () async throws -> Void
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await body() }
+        } catch {
+            // Ending because we were asked to stop is not a failure.
+            if Task.isCancelled || Task.isShuttingDownGracefully || error is CancellationError { return }
+            throw error
+        }
+    }
+}

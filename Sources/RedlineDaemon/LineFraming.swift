@@ -1,0 +1,61 @@
+import NIOCore
+
+/// One inbound frame: a complete line, or a line that exceeded the limit (already discarded).
+enum Frame: Sendable {
+    case line(ByteBuffer)
+    case tooLong(Int)
+}
+
+/// Splits the byte stream at `\n`. A line longer than `maxLength` is dropped
+/// up to its newline and reported once as `.tooLong`, so one bad client line
+/// never stalls or grows the daemon.
+struct LineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
+    let maxLength: Int
+    private var discarding = false
+    private var discarded = 0
+
+    init(maxLength: Int) { self.maxLength = maxLength }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let view = buffer.readableBytesView
+        if let nl = view.firstIndex(of: 0x0A) {
+            let len = nl - view.startIndex
+            if discarding {
+                buffer.moveReaderIndex(forwardBy: len + 1)
+                context.fireChannelRead(wrapInboundOut(.tooLong(discarded + len)))
+                discarding = false
+                discarded = 0
+                return .continue
+            }
+            if len > maxLength {
+                buffer.moveReaderIndex(forwardBy: len + 1)
+                context.fireChannelRead(wrapInboundOut(.tooLong(len)))
+                return .continue
+            }
+            var line = buffer.readSlice(length: len)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
+                line.moveWriterIndex(to: line.writerIndex - 1)
+            }
+            context.fireChannelRead(wrapInboundOut(.line(line)))
+            return .continue
+        }
+        if discarding || buffer.readableBytes > maxLength {
+            discarded += buffer.readableBytes
+            discarding = true
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+        }
+        return .needMoreData
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // A final line without a newline is still a request.
+        if buffer.readableBytes > 0, !discarding {
+            let line = buffer.readSlice(length: buffer.readableBytes)!
+            context.fireChannelRead(wrapInboundOut(.line(line)))
+        }
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        return .needMoreData
+    }
+}

@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RedlineCore
+
+/// The agent socket (DESIGN §7). Exactly four methods exist here; nothing on
+/// this channel can change configuration, grants, approvals, quarantine or the
+/// audit log (RL-9): such methods are simply not reachable.
+struct AgentService: LineService {
+    let engine: Engine
+
+    struct Session: Sendable {
+        let agent: Agent
+        let peer: Peer
+    }
+
+    static let methods: Set<String> = ["site.describe", "points.read", "points.write", "requests.get"]
+
+    func admit(_ peer: Peer) -> Result<Session, RPCError> {
+        guard let agent = engine.site.agent(uid: peer.uid) else {
+            return .failure(RPCError(.notAdmitted, "uid \(peer.uid) is not an agent of site \(engine.site.name); disconnecting"))
+        }
+        return .success(Session(agent: agent, peer: peer))
+    }
+
+    func rejected(_ error: RPCError, session: Session) async { engine.countBadLine() }
+
+    func handle(_ req: RPCRequest, session: Session) async -> Result<JSON, RPCError> {
+        let p = Params(req.params, method: req.method)
+        do throws(RPCError) {
+            switch req.method {
+            case "site.describe":
+                _ = try p.object(allowed: [])
+                return .success(engine.describe(agent: session.agent))
+            case "points.read":
+                _ = try p.object(allowed: ["ids"])
+                return .success(try engine.read(agent: session.agent, ids: try p.stringArray("ids")))
+            case "points.write":
+                _ = try p.object(allowed: ["id", "value", "reason"])
+                let id = try p.string("id", allowed: ["id", "value", "reason"])
+                let value = try p.number("value")
+                let reason = try p.optionalString("reason")
+                return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, reason: reason).json)
+            case "requests.get":
+                let id = try p.string("requestId", allowed: ["requestId"])
+                return .success(try engine.request(agent: session.agent, id: id).json)
+            default:
+                return .failure(RPCError(.methodNotFound, "no method \"\(req.method)\" on the agent socket"))
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+/// The operator socket (DESIGN §8): admitted only for configured uids and gids.
+struct OperatorService: LineService {
+    let engine: Engine
+
+    typealias Session = Peer
+
+    func admit(_ peer: Peer) -> Result<Peer, RPCError> {
+        let groups = OperatorService.groups(of: peer)
+        let ok = engine.site.operators.contains { op in
+            (op.uid.map { $0 == peer.uid } ?? false) || (op.gid.map { groups.contains($0) } ?? false)
+        }
+        guard ok else {
+            return .failure(RPCError(.notAdmitted, "uid \(peer.uid) is not an operator of site \(engine.site.name); disconnecting"))
+        }
+        return .success(peer)
+    }
+
+    func rejected(_ error: RPCError, session: Peer) async { engine.countBadLine() }
+
+    func handle(_ req: RPCRequest, session peer: Peer) async -> Result<JSON, RPCError> {
+        let p = Params(req.params, method: req.method)
+        do throws(RPCError) {
+            switch req.method {
+            case "status":
+                _ = try p.object(allowed: [])
+                return .success(engine.status())
+            case "approvals.list":
+                _ = try p.object(allowed: [])
+                return .success(engine.pendingApprovals())
+            case "approvals.approve":
+                let id = try p.string("requestId", allowed: ["requestId"])
+                return .success(try await engine.approve(id: id, by: peer).json)
+            case "approvals.deny":
+                let id = try p.string("requestId", allowed: ["requestId", "reason"])
+                return .success(try await engine.deny(id: id, reason: try p.optionalString("reason"), by: peer).json)
+            case "agents.list":
+                _ = try p.object(allowed: [])
+                return .success(engine.agentsList())
+            case "agents.release":
+                let name = try p.string("agent", allowed: ["agent"])
+                return .success(try await engine.release(agent: name, by: peer))
+            default:
+                return .failure(RPCError(.methodNotFound, "no method \"\(req.method)\" on the operator socket"))
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Primary and supplementary groups of the peer process, from /proc.
+    static func groups(of peer: Peer) -> Set<UInt32> {
+        var out: Set<UInt32> = [peer.gid]
+        guard let f = fopen("/proc/\(peer.pid)/status", "r") else { return out }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>?
+        var cap = 0
+        while getline(&line, &cap, f) > 0 {
+            guard let l = line else { break }
+            let s = String(cString: l)
+            if s.hasPrefix("Groups:") {
+                for g in s.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
+                    if let v = UInt32(g) { out.insert(v) }
+                }
+            }
+        }
+        free(line)
+        return out
+    }
+}

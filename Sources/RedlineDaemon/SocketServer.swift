@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import RedlineCore
+import Synchronization
+
+/// Credentials of a connected peer, from `SO_PEERCRED` (never from anything it says).
+public struct Peer: Sendable, Hashable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
+}
+
+/// What a socket does with admitted peers' requests.
+protocol LineService: Sendable {
+    associatedtype Session: Sendable
+    /// Decides whether a peer may talk here. `.failure` carries the message it is told before disconnect.
+    func admit(_ peer: Peer) -> Result<Session, RPCError>
+    /// Answers one request; `nil` for no answer (notifications).
+    func handle(_ request: RPCRequest, session: Session) async -> Result<JSON, RPCError>
+    /// Records a line that could not be parsed (for auditing abuse).
+    func rejected(_ error: RPCError, session: Session) async
+}
+
+/// Limits that keep one client from starving others.
+public struct ConnectionLimits: Sendable {
+    public var maxConnections: Int = 64
+    /// Sustained requests per second per connection, and the burst allowed above it.
+    public var ratePerSecond: Double = 1000
+    public var burst: Double = 2000
+    public init(maxConnections: Int = 64, ratePerSecond: Double = 1000, burst: Double = 2000) {
+        self.maxConnections = maxConnections
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+    }
+}
+
+/// A Unix-domain JSON-RPC server: one object per line, peers identified by `SO_PEERCRED`.
+struct LineServer<S: LineService>: Sendable {
+    let name: String
+    let path: String
+    let mode: mode_t
+    let group: gid_t?
+    let limits: ConnectionLimits
+    let service: S
+    let eventLoops: any EventLoopGroup
+    let logger: Logger
+
+    typealias Conn = (NIOAsyncChannel<Frame, ByteBuffer>, Peer?)
+
+    /// Binds the socket and serves until cancelled.
+    func run() async throws {
+        if let st = try? fileStat(path), (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        let server = try await ServerBootstrap(group: eventLoops)
+            .serverChannelOption(.backlog, value: 64)
+            .bind(unixDomainSocketPath: path) { channel -> EventLoopFuture<Conn> in
+                let peerFuture: EventLoopFuture<PeerCred>
+                if let provider = channel as? any SocketOptionProvider {
+                    peerFuture = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+                } else {
+                    peerFuture = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+                }
+                return peerFuture.map { Optional($0) }.recover { _ in nil }.flatMapThrowing { cred -> Conn in
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maxLength: RPC.maxLine)))
+                    let async = try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return (async, cred.map { Peer(pid: $0.pid, uid: $0.uid, gid: $0.gid) })
+                }
+            }
+        chmod(path, mode)
+        if let g = group { chown(path, uid_t.max, g) }
+        logger.info("\(name) socket listening", metadata: ["path": "\(path)", "mode": "\(String(mode, radix: 8))"])
+        let open = ConnectionCount()
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await (conn, peer) in inbound {
+                    group.addTask {
+                        let n = open.value.add(1, ordering: .relaxed).newValue
+                        defer { open.value.subtract(1, ordering: .relaxed) }
+                        await serve(conn, peer: peer, overLimit: n > limits.maxConnections)
+                    }
+                }
+            }
+        }
+    }
+
+    private func serve(_ conn: NIOAsyncChannel<Frame, ByteBuffer>, peer: Peer?, overLimit: Bool) async {
+        do {
+            try await conn.executeThenClose { inbound, outbound in
+                func send(_ v: JSON) async throws {
+                    var buf = ByteBuffer()
+                    buf.writeString(v.encoded() + "\n")
+                    try await outbound.write(buf)
+                }
+                guard !overLimit else {
+                    logger.warning("\(name) connection refused: too many connections", metadata: ["limit": "\(limits.maxConnections)"])
+                    try await send(RPC.error(id: .null, RPCError(.invalidRequest, "too many connections (limit \(limits.maxConnections)); try again later")))
+                    return
+                }
+                guard let peer else {
+                    try await send(RPC.error(id: .null, RPCError(.notAdmitted, "peer credentials unavailable")))
+                    return
+                }
+                let session: S.Session
+                switch service.admit(peer) {
+                case .success(let s): session = s
+                case .failure(let e):
+                    logger.warning("\(name) peer refused", metadata: ["peer": "\(peer)", "why": "\(e.message)"])
+                    try await send(RPC.error(id: .null, e))
+                    return
+                }
+                var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: monotonicSeconds())
+                for try await frame in inbound {
+                    let bytes: [UInt8]
+                    switch frame {
+                    case .tooLong(let n):
+                        let e = RPCError(.invalidRequest, "request line of \(n) bytes exceeds the limit of \(RPC.maxLine) bytes")
+                        await service.rejected(e, session: session)
+                        try await send(RPC.error(id: .null, e))
+                        continue
+                    case .line(let buf):
+                        bytes = Array(buf.readableBytesView)
+                    }
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                    guard bucket.take(now: monotonicSeconds()) else {
+                        try await send(RPC.error(id: .null, RPCError(.rateLimited, "rate limit exceeded (\(Int(limits.ratePerSecond)) requests/s); slow down")))
+                        continue
+                    }
+                    switch RPC.parse(line: bytes) {
+                    case .failure(let rej):
+                        await service.rejected(rej.error, session: session)
+                        try await send(RPC.error(id: rej.id, rej.error))
+                    case .success(let req):
+                        let answer = await service.handle(req, session: session)
+                        if req.isNotification { continue }
+                        switch answer {
+                        case .success(let r): try await send(RPC.result(id: req.id, r))
+                        case .failure(let e): try await send(RPC.error(id: req.id, e))
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("\(name) connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Layout of Linux `struct ucred` (pid_t, uid_t, gid_t), which Glibc hides behind _GNU_SOURCE.
+struct PeerCred: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+final class ConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+struct TokenBucket {
+    let rate: Double
+    let burst: Double
+    var tokens: Double
+    var last: Double
+    init(rate: Double, burst: Double, now: Double) {
+        self.rate = rate
+        self.burst = burst
+        tokens = burst
+        last = now
+    }
+    mutating func take(now: Double) -> Bool {
+        tokens = min(burst, tokens + (now - last) * rate)
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func fileStat(_ path: String) throws -> stat {
+    var st = stat()
+    guard stat(path, &st) == 0 else { throw AuditLog.OpenError.io("\(path): \(String(cString: strerror(errno)))") }
+    return st
+}

@@ -1,0 +1,234 @@
+import Logging
+import RedlineCore
+import Synchronization
+
+/// The daemon's hands and eyes on the plant: one thread per bus, each owning its
+/// backend (libmodbus or libgpiod context). Async callers are bridged to the bus
+/// threads with continuations; buses work in parallel, one bus's requests in order.
+///
+/// Fail closed: unknown points, writes to inputs, non-finite values, values
+/// outside the role's envelope and any device error are errors, never guesses.
+/// A device-level error (connection, timeout, exception, malformed frame) on any
+/// point of a device fails every point of that device in the same read.
+public final class PlantIO: Sendable {
+    public let site: Site
+    private let logger: Logger
+    private let workers: [String: BusWorker]
+    private let busPoints: [String: [Point]]
+    private let deviceStates = Mutex(DeviceStates())
+
+    private struct DeviceStates {
+        /// Device id -> description of its current device-level fault (absent = ok).
+        var device: [String: String] = [:]
+        /// Point id -> description of its current value fault (absent = ok).
+        var point: [String: String] = [:]
+    }
+
+    /// Builds the workers; no thread is started and no device is touched yet.
+    public init(site: Site, logger: Logger) {
+        self.site = site
+        self.logger = logger
+        var byBus: [String: [Point]] = [:]
+        for p in site.points { byBus[p.bus, default: []].append(p) }
+        busPoints = byBus
+        var ws: [String: BusWorker] = [:]
+        for bus in site.buses {
+            let points = byBus[bus.id] ?? []
+            var log = logger
+            log[metadataKey: "bus"] = "\(bus.id)"
+            let captured = log
+            switch bus.kind {
+            case .modbusTCP, .modbusRTU:
+                ws[bus.id] = BusWorker(name: bus.id) { ModbusBackend(bus: bus, logger: captured) }
+            case .gpio(let chip):
+                ws[bus.id] = BusWorker(name: bus.id) { RetryingBackend(logger: captured) { () throws(DeviceError) -> any BusBackend in
+                    try GPIOBackend(chip: chip, points: points, logger: captured)
+                } }
+            }
+        }
+        workers = ws
+    }
+
+    /// Starts one thread per bus. Connections are made lazily, on first use.
+    public func start() {
+        for w in workers.values { w.start() }
+    }
+
+    /// Reads points by id, grouped per bus, buses in parallel.
+    public func read(_ ids: [String]) async -> [String: Result<Double, DeviceError>] {
+        var out: [String: Result<Double, DeviceError>] = [:]
+        var perBus: [String: [Point]] = [:]
+        var seen = Set<String>()
+        for id in ids where seen.insert(id).inserted {
+            guard let p = site.point(id) else { out[id] = .failure(.unsupported("unknown point \(id)")); continue }
+            perBus[p.bus, default: []].append(p)
+        }
+        let jobs = perBus.compactMap { bus, points -> (BusWorker, [Point])? in
+            if let w = workers[bus] { return (w, points) }
+            for p in points { out[p.id] = .failure(.unsupported("bus \(bus) is not configured")) }
+            return nil
+        }
+        await withTaskGroup(of: [String: Result<Double, DeviceError>].self) { group in
+            for (worker, points) in jobs {
+                group.addTask {
+                    let closed = Dictionary(uniqueKeysWithValues: points.map { ($0.id, Result<Double, DeviceError>.failure(.closed)) })
+                    return await worker.run(closed) { backend in backend.read(points) }
+                }
+            }
+            for await part in group { out.merge(part) { a, _ in a } }
+        }
+        for (_, points) in perBus {
+            for p in points where out[p.id] == nil { out[p.id] = .failure(.malformed("no value returned")) }
+        }
+        return check(out)
+    }
+
+    /// Writes one output and reads it back; success carries the read-back value.
+    public func write(_ id: String, value: Double) async -> Result<Double, DeviceError> {
+        guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
+        guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
+        guard value.isFinite, p.role.envelope.contains(value) else { return .failure(.outOfRange(value)) }
+        guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
+        let result = await worker.run(Result<Double, DeviceError>.failure(.closed)) { backend in
+            backend.write(p, value: value)
+        }
+        switch result {
+        case .success(let v):
+            guard v.isFinite, p.role.envelope.contains(v) else {
+                logger.warning("write read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
+                return .failure(.outOfRange(v))
+            }
+        case .failure(let e):
+            logger.warning("write failed", metadata: ["point": "\(id)", "value": "\(fmt(value))", "error": "\(e)"])
+        }
+        return result
+    }
+
+    /// Stops the bus threads; queued requests still finish, later ones fail with `.closed`.
+    public func shutdown() {
+        for w in workers.values { w.stop() }
+    }
+
+    /// Applies device-level failure propagation and physical envelopes, and logs
+    /// each change of a device's (or a point's) state once.
+    private func check(_ raw: [String: Result<Double, DeviceError>]) -> [String: Result<Double, DeviceError>] {
+        var out = raw
+        var deviceError: [String: DeviceError] = [:]
+        var devicesRead = Set<String>()
+        for (id, r) in raw {
+            guard let p = site.point(id) else { continue }
+            devicesRead.insert(p.device)
+            if case .failure(let e) = r, e.isDeviceLevel, deviceError[p.device] == nil { deviceError[p.device] = e }
+        }
+        var pointFaults: [String: String?] = [:]
+        for (id, r) in raw {
+            guard let p = site.point(id) else { continue }
+            if let e = deviceError[p.device] {
+                out[id] = .failure(e)
+                continue
+            }
+            switch r {
+            case .success(let v):
+                if !v.isFinite || !p.role.envelope.contains(v) {
+                    out[id] = .failure(.outOfRange(v))
+                    pointFaults[id] = DeviceError.outOfRange(v).kind
+                } else {
+                    pointFaults[id] = .some(nil)
+                }
+            case .failure(let e):
+                pointFaults[id] = e.kind
+            }
+        }
+        let (deviceChanges, pointChanges) = deviceStates.withLock { s -> ([(String, String?)], [(String, String?)]) in
+            var dc: [(String, String?)] = []
+            for d in devicesRead.sorted() {
+                let now = deviceError[d].map { $0.kind }
+                if s.device[d] != now { s.device[d] = now; dc.append((d, now)) }
+            }
+            var pc: [(String, String?)] = []
+            for (id, now) in pointFaults.sorted(by: { $0.key < $1.key }) {
+                if s.point[id] != now { s.point[id] = now; pc.append((id, now)) }
+            }
+            return (dc, pc)
+        }
+        for (d, state) in deviceChanges {
+            if let state {
+                logger.warning("device fault: its points read fault", metadata: ["device": "\(d)", "error": "\(state)"])
+            } else {
+                logger.notice("device answering again", metadata: ["device": "\(d)"])
+            }
+        }
+        for (id, state) in pointChanges {
+            if let state {
+                logger.warning("point fault", metadata: ["point": "\(id)", "error": "\(state)"])
+            } else {
+                logger.notice("point good again", metadata: ["point": "\(id)"])
+            }
+        }
+        return out
+    }
+}
+
+extension DeviceError {
+    /// Errors that say the device itself is not answering properly.
+    var isDeviceLevel: Bool {
+        switch self {
+        case .connection, .timeout, .exception, .malformed, .closed: return true
+        case .readBackMismatch, .outOfRange, .unsupported: return false
+        }
+    }
+
+    /// A stable description of the kind of fault (no values that change every scan).
+    var kind: String {
+        switch self {
+        case .outOfRange: return "value outside the physical range"
+        default: return description
+        }
+    }
+}
+
+/// Creates a backend on first use and retries a failed creation at most once a second.
+final class RetryingBackend: BusBackend {
+    typealias Make = () throws(DeviceError) -> any BusBackend
+    private let make: Make
+    private let logger: Logger
+    private var inner: (any BusBackend)?
+    private var lastError: DeviceError = .closed
+    private var nextAttemptAt: Int64 = 0
+
+    init(logger: Logger, make: @escaping Make) {
+        self.logger = logger
+        self.make = make
+    }
+
+    private func backend() -> Result<any BusBackend, DeviceError> {
+        if let inner { return .success(inner) }
+        let now = monotonicMillis()
+        if now < nextAttemptAt { return .failure(lastError) }
+        do throws(DeviceError) {
+            let b = try make()
+            inner = b
+            return .success(b)
+        } catch {
+            lastError = error
+            nextAttemptAt = now + 1000
+            return .failure(error)
+        }
+    }
+
+    func read(_ points: [Point]) -> [String: Result<Double, DeviceError>] {
+        switch backend() {
+        case .success(let b): return b.read(points)
+        case .failure(let e): return Dictionary(uniqueKeysWithValues: points.map { ($0.id, .failure(e)) })
+        }
+    }
+
+    func write(_ point: Point, value: Double) -> Result<Double, DeviceError> {
+        switch backend() {
+        case .success(let b): return b.write(point, value: value)
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    func close() { inner?.close(); inner = nil }
+}

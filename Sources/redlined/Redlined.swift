@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import RedlineDaemon
+
+/// `redlined`: the interlock service. Thin: flags in, `RedlineDaemon.run` does the work.
+@main
+struct Redlined: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redlined",
+        abstract: "The Redline safety interlock daemon: the only process that touches the plant.",
+        discussion: """
+            redlined loads a site (Firmware-Configs/NAME.yaml with the profiles in Devices/), \
+            opens every Modbus bus and GPIO chip of it, scans the plant, and serves agents on \
+            the agent socket and people on the operator socket. Every agent write passes the \
+            compiled-in red lines (redlinectl check --matrix shows them per point and agent); \
+            every decision is written to the hash-chained audit log before a device is touched.
+
+            It refuses an invalid site, and a site or profile file that anyone but its owner \
+            or root can write. SIGTERM and SIGINT stop it gracefully; SIGHUP is refused \
+            (configuration is read once; restart to change it). Under systemd it sends \
+            READY=1 after the first full scan and WATCHDOG=1 while scans complete.
+
+            Example (no root needed):
+              redlined --config Firmware-Configs/demo-datacenter.yaml \\
+                --agent-socket run/agent.sock --operator-socket run/operator.sock --audit run/audit.jsonl
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Site configuration file.", valueName: "FILE"))
+    var config: String
+
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: Devices/ beside the site's folder).", valueName: "DIR"))
+    var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Agent socket path.", valueName: "PATH"))
+    var agentSocket = "/run/redline/agent.sock"
+
+    @Option(name: .long, help: ArgumentHelp("Operator socket path.", valueName: "PATH"))
+    var operatorSocket = "/run/redline/operator.sock"
+
+    @Option(name: .long, help: ArgumentHelp("Audit log (JSON Lines, hash-chained, append-only).", valueName: "PATH"))
+    var audit = "/var/lib/redline/audit.jsonl"
+
+    @Flag(name: .long, help: "Do not fsync audit records (benchmarks only: a crash may lose acknowledged decisions).")
+    var noAuditFsync = false
+
+    @Option(name: .long, help: ArgumentHelp("Rotate the audit log at this many MiB (the chain continues).", valueName: "MIB"))
+    var auditRotateMib = 64
+
+    @Option(name: .long, help: ArgumentHelp("Group owning the agent socket (mode 0660); default: mode 0666, peers still identified by uid.", valueName: "GROUP"))
+    var agentGroup: String?
+
+    @Option(name: .long, help: ArgumentHelp("Group owning the operator socket (mode 0660).", valueName: "GROUP"))
+    var operatorGroup: String?
+
+    @Option(name: .long, help: ArgumentHelp("Maximum concurrent connections per socket.", valueName: "N"))
+    var maxConnections = 64
+
+    @Option(name: .long, help: ArgumentHelp("Sustained requests per second allowed per connection.", valueName: "N"))
+    var rateLimit = 1000.0
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "redlined")
+        var o = DaemonOptions(configPath: config)
+        o.devicesDir = devices
+        o.agentSocket = agentSocket
+        o.operatorSocket = operatorSocket
+        o.auditPath = audit
+        o.auditFsync = !noAuditFsync
+        o.auditMaxBytes = max(1, auditRotateMib) * 1024 * 1024
+        o.agentGroup = agentGroup
+        o.operatorGroup = operatorGroup
+        o.limits = ConnectionLimits(maxConnections: maxConnections, ratePerSecond: rateLimit, burst: rateLimit * 2)
+        do {
+            try await RedlineDaemon.run(o, logger: logger)
+        } catch let e as StartupError {
+            logger.critical("redlined cannot start", metadata: ["why": "\(e.message)"])
+            FileHandleless.printError("redlined: \(e.message)")
+            throw ExitCode(e.exitCode)
+        }
+    }
+}
+
+enum FileHandleless {
+    static func printError(_ s: String) {
+        var line = s + "\n"
+        line.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
+    }
+}
+

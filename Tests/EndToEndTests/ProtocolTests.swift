@@ -1,0 +1,110 @@
+import Foundation
+import RedlineClient
+import RedlineCore
+import RedlineTestSupport
+import Testing
+
+@Suite("Agent socket protocol abuse", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct ProtocolAbuseTests {
+    static let facilities: UInt32 = 2001
+
+    /// Sends one raw line and returns the error code of the answer.
+    func errorCode(_ c: PeerConnection, _ raw: [UInt8]) throws -> Double? {
+        try c.send(raw: raw + [0x0A])
+        return try c.readJSON()["error"]?["code"]?.numberValue
+    }
+
+    @Test("each malformed line gets its JSON-RPC error and the connection keeps serving")
+    func malformedLines() throws {
+        let s = try SharedStack.get()
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        let big = Array(#"{"jsonrpc":"2.0","id":1,"method":"points.read","params":{"ids":[""#.utf8) + [UInt8](repeating: 0x61, count: 70_000) + Array(#""]}}"#.utf8)
+        let cases: [(String, [UInt8], Double)] = [
+            ("oversized line", big, -32600),
+            ("invalid UTF-8", [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D], -32700),
+            ("invalid JSON", Array(#"{"jsonrpc":"2.0","id":1,"method":"#.utf8), -32700),
+            ("batch array", Array(#"[{"jsonrpc":"2.0","id":1,"method":"site.describe"}]"#.utf8), -32600),
+            ("not an object", Array("42".utf8), -32600),
+            ("unknown method", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.erase"}"#.utf8), -32601),
+            ("value as a string", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":"1"}}"#.utf8), -32602),
+            ("value as a boolean", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":true}}"#.utf8), -32602),
+            ("ids not an array", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.read","params":{"ids":"sra-env.temperature"}}"#.utf8), -32602),
+            ("duplicate keys", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":0,"value":1}}"#.utf8), -32700),
+            ("wrong jsonrpc version", Array(#"{"jsonrpc":"1.0","id":1,"method":"site.describe"}"#.utf8), -32600),
+            ("unknown parameter", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":1,"override":"EXEC-4429"}}"#.utf8), -32602),
+            ("unknown point", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.read","params":{"ids":["fire-panel.secret"]}}"#.utf8), -32004),
+        ]
+        for (name, raw, code) in cases {
+            #expect(try errorCode(c, raw) == code, "\(name)")
+        }
+        // Still serving on the same connection.
+        let ok = try c.request("points.read", ["ids": ["sra-env.temperature"]])
+        #expect(ok["result"]?["values"]?.arrayValue?.first?["quality"]?.stringValue == "good")
+    }
+
+    @Test("a client that sends garbage does not stall another")
+    func otherClientsKeepWorking() throws {
+        let s = try SharedStack.get()
+        let bad = try s.agent(uid: Self.facilities)
+        defer { bad.close() }
+        // Half a line, never finished, plus a flood of garbage lines.
+        try bad.send(raw: Array(#"{"jsonrpc":"2.0","id":1,"method":"#.utf8))
+        let good = try s.agent(uid: Self.facilities)
+        defer { good.close() }
+        let r = try good.request("site.describe")
+        #expect(r["result"]?["agent"]?.stringValue == "facilities-agent")
+        try bad.send(raw: Array(repeating: Array("}}}\n".utf8), count: 200).flatMap { $0 })
+        #expect(try good.request("site.describe")["result"]?["site"]?.stringValue == "summitbridge-dc2")
+    }
+
+    @Test("RL9: the agent socket offers no operator, configuration or audit methods")
+    func RL9_noOperatorMethodsOnAgentSocket() throws {
+        let s = try SharedStack.get()
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        for m in ["approvals.approve", "approvals.list", "agents.release", "status", "config.reload", "audit.truncate", "redlines.disable"] {
+            let r = try c.request(m, ["requestId": "r-1", "agent": "facilities-agent"])
+            #expect(r["error"]?["code"]?.numberValue == -32601, "\(m) must not exist on the agent socket")
+        }
+    }
+
+    @Test("agents are refused on the operator socket; unknown uids are refused on the agent socket")
+    func socketAdmission() throws {
+        let s = try SharedStack.get()
+        let a = try PeerConnection(path: s.operatorSocket, uid: Self.facilities)
+        defer { a.close() }
+        let r = try a.request("status")
+        #expect(r["error"]?["code"]?.numberValue == -32006)
+        #expect(r["result"] == nil)
+        #expect(try a.readLine(timeout: 5) == nil, "the refused peer is disconnected")
+
+        let stranger = try s.agent(uid: 2999)
+        defer { stranger.close() }
+        let r2 = try stranger.request("site.describe")
+        #expect(r2["error"]?["code"]?.numberValue == -32006)
+        #expect(r2["error"]?["message"]?.stringValue?.contains("2999") == true)
+    }
+
+    @Test("compartments: the reporting agent sees only its points, and missing and hidden points look the same")
+    func compartments() throws {
+        let s = try SharedStack.get()
+        let c = try s.agent(uid: 2002)
+        defer { c.close() }
+        let d = try c.request("site.describe")["result"]
+        let ids = Set((d?["points"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
+        #expect(ids.contains("sra-env.temperature") && ids.contains("crac-1.setpoint"))
+        #expect(!ids.contains("dispatch.cancel") && !ids.contains("office-lights.on"))
+        #expect((d?["points"]?.arrayValue ?? []).allSatisfy { $0["access"]?.stringValue == "read" })
+        let hidden = try c.request("points.write", ["id": "dispatch.cancel", "value": 1])["error"]
+        let missing = try c.request("points.write", ["id": "no-such.point", "value": 1])["error"]
+        #expect(hidden?["code"]?.numberValue == -32004)
+        #expect(missing?["code"]?.numberValue == -32004)
+        #expect(hidden?["message"]?.stringValue?.replacingOccurrences(of: "dispatch.cancel", with: "X")
+                == missing?["message"]?.stringValue?.replacingOccurrences(of: "no-such.point", with: "X"))
+        // Visible but not granted: the red lines first, then the grant.
+        let w = try c.write("crac-1.setpoint", 22)
+        #expect(w["outcome"]?.stringValue == "denied")
+        #expect(w["rule"]?.stringValue == "not-writable")
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import RedlineConfig
+import RedlineCore
+import RedlineTestSupport
+import Synchronization
+import Testing
+import Yams
+
+/// One simulator + daemon shared by a serialized suite, stopped at process exit.
+enum SharedStack {
+    private static let stack = Mutex<PlantAndDaemon?>(nil)
+
+    static func get() throws -> PlantAndDaemon {
+        try stack.withLock { s in
+            if let s, s.daemon.isRunning, s.sim.child.isRunning { return s }
+            let fresh = try PlantAndDaemon()
+            s = fresh
+            atexit { SharedStack.stopAll() }
+            return fresh
+        }
+    }
+
+    static func stopAll() {
+        stack.withLock { $0?.stop() }
+    }
+}
+
+/// Puts the plant and the agents back to the start: a fresh plant, no faults, no quarantine, nothing held.
+func resetPlant(_ s: PlantAndDaemon) throws {
+    for d in ["fire-panel", "dispatch", "sra-env", "sra-occupancy", "sra-door", "crac-1", "crac-2", "crac-3", "crac-4",
+              "sra-exhaust", "sra-suppression", "sra-annunciator", "office-lights", "office-ahu"] {
+        try s.sim.fault(d, "none")
+    }
+    try s.sim.call("plant.reset")
+    for a in ["facilities-agent", "reporting-agent"] {
+        try s.operatorCall("agents.release", ["agent": .string(a)])
+    }
+    for a in try s.operatorCall("approvals.list")["approvals"]?.arrayValue ?? [] {
+        if let id = a["requestId"]?.stringValue { _ = try? s.operatorCall("approvals.deny", ["requestId": .string(id)]) }
+    }
+    try s.waitScans(2)
+}
+
+/// Agent uids of the demo site, from the real loader.
+func demoSite() throws -> Site {
+    let root = TestPaths.packageRoot()
+    return try SiteLoader.load(siteFile: root.appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path)
+}
+
+/// Converts a YAML value (as Yams loads it) to JSON.
+func json(fromYAML v: Any?) -> JSON {
+    switch v {
+    case nil: return .null
+    case let b as Bool: return .bool(b)
+    case let i as Int: return .number(Double(i))
+    case let d as Double: return .number(d)
+    case let s as String: return .string(s)
+    case let a as [Any]: return .array(a.map { json(fromYAML: $0) })
+    case let m as [String: Any]: return .object(m.keys.sorted().map { ($0, json(fromYAML: m[$0])) })
+    default: return .string("\(v!)")
+    }
+}
+
+var uidAvailable: Bool { PeerConnection.canSwitchUser }

@@ -1,0 +1,193 @@
+import Foundation
+import RedlineClient
+import RedlineCore
+
+/// A running `redlined` against a running `redline-sim`, on free ports in a temp folder.
+///
+/// Everything is real: the simulator serves Modbus TCP, the daemon scans it,
+/// and clients connect to the daemon's Unix sockets.
+public final class PlantAndDaemon: @unchecked Sendable {
+    public let dir: TempDir
+    public let sim: SimProcess
+    public private(set) var daemon: ChildProcess
+    public let siteFile: String
+    public let root: URL
+    public let agentSocket: String
+    public let operatorSocket: String
+    public let auditPath: String
+    let extraArgs: [String]
+
+    /// Starts both for `site` (a file under Firmware-Configs by default), waiting until the daemon is ready.
+    public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], file: String = #filePath) throws {
+        root = TestPaths.packageRoot(from: file)
+        dir = TempDir(prefix: "rle2e")
+        chmod(dir.path, 0o755)  // agents (other uids) must reach the socket
+        let src = root.appendingPathComponent("Firmware-Configs").appendingPathComponent(site).path
+        siteFile = try TestSites.withFreePorts(src, in: dir).path
+        chmod(siteFile, 0o644)
+        agentSocket = dir.file("agent.sock")
+        operatorSocket = dir.file("operator.sock")
+        auditPath = dir.file("audit.jsonl")
+        extraArgs = daemonArgs
+        sim = try SimProcess(siteFile: siteFile, devicesDir: root.appendingPathComponent("Devices").path,
+                             controlPath: dir.file("sim.sock"), logPath: dir.file("sim.log"))
+        daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
+                                                operatorSocket: operatorSocket, auditPath: auditPath,
+                                                logPath: dir.file("redlined.log"), extra: daemonArgs)
+        try waitReady()
+    }
+
+    static func startDaemon(root: URL, siteFile: String, agentSocket: String, operatorSocket: String,
+                            auditPath: String, logPath: String, extra: [String]) throws -> ChildProcess {
+        guard let exe = TestPaths.executable("redlined") else {
+            throw TestSupportError("redlined is not built (run `swift build` first, or set REDLINE_BIN)")
+        }
+        return try ChildProcess(executable: exe, arguments: [
+            "--config", siteFile, "--devices", root.appendingPathComponent("Devices").path,
+            "--agent-socket", agentSocket, "--operator-socket", operatorSocket, "--audit", auditPath,
+        ] + extra, logPath: logPath)
+    }
+
+    /// Waits until the operator socket reports `ready` (the first full scan completed).
+    public func waitReady(timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !daemon.isRunning { throw TestSupportError("redlined exited: \(daemon.stderr)") }
+            if let s = try? operatorCall("status"), s["ready"]?.boolValue == true { return }
+            usleep(50_000)
+        }
+        throw TestSupportError("redlined did not become ready: \(daemon.stderr)")
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up) and starts a new one on the same files.
+    public func killAndRestartDaemon() throws {
+        kill(daemon.process.processIdentifier, SIGKILL)
+        daemon.process.waitUntilExit()
+        daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
+                                                operatorSocket: operatorSocket, auditPath: auditPath,
+                                                logPath: dir.file("redlined-2.log"), extra: extraArgs)
+        try waitReady()
+    }
+
+    /// One call on the operator socket as this process's user (root is an operator of the demo site).
+    @discardableResult
+    public func operatorCall(_ method: String, _ params: JSON? = nil) throws -> JSON {
+        let c = try LineClient(path: operatorSocket)
+        defer { c.close() }
+        return try c.call(method, params)
+    }
+
+    /// Scans completed so far, from `status`.
+    public func scans() throws -> Int { Int(try operatorCall("status")["scans"]?.numberValue ?? 0) }
+
+    /// Waits until at least `n` more scans have completed, so plant changes are seen.
+    public func waitScans(_ n: Int = 2, timeout: Double = 10) throws {
+        let start = try scans()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try scans() >= start + n { return }
+            usleep(20_000)
+        }
+        throw TestSupportError("daemon did not complete \(n) scans in \(timeout) s")
+    }
+
+    /// A client connected to the agent socket as `uid` (through `setpriv`, so SO_PEERCRED is real).
+    public func agent(uid: UInt32) throws -> PeerConnection {
+        try PeerConnection(path: agentSocket, uid: uid)
+    }
+
+    /// The audit log's records.
+    public func auditRecords() throws -> [JSON] {
+        let text = try String(contentsOfFile: auditPath, encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSON.parse(String($0)) }
+    }
+
+    public func stop() {
+        daemon.stop()
+        sim.stop()
+    }
+
+    deinit { stop() }
+}
+
+/// A connection to a Unix socket from another uid: `setpriv` drops to the uid and
+/// runs `socat`, whose stdin/stdout are this object's pipes. The daemon sees the
+/// uid through SO_PEERCRED exactly as it would see a real agent process.
+public final class PeerConnection: @unchecked Sendable {
+    let process = Process()
+    let toPeer = Pipe()
+    let fromPeer = Pipe()
+    private var pending: [UInt8] = []
+    private var nextID = 1
+
+    public static var canSwitchUser: Bool { getuid() == 0 }
+
+    public init(path: String, uid: UInt32) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups",
+                             "socat", "-t", "0.5", "STDIO", "UNIX-CONNECT:\(path)"]
+        process.standardInput = toPeer
+        process.standardOutput = fromPeer
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit { close() }
+
+    public func close() {
+        try? toPeer.fileHandleForWriting.close()
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    public func send(raw: [UInt8]) throws {
+        try toPeer.fileHandleForWriting.write(contentsOf: raw)
+    }
+
+    public func sendLine(_ text: String) throws { try send(raw: Array((text + "\n").utf8)) }
+
+    /// The next line, or `nil` if the peer closed; throws after `timeout` seconds.
+    public func readLine(timeout: Double = 10) throws -> [UInt8]? {
+        let fd = fromPeer.fileHandleForReading.fileDescriptor
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let nl = pending.firstIndex(of: 0x0A) {
+                let line = Array(pending[..<nl])
+                pending.removeSubrange(...nl)
+                return line
+            }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { throw TestSupportError("no line within \(timeout) s") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, Int32(left * 1000))
+            if r <= 0 { continue }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return pending.isEmpty ? nil : { let l = pending; pending = []; return l }() }
+            pending += buf[..<n]
+        }
+    }
+
+    public func readJSON(timeout: Double = 10) throws -> JSON {
+        guard let line = try readLine(timeout: timeout) else { throw TestSupportError("connection closed") }
+        return try JSON.parse(line)
+    }
+
+    /// Sends a request and returns the whole response object.
+    public func request(_ method: String, _ params: JSON? = nil) throws -> JSON {
+        let id = nextID
+        nextID += 1
+        let req = JSON.obj([("jsonrpc", "2.0"), ("id", .number(Double(id))), ("method", .string(method)), ("params", params)])
+        try sendLine(req.encoded())
+        return try readJSON()
+    }
+
+    /// `points.write`, returning the result object (or throwing on an error answer).
+    public func write(_ id: String, _ value: Double, reason: String? = nil) throws -> JSON {
+        let r = try request("points.write", .obj([("id", .string(id)), ("value", .number(value)), ("reason", reason.map { .string($0) })]))
+        if let e = r["error"] { throw TestSupportError("points.write error: \(e.encoded())") }
+        return r["result"] ?? .null
+    }
+}
