@@ -31,7 +31,7 @@ step_time() { log "$1 done in $(( $(date +%s) - $2 )) s"; }
 
 # ---- 1. host tools ------------------------------------------------------------------------
 PKGS="qemu-system-x86 busybox-static build-essential gcc-12 make kmod xz-utils cpio gzip dwarves \
-binutils libelf1 libcurl4-openssl-dev libgpiod-dev libmodbus-dev gpiod socat"
+binutils libelf1 libcurl4-openssl-dev libgpiod-dev libmodbus-dev gpiod"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -150,12 +150,13 @@ copy_with_libs() {   # $1 = program, $2 = destination folder inside the initramf
     done
 }
 for p in $PRODUCTS; do copy_with_libs "$BIN/$p" rig/bin; done
-for tool in gpioinfo gpiodetect gpioget socat; do copy_with_libs "$(command -v $tool)" usr/bin; done
+for tool in gpioinfo gpiodetect gpioget; do copy_with_libs "$(command -v $tool)" usr/bin; done
+gcc -O2 -Wall -static -o "$IR/rig/bin/rig-rpc" "$HERE/vm/rig-rpc.c"
 cp "$HERE/init" "$IR/init"
 cp "$HERE/vm-test.sh" "$IR/rig/vm-test.sh"
-[ -d "$HERE/vm" ] && cp -r "$HERE/vm" "$IR/rig/"
+mkdir -p "$IR/rig/vm" && cp "$HERE"/vm/*.sh "$IR/rig/vm/"
 cp -r "$ROOT/Devices" "$ROOT/Firmware-Configs" "$IR/rig/"
-# The demo site's agents (uid 2001, 2002) run redlinectl through busybox su.
+# The demo site's agents (uid 2001, 2002), for readable listings.
 printf 'root:x:0:0:root:/root:/bin/sh\nagent:x:2001:2001:facilities-agent:/tmp:/bin/sh\nreporter:x:2002:2002:reporting-agent:/tmp:/bin/sh\n' >"$IR/etc/passwd"
 printf 'root:x:0:\nagent:x:2001:\nreporter:x:2002:\n' >"$IR/etc/group"
 echo /bin/sh >"$IR/etc/shells"

@@ -8,29 +8,35 @@ result() { echo "GPIOVM-RESULT $1 $2 $3"; }
 val() { cat $SIM/sim_gpio$1/value; }
 pull() { echo pull-$2 > $SIM/sim_gpio$1/pull; }
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
-RL=/rig/bin/redlinectl
 SITE=/rig/Firmware-Configs/demo-datacenter-gpio.yaml
 SIMSOCK=/run/sim.sock
-# The facilities agent is uid 2001; the agent socket identifies it by SO_PEERCRED.
-agent() { su -s /bin/sh agent -c "$RL $*" 2>>/tmp/agent.err; }
-operator() { $RL "$@" 2>>/tmp/operator.err; }
-simctl() {  # $1 = method, $2 = params JSON
-    echo "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" | socat -t 5 - UNIX-CONNECT:$SIMSOCK
+AGENT_SOCK=/run/redline/agent.sock
+OPERATOR_SOCK=/run/redline/operator.sock
+# One JSON-RPC 2.0 request per line over a Unix socket, as uid $1 (rig-rpc switches uid
+# before connect(), so the daemon's SO_PEERCRED sees that uid).
+rpc() {  # $1 = uid, $2 = socket, $3 = method, $4 = params JSON
+    /rig/bin/rig-rpc "$1" "$2" "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$3\",\"params\":$4}" 2>>/tmp/rpc.err
 }
+# The facilities agent is uid 2001 in the site; operators are uid 0.
+agent() { rpc 2001 $AGENT_SOCK "$@"; }
+operator() { rpc 0 $OPERATOR_SOCK "$@"; }
+simctl() { rpc 0 $SIMSOCK "$@"; }
 field() { sed -n "s/.*\"$1\" *: *\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p" | head -1; }
-point_value() { agent read --json "$1" | field value; }
-point_quality() { agent read --json "$1" | field quality; }
+read_point() { agent points.read "{\"ids\":[\"$1\"]}"; }
+point_value() { read_point "$1" | field value; }
+point_quality() { read_point "$1" | field quality; }
+write_point() { agent points.write "{\"id\":\"$1\",\"value\":$2,\"reason\":\"gpio rig\"}"; }
 # Wait up to $2 tenths of a second until command $1 succeeds.
 until_ok() {
     n=0
     while [ $n -lt $2 ]; do eval "$1" && return 0; sleep 0.1; n=$((n + 1)); done
     return 1
 }
-# Agent asks to lock; the approval rule holds it; the operator approves; prints the final answer.
+# Agent asks to lock; the site's approval rule holds it; the operator approves; prints the final answer.
 lock_with_approval() {
-    a=$(agent write --json sra-door.lock 1 --reason "rig")
+    a=$(write_point sra-door.lock 1)
     case "$a" in
-        *'"held"'*) id=$(echo "$a" | field requestId); operator approvals approve --json "$id" ;;
+        *'"held"'*) id=$(echo "$a" | field requestId); operator approvals.approve "{\"requestId\":\"$id\"}" ;;
         *) echo "$a" ;;
     esac
 }
@@ -62,7 +68,7 @@ if [ -n "$held_at" ] && [ "$first" = 0 ]; then
 else
     result daemon-safe-value-at-startup FAIL "held_at=${held_at:-never} value=${first:-?}: $(tail -5 /tmp/redlined.out | tr '\n' ' ')"
 fi
-until_ok "[ -S /run/redline/agent.sock ] && [ \"\$(point_quality sra-occupancy.occupied)\" = good ]" 300 \
+until_ok "[ -S $AGENT_SOCK ] && [ \"\$(point_quality sra-occupancy.occupied)\" = good ]" 300 \
     || result daemon-ready FAIL "agent socket or first scan missing: $(tail -5 /tmp/redlined.out | tr '\n' ' ')"
 # it must stay released from then on
 s=""; for i in 1 2 3 4 5; do s="$s$(val 0)"; sleep 0.1; done
@@ -71,9 +77,9 @@ s=""; for i in 1 2 3 4 5; do s="$s$(val 0)"; sleep 0.1; done
 
 # ---- lock and unlock through the agent socket ----
 a1=$(lock_with_approval); v1=$(val 0)
-a0=$(agent write --json sra-door.lock 0 --reason "rig"); v0=$(val 0)
+a0=$(write_point sra-door.lock 0); v0=$(val 0)
 a2=$(lock_with_approval); v2=$(val 0)
-a3=$(agent write --json sra-door.lock 0); v3=$(val 0)
+a3=$(write_point sra-door.lock 0); v3=$(val 0)
 if echo "$a1$a2" | grep -q executed && echo "$a0$a3" | grep -q executed && [ "$v1$v0$v2$v3" = 1010 ]; then st=PASS; else st=FAIL; fi
 result agent-lock-unlock $st "lock(held, approved)->$(echo "$a1" | field outcome)/line $v1, unlock->$(echo "$a0" | field outcome)/line $v0, lock->$(echo "$a2" | field outcome)/line $v2, unlock->$(echo "$a3" | field outcome)/line $v3"
 
@@ -81,12 +87,12 @@ result agent-lock-unlock $st "lock(held, approved)->$(echo "$a1" | field outcome
 pull 2 up
 t1=$(now_ms)
 sleep 0.1
-r=$(agent read --json sra-occupancy.occupied); t2=$(now_ms)
+r=$(read_point sra-occupancy.occupied); t2=$(now_ms)
 pv=$(echo "$r" | field value); pq=$(echo "$r" | field quality)
 case "$pv" in 1|1.0) st=PASS ;; *) st=FAIL ;; esac
 [ "$pq" = good ] || st=FAIL
 result pir-read-within-one-scan $st "pull-up, 100 ms (one scan interval) later points.read gives $pv ($pq; answered $((t2 - t1)) ms after the pull)"
-d=$(agent write --json sra-door.lock 1 --reason "rig"); vd=$(val 0)
+d=$(write_point sra-door.lock 1); vd=$(val 0)
 if [ "$(echo "$d" | field outcome)" = denied ] && [ "$(echo "$d" | field rule)" = RL-3 ] && [ "$vd" = 0 ]; then st=PASS; else st=FAIL; fi
 result pir-occupied-lock-denied-rl3 $st "lock while occupied: $(echo "$d" | field outcome) $(echo "$d" | field rule); line stays $vd"
 pull 2 down
@@ -111,13 +117,13 @@ t3=$(now_ms)
 if until_ok "[ \"\$(val 0)\" = 0 ]" 50; then rel=$(( $(now_ms) - t3 )); else rel=never; fi
 ve=$(val 0)
 # re-asserted while the alarm holds: an agent lock is refused and the line stays released
-d=$(agent write --json sra-door.lock 1); vd=$(val 0)
+d=$(write_point sra-door.lock 1); vd=$(val 0)
 if [ "$vl" = 1 ] && [ "$ve" = 0 ] && [ "$vd" = 0 ] && [ "$(echo "$d" | field outcome)" = denied ]; then st=PASS; else st=FAIL; fi
 result alarm-releases-lock-e1 $st "locked ($(echo "$a" | field outcome), line $vl); fire-panel.alarm=1 in the simulator ($s); line released after ${rel} ms; lock attempt in alarm: $(echo "$d" | field outcome) $(echo "$d" | field rule), line $vd"
 simctl plant.set '{"name":"fire-panel.alarm","value":0}' >/dev/null
 until_ok "[ \"\$(point_value fire-panel.alarm)\" = 0 ]" 50
 # Two red-line denials so far (RL-3, and the lock in alarm): clear the count's effect if any.
-operator agents release facilities-agent >/dev/null 2>&1
+operator agents.release '{"agent":"facilities-agent"}' >/dev/null
 a=$(lock_with_approval)
 until_ok "[ \"\$(val 0)\" = 1 ]" 30
 
