@@ -156,6 +156,19 @@ cp "$HERE/init" "$IR/init"
 cp "$HERE/vm-test.sh" "$IR/rig/vm-test.sh"
 mkdir -p "$IR/rig/vm" && cp "$HERE"/vm/*.sh "$IR/rig/vm/"
 cp -r "$ROOT/Devices" "$ROOT/Firmware-Configs" "$IR/rig/"
+# Emulation (TCG) runs the daemon and the simulator 10-50 times slower than a Pi: with the
+# demo site's 100 ms scans, 500 ms staleness and 200 ms Modbus timeouts, readings go stale and
+# the daemon (rightly) treats the plant as dangerous. The VM copy keeps every device, line and
+# rule of demo-datacenter-gpio.yaml and changes only the timing (GPIOVM_TIMING, and
+# GPIOVM_MODBUS_TIMEOUT_MS on the Modbus buses); GPIOVM_TIMING=original runs the file as is.
+VM_TIMING=${GPIOVM_TIMING:-"{scan-interval-ms: 250, stale-after-ms: 4000}"}
+if [ "$VM_TIMING" != original ]; then
+    sed -e "s/^timing: .*/timing: $VM_TIMING/" \
+        -e "s/modbus-tcp: {host: \([^,]*\), port: \([0-9]*\)}}/modbus-tcp: {host: \1, port: \2}, timeout-ms: ${GPIOVM_MODBUS_TIMEOUT_MS:-1500}}/" \
+        "$ROOT/Firmware-Configs/demo-datacenter-gpio.yaml" >"$IR/rig/Firmware-Configs/demo-datacenter-gpio-vm.yaml"
+    changed=$( (diff "$ROOT/Firmware-Configs/demo-datacenter-gpio.yaml" "$IR/rig/Firmware-Configs/demo-datacenter-gpio-vm.yaml" || true) | grep -c '^>' || true)
+    log "VM site: $changed lines retimed ($VM_TIMING, Modbus timeout ${GPIOVM_MODBUS_TIMEOUT_MS:-1500} ms)"
+fi
 # The demo site's agents (uid 2001, 2002), for readable listings.
 printf 'root:x:0:0:root:/root:/bin/sh\nagent:x:2001:2001:facilities-agent:/tmp:/bin/sh\nreporter:x:2002:2002:reporting-agent:/tmp:/bin/sh\n' >"$IR/etc/passwd"
 printf 'root:x:0:\nagent:x:2001:\nreporter:x:2002:\n' >"$IR/etc/group"

@@ -8,7 +8,10 @@ result() { echo "GPIOVM-RESULT $1 $2 $3"; }
 val() { cat $SIM/sim_gpio$1/value; }
 pull() { echo pull-$2 > $SIM/sim_gpio$1/pull; }
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+# The demo GPIO site; run.sh may have written an emulation-timed copy (see run.sh, GPIOVM_TIMING).
 SITE=/rig/Firmware-Configs/demo-datacenter-gpio.yaml
+[ -f /rig/Firmware-Configs/demo-datacenter-gpio-vm.yaml ] && SITE=/rig/Firmware-Configs/demo-datacenter-gpio-vm.yaml
+echo "GPIOVM-NOTE daemon site $SITE: $(grep -E '^timing:' $SITE)"
 SIMSOCK=/run/sim.sock
 AGENT_SOCK=/run/redline/agent.sock
 OPERATOR_SOCK=/run/redline/operator.sock
@@ -94,11 +97,11 @@ while [ $(( $(now_ms) - t1 )) -lt 5000 ]; do
     r=$(read_point sra-occupancy.occupied); polls=$((polls + 1))
     pv=$(echo "$r" | field value); pq=$(echo "$r" | field quality); age=$(echo "$r" | field ageMs)
     trail="$trail +$((ts - t1))ms:$pv/${pq}/age${age}"
-    if [ "$pv" = 1 ] && [ "$pq" = good ]; then seen=$(( $(now_ms) - t1 )); break; fi
-    if [ -n "$age" ] && [ $((ts - age)) -gt $t1 ]; then missed=yes; fi
+    if [ "$pv" = 1 ] && [ "$pq" = good ]; then seen=$((ts - t1)); break; fi
+    if [ "$pv" != 1 ] && [ -n "$age" ] && [ $((ts - age)) -gt $t1 ]; then missed=yes; fi
 done
 if [ -n "$seen" ] && [ -z "$missed" ]; then st=PASS; else st=FAIL; fi
-result pir-read-within-one-scan $st "pull-up on line 2: occupied=1 (good) answered ${seen:-never} ms after the pull; no reading taken after the pull missed it (${missed:-ok}); polls:$trail"
+result pir-read-within-one-scan $st "pull-up on line 2: occupied=1 (good) in the answer to the poll sent ${seen:-never} ms after the pull; no reading taken after the pull missed it (${missed:-ok}); polls:$trail"
 d=$(write_point sra-door.lock 1); vd=$(val 0)
 if [ "$(echo "$d" | field outcome)" = denied ] && [ "$(echo "$d" | field rule)" = RL-3 ] && [ "$vd" = 0 ]; then st=PASS; else st=FAIL; fi
 result pir-occupied-lock-denied-rl3 $st "lock while occupied: $(echo "$d" | field outcome) $(echo "$d" | field rule); line stays $vd"
