@@ -70,13 +70,13 @@ for p in linux-image-$KVER-amd64-unsigned linux-headers-$KVER-amd64 linux-header
 done
 if [ -n "$need_pkgs" ]; then
     apt_update
-    (cd "$CACHE" && apt-get download -qq $need_pkgs)
+    (cd "$CACHE" && apt-get -o APT::Sandbox::User=root download -qq $need_pkgs)
 fi
 if ! ls "$CACHE"/linux-source-6.12_"$UPSTREAM"-*.deb >/dev/null 2>&1; then
     apt_update
     srcver=$(apt-cache madison linux-source-6.12 | awk -F'|' '{gsub(/ /,"",$2); print $2}' | grep "^$UPSTREAM-" | head -1)
     [ -n "$srcver" ] || { log "linux-source-6.12 $UPSTREAM not in the archive"; exit 1; }
-    (cd "$CACHE" && apt-get download -qq "linux-source-6.12=$srcver")
+    (cd "$CACHE" && apt-get -o APT::Sandbox::User=root download -qq "linux-source-6.12=$srcver")
 fi
 echo "$KVER" >"$CACHE/KVER"
 log "cache: $(du -sh "$CACHE" | cut -f1) in $CACHE"
