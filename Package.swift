@@ -120,6 +120,14 @@ let package = Package(
             ],
             path: "Benchmarks/redline-bench",
             swiftSettings: strict),
+        .executableTarget(
+            name: "decision-bench",
+            dependencies: [
+                "RedlineCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/decision-bench",
+            swiftSettings: strict),
 
         // Tests: one target per module, plus end-to-end with real processes.
         .target(

@@ -66,6 +66,33 @@ public struct PlantModel: Sendable {
     private var names: [String] = []
     private let initial: [String: Double]
     private let initialNames: [String]
+    private let plans: [ZonePlan]
+    private let alarmIDs: [String]
+    private let gateways: [Gateway]
+    private let predischarges: [Point]
+
+    /// A dispatch gateway: its pending input, cancel outputs and delay register.
+    struct Gateway: Sendable {
+        var device: String
+        var pending: String
+        var cancels: [String]
+        var delay: String?
+    }
+
+    /// A unit that runs (a CRAC, fan or air handler): its run point, failure variable and setpoint.
+    struct Unit: Sendable {
+        var run: String
+        var failed: String
+        var setpoint: String?
+    }
+
+    /// Per zone, precomputed: the units that act on its air.
+    struct ZonePlan: Sendable {
+        var temperature, oxygen, co2, occupied: String
+        var cooling: [Unit] = []
+        var ventilation: [Unit] = []
+        var exhaust: [Unit] = []
+    }
 
     public static let dispatchCountdownSeconds = 30.0
     public static let predischargeSeconds = 30.0
@@ -121,6 +148,27 @@ public struct PlantModel: Sendable {
         names = order
         initial = v
         initialNames = order
+        alarmIDs = site.points.filter { $0.role == .fireAlarm || $0.role == .gasAlarm }.map(\.id)
+        gateways = site.points.filter { $0.role == .dispatchPending }.map { p in
+            Gateway(device: p.device, pending: p.id,
+                    cancels: site.points.filter { $0.device == p.device && $0.role == .dispatchCancel }.map(\.id),
+                    delay: site.points.first { $0.device == p.device && $0.role == .dispatchDelay }?.id)
+        }
+        predischarges = site.points.filter { $0.role == .suppressionPredischarge }
+        plans = site.zones.map { z in
+            var plan = ZonePlan(temperature: "\(z.id).temperature", oxygen: "\(z.id).oxygen", co2: "\(z.id).co2",
+                                occupied: "\(z.id).occupied")
+            for p in site.points where p.zone == z.id && p.role.isLifeSupportRun {
+                let sp = site.points.first { $0.device == p.device && $0.role == .temperatureSetpoint }?.id
+                let u = Unit(run: p.id, failed: "\(p.device).failed", setpoint: sp)
+                switch p.role {
+                case .coolingRun: plan.cooling.append(u)
+                case .ventilationRun: plan.ventilation.append(u)
+                default: plan.exhaust.append(u)
+                }
+            }
+            return plan
+        }
     }
 
     static func initialValue(_ p: Point) -> Double {
@@ -213,52 +261,44 @@ public struct PlantModel: Sendable {
         }
     }
 
-    private func working(_ p: Point) -> Bool {
-        (vars[p.id] ?? 0) != 0 && (vars["\(p.device).failed"] ?? 0) == 0
+    private func working(_ u: Unit) -> Bool {
+        (vars[u.run] ?? 0) != 0 && (vars[u.failed] ?? 0) == 0
     }
 
     private mutating func step(_ dt: Double) {
         time += dt
-        for z in site.zones {
-            let zp = site.points.filter { $0.zone == z.id }
-            let cooling = zp.filter { $0.role == .coolingRun }
-            let ventilation = zp.filter { $0.role == .ventilationRun }
-            let exhaust = zp.filter { $0.role == .exhaustRun }
+        for z in plans {
             // Temperature.
-            let tKey = "\(z.id).temperature"
-            var t = vars[tKey] ?? 22
-            let units = cooling.isEmpty ? ventilation : cooling
+            var t = vars[z.temperature] ?? 22
+            let units = z.cooling.isEmpty ? z.ventilation : z.cooling
             if !units.isEmpty {
-                let hot = cooling.isEmpty ? Self.hotOffice : Self.hotITRoom
+                let hot = z.cooling.isEmpty ? Self.hotOffice : Self.hotITRoom
                 let on = units.filter(working)
                 let f = Double(on.count) / Double(units.count)
-                let setpoints = on.compactMap { u in
-                    site.points.first { $0.device == u.device && $0.role == .temperatureSetpoint }.flatMap { vars[$0.id] }
-                }
+                let setpoints = on.compactMap { u in u.setpoint.flatMap { vars[$0] } }
                 let s = setpoints.isEmpty ? 22 : setpoints.reduce(0, +) / Double(setpoints.count)
                 let target = s + (1 - f) * (hot - s)
                 let tau = target > t ? Self.heatingTau : Self.coolingTau
                 t += (target - t) * (1 - exp1(-dt / tau))
-                vars[tKey] = t
+                vars[z.temperature] = t
             }
             // Air.
-            let airUnits = exhaust + ventilation
+            let airUnits = z.exhaust + z.ventilation
             let ventilated = airUnits.isEmpty || airUnits.contains(where: working)
-            let oKey = "\(z.id).oxygen", cKey = "\(z.id).co2"
-            var o2 = vars[oKey] ?? Self.freshOxygen, co2 = vars[cKey] ?? Self.freshCO2
+            var o2 = vars[z.oxygen] ?? Self.freshOxygen, co2 = vars[z.co2] ?? Self.freshCO2
             if ventilated {
                 let k = 1 - exp1(-dt / Self.airTau)
                 o2 += (Self.freshOxygen - o2) * k
                 co2 += (Self.freshCO2 - co2) * k
-            } else if (vars["\(z.id).occupied"] ?? 0) != 0 {
+            } else if (vars[z.occupied] ?? 0) != 0 {
                 o2 -= Self.oxygenFallPerMin * dt / 60
                 co2 += Self.co2RisePerMin * dt / 60
             }
-            vars[oKey] = min(Self.freshOxygen, max(10, o2))
-            vars[cKey] = min(10, max(Self.freshCO2, co2))
+            vars[z.oxygen] = min(Self.freshOxygen, max(10, o2))
+            vars[z.co2] = min(10, max(Self.freshCO2, co2))
         }
         // Suppression pre-discharge.
-        for p in site.points where p.role == .suppressionPredischarge && (vars[p.id] ?? 0) != 0 {
+        for p in predischarges where (vars[p.id] ?? 0) != 0 {
             let aborted = site.points.contains { $0.device == p.device && $0.role == .suppressionAbort && (vars[$0.id] ?? 0) != 0 }
             if aborted { continue }
             let key = "\(p.device).predischarge-left"
@@ -272,13 +312,13 @@ public struct PlantModel: Sendable {
             }
         }
         // Dispatch countdowns.
-        for p in site.points where p.role == .dispatchPending && (vars[p.id] ?? 0) != 0 {
-            let key = "\(p.device).countdown"
+        for g in gateways where (vars[g.pending] ?? 0) != 0 {
+            let key = "\(g.device).countdown"
             let left = (vars[key] ?? 0) - dt
             if left <= 1e-9 {
                 vars[key] = 0
-                vars[p.id] = 0
-                vars["\(p.device).sent"] = 1
+                vars[g.pending] = 0
+                vars["\(g.device).sent"] = 1
             } else {
                 vars[key] = left
             }
@@ -288,28 +328,26 @@ public struct PlantModel: Sendable {
 
     /// Discrete logic that reacts at once (no time passes): dispatch start and cancel.
     private mutating func settle() {
-        for p in site.points where p.role == .dispatchPending {
-            let d = p.device
-            let cancelled = site.points.contains { $0.device == d && $0.role == .dispatchCancel && (vars[$0.id] ?? 0) != 0 }
-            if cancelled {
-                vars[p.id] = 0
-                vars["\(d).countdown"] = 0
+        for g in gateways {
+            if g.cancels.contains(where: { (vars[$0] ?? 0) != 0 }) {
+                vars[g.pending] = 0
+                vars["\(g.device).countdown"] = 0
                 continue
             }
-            guard (vars[p.id] ?? 0) == 0, (vars["\(d).sent"] ?? 0) == 0, triggered else { continue }
-            let delay = site.points.first { $0.device == d && $0.role == .dispatchDelay }.flatMap { vars[$0.id] } ?? 0
-            vars[p.id] = 1
-            vars["\(d).countdown"] = Self.dispatchCountdownSeconds + max(0, delay)
+            guard (vars[g.pending] ?? 0) == 0, (vars["\(g.device).sent"] ?? 0) == 0, triggered else { continue }
+            let delay = g.delay.flatMap { vars[$0] } ?? 0
+            vars[g.pending] = 1
+            vars["\(g.device).countdown"] = Self.dispatchCountdownSeconds + max(0, delay)
         }
     }
 
     /// True when a dispatch should start: an active fire or gas alarm anywhere, or a person in a hazardous zone.
     public var triggered: Bool {
-        if site.points.contains(where: { ($0.role == .fireAlarm || $0.role == .gasAlarm) && (vars[$0.id] ?? 0) != 0 }) { return true }
-        for z in site.zones where (vars["\(z.id).occupied"] ?? 0) != 0 {
-            if (vars["\(z.id).temperature"] ?? 0) >= Limits.hazardTemperature { return true }
-            if (vars["\(z.id).oxygen"] ?? Self.freshOxygen) < Limits.hazardOxygenBelow { return true }
-            if (vars["\(z.id).co2"] ?? 0) >= Limits.hazardCO2 { return true }
+        if alarmIDs.contains(where: { (vars[$0] ?? 0) != 0 }) { return true }
+        for z in plans where (vars[z.occupied] ?? 0) != 0 {
+            if (vars[z.temperature] ?? 0) >= Limits.hazardTemperature { return true }
+            if (vars[z.oxygen] ?? Self.freshOxygen) < Limits.hazardOxygenBelow { return true }
+            if (vars[z.co2] ?? 0) >= Limits.hazardCO2 { return true }
         }
         return false
     }

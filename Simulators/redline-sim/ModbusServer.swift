@@ -21,7 +21,10 @@ enum Codec {
 
     static func decode(_ raw: UInt16, table: ModbusTable, scale: Double, signed: Bool) -> Double {
         if table.isBit { return raw != 0 ? 1 : 0 }
-        return (signed ? Double(Int16(bitPattern: raw)) : Double(raw)) * scale
+        let n = signed ? Double(Int16(bitPattern: raw)) : Double(raw)
+        let inverse = scale != 0 ? (1 / scale).rounded() : 0
+        if inverse > 1, abs(1 / scale - inverse) < 1e-9 * inverse { return n / inverse }
+        return n * scale
     }
 }
 

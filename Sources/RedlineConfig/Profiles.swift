@@ -49,19 +49,31 @@ func isNumeric(_ role: Role) -> Bool {
     }
 }
 
-/// Checks a writable range against the role's compiled envelope; reports every widening.
+/// Checks a writable range against the role's compiled envelope; reports every widening,
+/// every bound outside the envelope and an empty range.
 func checkRange(_ r: Reader, role: Role, min: (Double, Node)?, max: (Double, Node)?, what: String) -> Bool {
     var ok = true
     let env = role.envelope
-    if let (lo, n) = min, lo < env.lowerBound {
-        r.error(n, "\(what) min \(fmt(lo)) is wider than the compiled envelope of \(role.rawValue) (\(fmt(env.lowerBound))-\(fmt(env.upperBound))); a configuration may narrow an envelope, never widen it")
-        ok = false
+    let envText = "\(role.rawValue) (\(fmt(env.lowerBound))-\(fmt(env.upperBound)))"
+    if let (lo, n) = min {
+        if lo < env.lowerBound {
+            r.error(n, "\(what) min \(fmt(lo)) is wider than the compiled envelope of \(envText); a configuration may narrow an envelope, never widen it")
+            ok = false
+        } else if lo > env.upperBound {
+            r.error(n, "\(what) min \(fmt(lo)) is outside the compiled envelope of \(envText)")
+            ok = false
+        }
     }
-    if let (hi, n) = max, hi > env.upperBound {
-        r.error(n, "\(what) max \(fmt(hi)) is wider than the compiled envelope of \(role.rawValue) (\(fmt(env.lowerBound))-\(fmt(env.upperBound))); a configuration may narrow an envelope, never widen it")
-        ok = false
+    if let (hi, n) = max {
+        if hi > env.upperBound {
+            r.error(n, "\(what) max \(fmt(hi)) is wider than the compiled envelope of \(envText); a configuration may narrow an envelope, never widen it")
+            ok = false
+        } else if hi < env.lowerBound {
+            r.error(n, "\(what) max \(fmt(hi)) is outside the compiled envelope of \(envText)")
+            ok = false
+        }
     }
-    if let (lo, _) = min, let (hi, n) = max, lo > hi {
+    if ok, let (lo, _) = min, let (hi, n) = max, lo > hi {
         r.error(n, "\(what) max \(fmt(hi)) is below min \(fmt(lo))")
         ok = false
     }

@@ -70,7 +70,8 @@ final class Reader {
                 let (line, column) = Reader.position(offset: offset, in: yaml)
                 error(line: line, column: column, "YAML reader error: \(problem)")
             case .duplicatedKeysInMapping(let duplicates, let context):
-                error(at: context.mark, "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in mapping")
+                let (line, column) = Reader.secondOccurrence(of: duplicates.first ?? "", after: context.mark, in: text)
+                error(line: line, column: column, "key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in this mapping (first at \(context.mark.line):\(context.mark.column))")
             default:
                 error(at: nil, "YAML error: \(e)")
             }
@@ -79,6 +80,38 @@ final class Reader {
             self.error(at: nil, "YAML error: \(Reader.describe(error))")
             return nil
         }
+    }
+
+    /// Where a duplicated key occurs again: later on the same line (flow mapping) or at the same
+    /// column of a later line (block mapping). Falls back to the first occurrence.
+    static func secondOccurrence(of key: String, after first: Mark, in text: String) -> (Int, Int) {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        let k = Array(key.unicodeScalars)
+        func keyAt(_ l: [Unicode.Scalar], _ i: Int) -> Bool {
+            guard i >= 0, i + k.count < l.count, Array(l[i..<(i + k.count)]) == k else { return false }
+            var j = i + k.count
+            while j < l.count, l[j] == " " { j += 1 }
+            return j < l.count && l[j] == ":"
+        }
+        guard first.line >= 1, first.line <= lines.count else { return (first.line, first.column) }
+        let l0 = lines[first.line - 1]
+        var i = first.column - 1 + k.count
+        while i < l0.count {
+            if keyAt(l0, i), i > 0, [",", "{", " "].contains(l0[i - 1]) { return (first.line, i + 1) }
+            i += 1
+        }
+        for n in first.line..<lines.count {
+            let l = lines[n]
+            let col = first.column - 1
+            guard col < l.count else {
+                if let firstNonSpace = l.firstIndex(where: { $0 != " " }), firstNonSpace < col, l[firstNonSpace] != "#" { break }
+                continue
+            }
+            if l[0..<col].allSatisfy({ $0 == " " }), keyAt(l, col) { return (n + 1, col + 1) }
+            // A line starting left of the key (a new list item or a parent key) ends the mapping.
+            if let firstNonSpace = l.firstIndex(where: { $0 != " " }), firstNonSpace < col, l[firstNonSpace] != "#" { break }
+        }
+        return (first.line, first.column)
     }
 
     static func describe(_ error: any Error) -> String {
@@ -116,7 +149,9 @@ final class Reader {
             if let why = special[key] {
                 error(k, why)
             } else if !allowed.contains(key) {
-                error(k, "unknown key '\(key)' in \(what) (allowed: \(allowed.joined(separator: ", ")))")
+                let near = allowed.filter { Reader.distance($0, key) <= 2 }.sorted { Reader.distance($0, key) < Reader.distance($1, key) }
+                let hint = near.first.map { "did you mean '\($0)'? " } ?? ""
+                error(k, "unknown key '\(key)' in \(what) (\(hint)allowed: \(allowed.joined(separator: ", ")))")
             } else {
                 f.add(key: key, keyNode: k, value: v)
             }
@@ -125,6 +160,21 @@ final class Reader {
             error(node, "\(what) is missing '\(r)'")
         }
         return f
+    }
+
+    /// Levenshtein distance, for "did you mean" hints.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var prev = Array(0...b.count)
+        for i in 1...a.count {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
     }
 
     func kind(_ node: Node) -> String {

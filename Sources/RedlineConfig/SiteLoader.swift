@@ -104,8 +104,10 @@ struct SiteParser {
         _ = f["description"].flatMap { r.string($0, "description") }
         let timing = f["timing"].map(parseTiming) ?? Timing()
         let zones = f["zones"].map(parseZones) ?? []
-        let buses = f["buses"].map(parseBuses) ?? []
-        let (devices, points, brokenDevices) = f["devices"].map { parseDevices($0, zones: zones, buses: buses) } ?? ([], [], [])
+        let (buses, brokenBuses) = f["buses"].map(parseBuses) ?? ([], [])
+        let (devices, points, brokenDevices) = f["devices"].map {
+            parseDevices($0, zones: zones, buses: buses, brokenBuses: brokenBuses)
+        } ?? ([], [], [])
         let operators = f["operators"].map(parseOperators) ?? []
         let ids = points.map(\.id)
         func checkPattern(_ text: String, _ node: Node, _ what: String) -> PointPattern {
@@ -113,7 +115,10 @@ struct SiteParser {
             if !ids.contains(where: p.matches) {
                 // A pattern aimed at a device that failed to load is not reported twice.
                 let devicePart = String(text.split(separator: ".", maxSplits: 1).first ?? "")
-                if !brokenDevices.contains(where: { PointPattern(devicePart).matches($0) }) {
+                if brokenDevices.contains(where: { PointPattern(devicePart).matches($0) }) {
+                } else if !devicePart.contains("*") && !devices.contains(where: { $0.id == devicePart }) {
+                    r.error(node, "\(what) pattern '\(text)' names unknown device '\(devicePart)'")
+                } else {
                     r.error(node, "\(what) pattern '\(text)' matches no point")
                 }
             }
@@ -178,9 +183,10 @@ struct SiteParser {
         var isGPIO: Bool { if case .gpio = bus.kind { return true } else { return false } }
     }
 
-    func parseBuses(_ node: Node) -> [ParsedBus] {
-        guard let list = r.sequence(node, "buses") else { return [] }
+    func parseBuses(_ node: Node) -> (buses: [ParsedBus], broken: Set<String>) {
+        guard let list = r.sequence(node, "buses") else { return ([], []) }
         var out: [ParsedBus] = []
+        var broken: Set<String> = []
         var seen: [String: Node] = [:]
         for item in list {
             guard let f = r.fields(item, "bus", allowed: ["id", "modbus-tcp", "modbus-rtu", "gpio", "timeout-ms", "description"], required: ["id"]),
@@ -192,6 +198,7 @@ struct SiteParser {
             guard kinds.count == 1 else {
                 r.error(kinds.count > 1 ? f[kinds[1]] : item,
                         "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu or gpio")
+                broken.insert(id)
                 continue
             }
             var kind: BusKind?
@@ -238,15 +245,16 @@ struct SiteParser {
             }
             seen[id] = idNode
             if let kind { out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), endpoint: endpoint)) }
+            else { broken.insert(id) }
         }
-        return out
+        return (out, broken)
     }
 
     // MARK: devices
 
     static let deviceKeys = ["id", "profile", "bus", "unit", "zone", "lines", "limits", "description"]
 
-    func parseDevices(_ node: Node, zones: [Zone], buses: [ParsedBus]) -> ([Device], [Point], Set<String>) {
+    func parseDevices(_ node: Node, zones: [Zone], buses: [ParsedBus], brokenBuses: Set<String>) -> ([Device], [Point], Set<String>) {
         guard let list = r.sequence(node, "devices") else { return ([], [], []) }
         var devices: [Device] = []
         var points: [Point] = []
@@ -277,7 +285,7 @@ struct SiteParser {
             var bus: ParsedBus?
             if let n = f["bus"], let name = r.string(n, "bus") {
                 bus = buses.first { $0.bus.id == name }
-                if bus == nil { r.error(n, "unknown bus '\(name)'") }
+                if bus == nil && !brokenBuses.contains(name) { r.error(n, "unknown bus '\(name)'") }
             }
             var zone: String?
             if let n = f["zone"], let name = r.string(n, "zone") {

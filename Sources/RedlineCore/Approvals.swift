@@ -46,7 +46,7 @@ public struct ApprovalBook: Sendable, Hashable {
 
     public mutating func hold(id: String, command: WriteCommand, now: Int64, timeoutMs: Int64, explanation: String) {
         let r = HeldRequest(id: id, agent: command.agent, point: command.point, value: command.value,
-                            createdAt: now, expiresAt: now + timeoutMs, outcome: .held, rule: nil, explanation: explanation)
+                            createdAt: now, expiresAt: Self.deadline(now, timeoutMs), outcome: .held, rule: nil, explanation: explanation)
         requests[id] = r
         order.append(id)
         trim()
@@ -110,6 +110,12 @@ public struct ApprovalBook: Sendable, Hashable {
         requests[id]?.outcome = outcome
         requests[id]?.rule = rule
         requests[id]?.explanation = explanation
+    }
+
+    /// `now + timeoutMs`, saturating instead of trapping on absurd timeouts.
+    static func deadline(_ now: Int64, _ timeoutMs: Int64) -> Int64 {
+        let (t, overflow) = now.addingReportingOverflow(Swift.max(0, timeoutMs))
+        return overflow ? Int64.max : t
     }
 
     private mutating func trim() {

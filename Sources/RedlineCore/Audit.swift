@@ -30,7 +30,9 @@ public enum AuditChain {
 
     public enum Verdict: Sendable, Hashable, CustomStringConvertible {
         case ok(records: Int, lastSeq: UInt64, lastHash: String)
-        /// The first bad record: its `seq` where readable, else the line number.
+        /// The first bad record: the `seq` it should have had once the chain is anchored
+        /// (a tampered record may lie about its own), else its own `seq` where readable, else `nil`.
+        /// `line` is always its line number.
         case broken(seq: UInt64?, line: Int, reason: String)
 
         public var description: String {
@@ -88,7 +90,16 @@ public enum AuditChain {
         }
 
         private mutating func fail(_ seq: UInt64?, _ why: String) {
-            failure = .broken(seq: seq, line: line, reason: why)
+            // Once anchored, the first bad record is the one at position lastSeq + 1,
+            // whatever its (possibly tampered or unreadable) seq field says.
+            failure = .broken(seq: started ? lastSeq + 1 : seq, line: line, reason: why)
+        }
+
+        /// Ends a log whose last line has no final newline: the last write was cut short.
+        public mutating func truncatedEnd() {
+            guard failure == nil else { return }
+            failure = .broken(seq: count > 0 ? lastSeq : nil, line: line,
+                              reason: "the last record has no final newline (truncated write)")
         }
 
         public var verdict: Verdict { failure ?? .ok(records: count, lastSeq: lastSeq, lastHash: lastHash) }
@@ -102,7 +113,10 @@ public enum AuditChain {
             v.feed(data[start..<i])
             start = i + 1
         }
-        if start < data.count { v.feed(data[start...]) }
+        if start < data.count {
+            v.feed(data[start...])
+            v.truncatedEnd()
+        }
         return v.verdict
     }
 }

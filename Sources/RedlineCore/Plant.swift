@@ -37,12 +37,28 @@ public struct PlantSnapshot: Sendable, Hashable {
 
     /// RL-0: the quality of a point at `now`. Anything but `good` counts as danger.
     public func quality(of point: Point, now: Int64, staleAfterMs: Int64) -> Quality {
-        guard let r = readings[point.id] else { return .neverRead }
-        if r.faulted { return .fault }
-        guard let v = r.value, let at = r.at else { return .neverRead }
-        if !v.isFinite || !point.role.envelope.contains(v) { return .fault }
-        if now - at > staleAfterMs || at > now { return .stale }
-        return .good
+        assess(point, now: now, staleAfterMs: staleAfterMs).quality
+    }
+
+    /// Quality and, when good, the value: one lookup.
+    func assess(_ point: Point, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        Self.quality(readings[point.id], role: point.role, now: now, staleAfterMs: staleAfterMs)
+    }
+
+    func assess(id: String, role: Role, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        Self.quality(readings[id], role: role, now: now, staleAfterMs: staleAfterMs)
+    }
+
+    static func quality(_ reading: Reading?, role: Role, now: Int64, staleAfterMs: Int64) -> (quality: Quality, value: Double) {
+        guard let r = reading else { return (.neverRead, .nan) }
+        if r.faulted { return (.fault, .nan) }
+        guard let v = r.value, let at = r.at else { return (.neverRead, .nan) }
+        if !v.isFinite || !role.envelope.contains(v) { return (.fault, .nan) }
+        // A reading from the future is stale; so is one too old to subtract without overflow.
+        if at > now { return (.stale, .nan) }
+        let (age, overflow) = now.subtractingReportingOverflow(at)
+        if overflow || age > staleAfterMs { return (.stale, .nan) }
+        return (.good, v)
     }
 
     /// The value of a point if and only if it is fresh and good.
@@ -52,7 +68,10 @@ public struct PlantSnapshot: Sendable, Hashable {
 
     /// Age of the last good value in milliseconds, if any.
     public func ageMs(of id: String, now: Int64) -> Int64? {
-        readings[id]?.at.map { Swift.max(0, now - $0) }
+        readings[id]?.at.map {
+            let (age, overflow) = now.subtractingReportingOverflow($0)
+            return overflow ? ($0 > now ? 0 : Int64.max) : Swift.max(0, age)
+        }
     }
 }
 
@@ -79,9 +98,12 @@ public struct ZoneCondition: Sendable, Hashable {
         let stale = site.timing.staleAfterMs
         let inputs = site.inputs(of: zone)
 
-        func unknown(_ p: Point) -> String? {
-            let q = snapshot.quality(of: p, now: now, staleAfterMs: stale)
-            return q == .good ? nil : "\(p.id) is \(q.rawValue) (RL-0: unknown counts as danger)"
+        /// The fresh, good value of an input, or `nil` after recording why it is unknown.
+        func known(_ id: String, _ role: Role) -> Double? {
+            let (q, v) = snapshot.assess(id: id, role: role, now: now, staleAfterMs: stale)
+            if q == .good { return v }
+            c.causes.append("\(id) is \(q.rawValue) (RL-0: unknown counts as danger)")
+            return nil
         }
 
         if inputs.occupancy.isEmpty {
@@ -89,30 +111,29 @@ public struct ZoneCondition: Sendable, Hashable {
             c.causes.append("\(zone) has no occupancy sensor (RL-0: assumed occupied)")
         }
         for i in inputs.occupancy {
-            let p = site.pointAt(i)
-            if let why = unknown(p) { c.occupied = true; c.causes.append(why) }
-            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.occupied = true; c.causes.append("\(p.id) reports occupied") }
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.occupied = true; continue }
+            if v != 0 { c.occupied = true; c.causes.append("\(id) reports occupied") }
         }
 
-        var alarmPoints = inputs.alarm
-        for z in site.buildingWideZones where z.id != zone { alarmPoints += site.inputs(of: z.id).alarm }
-        for i in alarmPoints {
-            let p = site.pointAt(i)
-            if let why = unknown(p) { c.inAlarm = true; c.causes.append(why) }
-            else if let v = snapshot.readings[p.id]?.value, v != 0 { c.inAlarm = true; c.causes.append("\(p.id) is active") }
+        func alarm(_ i: Int) {
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.inAlarm = true; return }
+            if v != 0 { c.inAlarm = true; c.causes.append("\(id) is active") }
         }
+        for i in inputs.alarm { alarm(i) }
+        for (z, i) in site.buildingWideAlarms where z != zone { alarm(i) }
 
         for i in inputs.environment {
-            let p = site.pointAt(i)
-            if let why = unknown(p) { c.hazard = true; c.causes.append(why); continue }
-            guard let v = snapshot.readings[p.id]?.value else { continue }
-            switch p.role {
+            let id = site.points[i].id, role = site.points[i].role
+            guard let v = known(id, role) else { c.hazard = true; continue }
+            switch role {
             case .temperature where v >= Limits.hazardTemperature:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
             case .oxygen where v < Limits.hazardOxygenBelow:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
             case .co2 where v >= Limits.hazardCO2:
-                c.hazard = true; c.causes.append("\(p.id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
+                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
             default: break
             }
         }

@@ -66,9 +66,10 @@ public enum Policy {
     /// never a red line (RL-9).
     public static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> Decision {
         guard let agent = state.site.agent(named: command.agent),
-              let point = state.site.point(command.point),
-              agent.canSee(point.id)
+              let point = state.site.point(command.point)
         else { return .unknownPoint }
+        let writable = agent.canWrite(point.id)
+        guard writable || agent.canSee(point.id) else { return .unknownPoint }
 
         guard state.ready else {
             return .denied(.notReady, "the first full scan has not completed; no writes until the plant has been read")
@@ -79,7 +80,7 @@ public enum Policy {
         if let (rule, why) = firstRedLine(point: point, value: command.value, state: state) {
             return .denied(rule, why)
         }
-        guard agent.canWrite(point.id) else {
+        guard writable else {
             return .denied(.notWritable, "\(agent.name) has no write grant for \(point.id)")
         }
         let range = point.writeRange
@@ -94,13 +95,15 @@ public enum Policy {
 
     /// The first red line that forbids writing `value` to `point`, in order RL-1 to RL-10.
     public static func firstRedLine(point: Point, value: Double, state: PolicyState) -> (Rule, String)? {
-        var cached: ZoneCondition?
-        let input = RedLineInput(point: point, value: value) {
-            if let c = cached { return c }
-            let c = ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
-            cached = c
-            return c
-        }
+        // Only outputs governed by the conditioned lines (RL-3, RL-5, RL-6) need the zone's
+        // conditions; the others are decided by RL-1, RL-2, RL-4 or RL-8 before any line
+        // looks at them. Should one ever look, it sees the most dangerous zone (fail closed).
+        let role = point.role
+        let needed = role.isOutput && !role.isAlarmControl && !role.isDispatchControl && !role.isSuppressionControl
+        let condition = needed
+            ? ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
+            : ZoneCondition(occupied: true, inAlarm: true, hazard: true, causes: ["not evaluated for \(role.rawValue)"])
+        let input = RedLineInput(point: point, value: value, condition: condition)
         for line in RedLines.all {
             if let why = line.forbids?(input) { return (line.id, why) }
         }

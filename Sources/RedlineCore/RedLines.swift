@@ -16,8 +16,8 @@ public struct RedLine: Sendable {
 struct RedLineInput {
     let point: Point
     let value: Double
-    /// Conditions of the point's zone, evaluated lazily on fresh readings.
-    let condition: () -> ZoneCondition
+    /// Conditions of the point's zone, evaluated on fresh readings.
+    let condition: ZoneCondition
 }
 
 public enum RedLines {
@@ -34,7 +34,7 @@ public enum RedLines {
         },
         RedLine(id: .rl3, title: "No egress lock set to locked while its zone is occupied, in alarm or in hazard; releasing is always allowed") { i in
             guard i.point.role == .egressLock, !(i.value == 0) else { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.occupied || c.inAlarm || c.hazard else { return nil }
             return "locking \(i.point.id) could trap people in \(i.point.zone): " + c.summary
         },
@@ -51,19 +51,23 @@ public enum RedLines {
             default: return nil
             }
             guard reduces else { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.occupied else { return nil }
             return "\(i.point.zone) is occupied; \(i.point.id) = \(fmt(i.value)) would reduce life support: " + c.summary
         },
         RedLine(id: .rl6, title: "While a zone is in alarm, no agent may write its outputs (releasing an egress lock excepted): the fire system owns them") { i in
+            // Outputs only: a write to an input is RL-8's to name.
+            guard i.point.role.isOutput else { return nil }
             if i.point.role == .egressLock && i.value == 0 { return nil }
-            let c = i.condition()
+            let c = i.condition
             guard c.inAlarm else { return nil }
             return "\(i.point.zone) is in alarm; the fire system owns \(i.point.id): " + c.summary
         },
         RedLine(id: .rl7, title: "Numeric writes stay inside compiled-in envelopes (setpoints 15-32 °C, booleans 0 or 1, no NaN or infinity)") { i in
             let v = i.value, role = i.point.role
             if !v.isFinite { return "\(fmt(v)) is not a finite number" }
+            // Envelopes bound writes to outputs; a write to an input is RL-8's to name.
+            guard role.isOutput else { return nil }
             if role.isBoolean && !(v == 0 || v == 1) { return "\(i.point.id) takes only 0 or 1, not \(fmt(v))" }
             if !role.envelope.contains(v) {
                 return "\(fmt(v)) is outside the physical envelope of \(role.rawValue) (\(fmt(role.envelope.lowerBound))-\(fmt(role.envelope.upperBound)))"

@@ -51,7 +51,10 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
 
     /// Alarm-panel outputs covered by RL-1.
     public var isAlarmControl: Bool {
-        [.alarmSilence, .alarmAcknowledge, .alarmReset, .alarmDisable].contains(self)
+        switch self {
+        case .alarmSilence, .alarmAcknowledge, .alarmReset, .alarmDisable: return true
+        default: return false
+        }
     }
 
     /// Dispatch outputs covered by RL-2.
@@ -59,7 +62,10 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
 
     /// Suppression outputs covered by RL-4.
     public var isSuppressionControl: Bool {
-        [.suppressionRelease, .suppressionAbort, .suppressionInhibit, .suppressionLockout].contains(self)
+        switch self {
+        case .suppressionRelease, .suppressionAbort, .suppressionInhibit, .suppressionLockout: return true
+        default: return false
+        }
     }
 
     /// Life-support run outputs covered by RL-5 (1 = running).
@@ -67,7 +73,10 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
 
     /// Inputs that put a zone "in alarm" (DESIGN §3).
     public var isAlarmInput: Bool {
-        [.fireAlarm, .gasAlarm, .suppressionPredischarge, .suppressionDischarged].contains(self)
+        switch self {
+        case .fireAlarm, .gasAlarm, .suppressionPredischarge, .suppressionDischarged: return true
+        default: return false
+        }
     }
 
     /// Environment inputs whose limits define a hazard (DESIGN §3).

@@ -144,11 +144,33 @@ public struct Point: Sendable, Hashable {
 /// A glob over point ids: `*` matches any run of characters (including none).
 public struct PointPattern: Sendable, Hashable, CustomStringConvertible {
     public let text: String
-    public init(_ text: String) { self.text = text }
+    /// `text` as UTF-8, kept so that matching allocates nothing.
+    private let bytes: [UInt8]
+    public init(_ text: String) {
+        self.text = text
+        self.bytes = Array(text.utf8)
+    }
     public var description: String { text }
+    public static func == (a: PointPattern, b: PointPattern) -> Bool { a.text == b.text }
+    public func hash(into h: inout Hasher) { h.combine(text) }
 
     public func matches(_ id: String) -> Bool {
-        let p = Array(text.utf8), s = Array(id.utf8)
+        var id = id
+        return id.withUTF8 { s in bytes.withUnsafeBufferPointer { p in Self.match(p, s) } }
+    }
+
+    /// True when any of `patterns` matches `id` (one UTF-8 view of `id` for all of them).
+    public static func any(_ patterns: [PointPattern], matches id: String) -> Bool {
+        var id = id
+        return id.withUTF8 { s in
+            patterns.withUnsafeBufferPointer { ps in
+                for k in ps.indices where ps[k].bytes.withUnsafeBufferPointer({ match($0, s) }) { return true }
+                return false
+            }
+        }
+    }
+
+    private static func match(_ p: UnsafeBufferPointer<UInt8>, _ s: UnsafeBufferPointer<UInt8>) -> Bool {
         var pi = 0, si = 0, star = -1, mark = 0
         while si < s.count {
             if pi < p.count, p[pi] != UInt8(ascii: "*"), p[pi] == s[si] {
@@ -178,8 +200,8 @@ public struct Agent: Sendable, Hashable {
         self.read = read
         self.write = write
     }
-    public func canSee(_ id: String) -> Bool { canWrite(id) || read.contains { $0.matches(id) } }
-    public func canWrite(_ id: String) -> Bool { write.contains { $0.matches(id) } }
+    public func canSee(_ id: String) -> Bool { canWrite(id) || PointPattern.any(read, matches: id) }
+    public func canWrite(_ id: String) -> Bool { PointPattern.any(write, matches: id) }
 }
 
 /// Who may use the operator socket.
@@ -216,18 +238,21 @@ public struct QuarantinePolicy: Sendable, Hashable {
 public struct Site: Sendable {
     public var name: String
     public var timing: Timing
-    public var zones: [Zone]
+    public var zones: [Zone] { didSet { indexZones() } }
     public var buses: [Bus]
     public var devices: [Device]
     /// Points in declaration order.
     public private(set) var points: [Point]
-    public var agents: [Agent]
+    public var agents: [Agent] { didSet { indexAgents() } }
     public var operators: [Operator]
     public var approvals: [ApprovalRule]
     public var quarantine: QuarantinePolicy
 
     private var pointIndex: [String: Int]
-    private var zoneIndex: [String: Int]
+    private var zoneIndex: [String: Int] = [:]
+    private var agentIndex: [String: Int] = [:]
+    /// Alarm inputs of building-wide zones, with each one's zone: they put every zone in alarm.
+    private(set) var buildingWideAlarms: [(zone: String, point: Int)] = []
     /// Condition inputs per zone, precomputed: (occupancy, alarm, environment).
     private var conditionInputs: [String: ZoneInputs]
 
@@ -253,9 +278,6 @@ public struct Site: Sendable {
         var pi: [String: Int] = [:]
         for (i, p) in points.enumerated() where pi[p.id] == nil { pi[p.id] = i }
         pointIndex = pi
-        var zi: [String: Int] = [:]
-        for (i, z) in zones.enumerated() where zi[z.id] == nil { zi[z.id] = i }
-        zoneIndex = zi
         var ci: [String: ZoneInputs] = [:]
         for (i, p) in points.enumerated() {
             var z = ci[p.zone] ?? ZoneInputs()
@@ -265,17 +287,41 @@ public struct Site: Sendable {
             ci[p.zone] = z
         }
         conditionInputs = ci
+        indexZones()
+        indexAgents()
+    }
+
+    private mutating func indexZones() {
+        var zi: [String: Int] = [:]
+        for (i, z) in zones.enumerated() where zi[z.id] == nil { zi[z.id] = i }
+        zoneIndex = zi
+        var bw: [(zone: String, point: Int)] = []
+        var seen = Set<String>()
+        for z in zones where z.buildingWide && seen.insert(z.id).inserted {
+            for i in conditionInputs[z.id]?.alarm ?? [] { bw.append((z.id, i)) }
+        }
+        buildingWideAlarms = bw
+    }
+
+    private mutating func indexAgents() {
+        var ai: [String: Int] = [:]
+        for (i, a) in agents.enumerated() where ai[a.name] == nil { ai[a.name] = i }
+        agentIndex = ai
     }
 
     public func point(_ id: String) -> Point? { pointIndex[id].map { points[$0] } }
     public func zone(_ id: String) -> Zone? { zoneIndex[id].map { zones[$0] } }
-    public func agent(named name: String) -> Agent? { agents.first { $0.name == name } }
+    public func agent(named name: String) -> Agent? { agentIndex[name].map { agents[$0] } }
     public func agent(uid: UInt32) -> Agent? { agents.first { $0.uid == uid } }
     public var buildingWideZones: [Zone] { zones.filter(\.buildingWide) }
 
     /// The approval rule that covers a point, if any (the longest timeout wins where several match).
     public func approvalRule(for id: String) -> ApprovalRule? {
-        approvals.filter { $0.points.contains { $0.matches(id) } }.max { $0.timeoutMs < $1.timeoutMs }
+        var best: ApprovalRule?
+        for rule in approvals where rule.points.contains(where: { $0.matches(id) }) {
+            if best == nil || rule.timeoutMs > best!.timeoutMs { best = rule }
+        }
+        return best
     }
 
     /// Ids of the inputs a zone's conditions depend on (its own and building-wide alarms).

@@ -98,10 +98,12 @@ struct LineServer<S: LineService>: Sendable {
                 guard !overLimit else {
                     logger.warning("\(name) connection refused: too many connections", metadata: ["limit": "\(limits.maxConnections)"])
                     try await send(RPC.error(id: .null, RPCError(.invalidRequest, "too many connections (limit \(limits.maxConnections)); try again later")))
+                    await drain(inbound)
                     return
                 }
                 guard let peer else {
                     try await send(RPC.error(id: .null, RPCError(.notAdmitted, "peer credentials unavailable")))
+                    await drain(inbound)
                     return
                 }
                 let session: S.Session
@@ -110,6 +112,7 @@ struct LineServer<S: LineService>: Sendable {
                 case .failure(let e):
                     logger.warning("\(name) peer refused", metadata: ["peer": "\(peer)", "why": "\(e.message)"])
                     try await send(RPC.error(id: .null, e))
+                    await drain(inbound)
                     return
                 }
                 var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: monotonicSeconds())
@@ -125,11 +128,17 @@ struct LineServer<S: LineService>: Sendable {
                         bytes = Array(buf.readableBytesView)
                     }
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                    let parsed = RPC.parse(line: bytes)
                     guard bucket.take(now: monotonicSeconds()) else {
-                        try await send(RPC.error(id: .null, RPCError(.rateLimited, "rate limit exceeded (\(Int(limits.ratePerSecond)) requests/s); slow down")))
+                        let id: JSON
+                        switch parsed {
+                        case .success(let r): id = r.id
+                        case .failure(let rej): id = rej.id
+                        }
+                        try await send(RPC.error(id: id, RPCError(.rateLimited, "rate limit exceeded (\(Int(limits.ratePerSecond)) requests/s); slow down")))
                         continue
                     }
-                    switch RPC.parse(line: bytes) {
+                    switch parsed {
                     case .failure(let rej):
                         await service.rejected(rej.error, session: session)
                         try await send(RPC.error(id: rej.id, rej.error))
@@ -158,6 +167,17 @@ struct PeerCred: Sendable {
 
 final class ConnectionCount: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// Reads and discards what a refused peer already sent, for a moment, so that closing
+/// the socket does not reset the connection before the peer has read why it was refused.
+func drain(_ inbound: NIOAsyncChannelInboundStream<Frame>) async {
+    await withTaskGroup(of: Void.self) { g in
+        g.addTask { do { for try await _ in inbound {} } catch {} }
+        g.addTask { try? await Task.sleep(for: .milliseconds(300)) }
+        await g.next()
+        g.cancelAll()
+    }
 }
 
 struct TokenBucket {

@@ -52,6 +52,15 @@ enum ModbusCodec {
     static func decode(raw: UInt16, table: ModbusTable, scale: Double, signed: Bool) -> Double {
         if table.isBit { return raw == 0 ? 0 : 1 }
         let n = signed ? Double(Int16(bitPattern: raw)) : Double(raw)
+        return applyScale(n, scale)
+    }
+
+    /// raw x scale, computed as raw / 10^k for decimal scales so that 2090 x 0.01 is exactly 20.9.
+    static func applyScale(_ n: Double, _ scale: Double) -> Double {
+        guard scale != 0, scale.isFinite else { return n * scale }
+        let inverse = 1 / scale
+        let rounded = inverse.rounded()
+        if rounded > 1, abs(inverse - rounded) < 1e-9 * rounded { return n / rounded }
         return n * scale
     }
 

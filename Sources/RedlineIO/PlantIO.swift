@@ -153,7 +153,8 @@ public final class PlantIO: Sendable {
         }
         for (d, state) in deviceChanges {
             if let state {
-                logger.warning("device fault: its points read fault", metadata: ["device": "\(d)", "error": "\(state)"])
+                let detail = deviceError[d].map { "\($0)" } ?? state
+                logger.warning("device fault: its points read fault", metadata: ["device": "\(d)", "fault": "\(state)", "error": "\(detail)"])
             } else {
                 logger.notice("device answering again", metadata: ["device": "\(d)"])
             }
@@ -178,11 +179,18 @@ extension DeviceError {
         }
     }
 
-    /// A stable description of the kind of fault (no values that change every scan).
+    /// A stable name of the kind of fault: the state that is logged once per change
+    /// (a connection that fails first with "reset" and then with "refused" is one state).
     var kind: String {
         switch self {
+        case .connection: return "connection failed"
+        case .timeout: return "no answer in time"
+        case .exception(let code, let name): return "Modbus exception \(code) (\(name))"
+        case .malformed: return "malformed responses"
+        case .readBackMismatch: return "read-back mismatch"
         case .outOfRange: return "value outside the physical range"
-        default: return description
+        case .unsupported(let m): return "unsupported: \(m)"
+        case .closed: return "device access is shut down"
         }
     }
 }

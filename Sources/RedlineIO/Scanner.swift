@@ -5,7 +5,7 @@ import Synchronization
 /// Keeps the plant snapshot fresh: reads every point of the site (inputs and
 /// outputs) each `site.timing.scanIntervalMs`.
 ///
-/// A successful read stores the value with the time the scan started (the
+/// A successful read stores the value with the time its bus read started (the
 /// conservative end, so ages never flatter a reading). A failed read marks the
 /// point `faulted` at once and keeps its last good value and time for diagnosis;
 /// `PlantSnapshot.quality` then reports `fault`, and an input not refreshed within
@@ -16,7 +16,7 @@ public final class Scanner: Sendable {
     private let io: PlantIO
     private let logger: Logger
     private let clock: @Sendable () -> Int64
-    private let ids: [String]
+    private let idsByBus: [[String]]
     private let state = Mutex(State())
 
     private struct State {
@@ -29,7 +29,13 @@ public final class Scanner: Sendable {
         self.io = io
         self.logger = logger
         self.clock = clock
-        self.ids = site.points.map(\.id)
+        var groups: [String: [String]] = [:]
+        var order: [String] = []
+        for p in site.points {
+            if groups[p.bus] == nil { order.append(p.bus) }
+            groups[p.bus, default: []].append(p.id)
+        }
+        self.idsByBus = order.map { groups[$0]! }
     }
 
     /// The latest snapshot.
@@ -38,13 +44,12 @@ public final class Scanner: Sendable {
     /// Number of completed full scans.
     public var fullScans: Int { state.withLock { $0.fullScans } }
 
-    /// Reads every point once and merges the results.
+    /// Reads every point once (buses in parallel) and merges the results.
     @discardableResult
     public func scanOnce() async -> PlantSnapshot {
-        let started = clock()
-        let results = await io.read(ids)
+        let parts = await readPerBus(idsByBus)
         return state.withLock { s in
-            Self.merge(results, at: started, into: &s.snapshot)
+            for (t, results) in parts { Self.merge(results, at: t, into: &s.snapshot) }
             s.fullScans += 1
             return s.snapshot
         }
@@ -52,11 +57,28 @@ public final class Scanner: Sendable {
 
     /// Re-reads some points now, merges them, and returns the snapshot.
     public func refresh(_ ids: [String]) async -> PlantSnapshot {
-        let started = clock()
-        let results = await io.read(ids)
+        var groups: [String: [String]] = [:]
+        for id in ids { groups[site.point(id)?.bus ?? "", default: []].append(id) }
+        let parts = await readPerBus(Array(groups.values))
         return state.withLock { s in
-            Self.merge(results, at: started, into: &s.snapshot)
+            for (t, results) in parts { Self.merge(results, at: t, into: &s.snapshot) }
             return s.snapshot
+        }
+    }
+
+    /// One read per bus, in parallel; each result is stamped with the time its own
+    /// read started, so a slow or silent bus does not age the others' values.
+    private func readPerBus(_ groups: [[String]]) async -> [(Int64, [String: Result<Double, DeviceError>])] {
+        await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
+            for ids in groups where !ids.isEmpty {
+                group.addTask { [io, clock] in
+                    let started = clock()
+                    return (started, await io.read(ids))
+                }
+            }
+            var out: [(Int64, [String: Result<Double, DeviceError>])] = []
+            for await part in group { out.append(part) }
+            return out
         }
     }
 

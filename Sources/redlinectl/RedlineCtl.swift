@@ -8,6 +8,7 @@ struct RedlineCtl: AsyncParsableCommand {
         commandName: "redlinectl",
         abstract: "Check site configurations, talk to redlined, verify audit logs and run HIL scenarios.",
         subcommands: [
+            Check.self,
             Describe.self, Read.self, Write.self, Request.self,
             Status.self, Approvals.self, Agents.self,
             Audit.self,

@@ -108,3 +108,33 @@ struct ProtocolAbuseTests {
         #expect(w["rule"]?.stringValue == "not-writable")
     }
 }
+
+@Suite("Agent socket limits", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct SocketLimitTests {
+    @Test("connections beyond the cap are told so and closed; the others keep working")
+    func connectionCap() throws {
+        let s = try PlantAndDaemon(daemonArgs: ["--max-connections", "2"])
+        let a = try s.agent(uid: 2001), b = try s.agent(uid: 2001)
+        defer { a.close(); b.close() }
+        #expect(try a.request("site.describe")["result"] != nil)
+        #expect(try b.request("site.describe")["result"] != nil)
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        let refused = try c.readJSON()
+        #expect(refused["error"]?["message"]?.stringValue?.contains("too many connections") == true, "\(refused.encoded())")
+        #expect(try a.request("points.read", ["ids": ["sra-env.co2"]])["result"] != nil)
+    }
+
+    @Test("a connection over its request rate gets -32005 and is served again later")
+    func rateLimit() throws {
+        let s = try PlantAndDaemon(daemonArgs: ["--rate-limit", "5"])
+        let a = try s.agent(uid: 2001)
+        defer { a.close() }
+        var codes: [Double?] = []
+        for _ in 0..<40 { codes.append(try a.request("points.read", ["ids": ["sra-env.co2"]])["error"]?["code"]?.numberValue) }
+        #expect(codes.contains(-32005))
+        #expect(codes.contains(nil))
+        usleep(1_200_000)
+        #expect(try a.request("points.read", ["ids": ["sra-env.co2"]])["error"] == nil)
+    }
+}

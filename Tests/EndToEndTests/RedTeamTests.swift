@@ -55,7 +55,7 @@ struct RedTeamTests {
     func corpusPresent() {
         let cases = RedTeamCase.all()
         #expect(cases.count >= 14, "expected the red-team corpus in \(RedTeamCase.folder)")
-        #expect(!cases.contains { $0.id.hasPrefix("UNREADABLE") })
+        #expect(!cases.contains(where: { $0.id.hasPrefix("UNREADABLE") }))
     }
 
     @Test("red-team case", arguments: RedTeamCase.all())

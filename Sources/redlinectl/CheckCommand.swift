@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import RedlineConfig
+import RedlineCore
+
+/// `redlinectl check FILE [--devices DIR] [--matrix [--json]]`
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a site configuration, or print its cause-and-effect matrix.",
+        discussion: """
+            Without --matrix, prints `ok: SITE (N points, M agents)` or every error as \
+            FILE:LINE:COLUMN: message, and exits non-zero on errors.
+            With --matrix, prints which agent may do what to each life-safety point and which \
+            red line stops it, derived by evaluating the real policy on calm and dangerous plants.
+            """
+    )
+
+    @Argument(help: "The site file (Firmware-Configs/NAME.yaml).")
+    var file: String
+
+    @Option(name: .long, help: "Folder of device profiles (default: <dir of FILE>/../Devices).")
+    var devices: String?
+
+    @Flag(name: .long, help: "Print the cause-and-effect matrix.")
+    var matrix = false
+
+    @Flag(name: .long, help: "With --matrix: print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let site: Site
+        do {
+            site = try SiteLoader.load(siteFile: file, devicesDir: devices)
+        } catch {
+            for d in error.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
+            let n = error.diagnostics.count
+            FileHandle.standardError.write(Data("\(n) error\(n == 1 ? "" : "s") in \(file)\n".utf8))
+            throw ExitCode(1)
+        }
+        if matrix {
+            let m = CauseEffectMatrix(site: site)
+            print(json ? m.json().encoded() : m.text(), terminator: json ? "\n" : "")
+        } else {
+            if json { throw ValidationError("--json applies only with --matrix") }
+            print("ok: \(site.name) (\(site.points.count) points, \(site.agents.count) agents)")
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import RedlineCore
+@testable import RedlineDaemon
+import RedlineTestSupport
+import Testing
+
+@Suite("Audit log writer")
+struct AuditLogTests {
+    func lines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    @Test("records chain from genesis and verify")
+    func chain() async throws {
+        let dir = TempDir()
+        let log = try AuditLog(options: .init(path: dir.file("a.jsonl")))
+        for i in 0..<5 { try await log.append(kind: "decision", [("n", .number(Double(i)))]) }
+        log.close()
+        let data = Array(try Data(contentsOf: URL(fileURLWithPath: dir.file("a.jsonl"))))
+        #expect(AuditChain.verify(data) == .ok(records: 5, lastSeq: 5, lastHash: try JSON.parse(try lines(dir.file("a.jsonl")).last!)["hash"]!.stringValue!))
+    }
+
+    @Test("reopening continues the chain")
+    func reopen() async throws {
+        let dir = TempDir()
+        let p = dir.file("a.jsonl")
+        var log = try AuditLog(options: .init(path: p))
+        try await log.append(kind: "x", [])
+        log.close()
+        log = try AuditLog(options: .init(path: p))
+        #expect(log.lastSeq == 1)
+        try await log.append(kind: "y", [])
+        log.close()
+        let v = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: p))))
+        guard case .ok(let n, _, _) = v else { Issue.record("\(v)"); return }
+        #expect(n == 2)
+    }
+
+    @Test("a torn final line from a crash is cut off, noted, and the chain continues")
+    func tornTail() async throws {
+        let dir = TempDir()
+        let p = dir.file("a.jsonl")
+        var log = try AuditLog(options: .init(path: p))
+        try await log.append(kind: "x", [])
+        try await log.append(kind: "y", [])
+        log.close()
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: p))
+        h.seekToEndOfFile()
+        h.write(Data(#"{"seq":3,"time":"2026-"#.utf8))
+        try h.close()
+        log = try AuditLog(options: .init(path: p))
+        #expect(log.recoveryNote?.contains("torn") == true)
+        #expect(log.lastSeq == 2)
+        try await log.append(kind: "z", [])
+        log.close()
+        let v = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: p))))
+        guard case .ok(let n, _, _) = v else { Issue.record("\(v)"); return }
+        #expect(n == 3)
+    }
+
+    @Test("a tampered last record is refused at open")
+    func tamperedTail() async throws {
+        let dir = TempDir()
+        let p = dir.file("a.jsonl")
+        let log = try AuditLog(options: .init(path: p))
+        try await log.append(kind: "decision", [("outcome", "denied")])
+        log.close()
+        let text = try String(contentsOfFile: p, encoding: .utf8).replacingOccurrences(of: "denied", with: "allowd")
+        try text.write(toFile: p, atomically: true, encoding: .utf8)
+        #expect(throws: AuditLog.OpenError.self) { try AuditLog(options: .init(path: p)) }
+    }
+
+    @Test("rotation keeps seq and prev continuous across files")
+    func rotation() async throws {
+        let dir = TempDir()
+        let p = dir.file("a.jsonl")
+        let log = try AuditLog(options: .init(path: p, maxBytes: 600, keep: 20))
+        for i in 0..<12 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "x", count: 100)))]) }
+        log.close()
+        let rotated = (1...20).map { "\(p).\($0)" }.filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(rotated.count >= 2)
+        var v = AuditChain.Verifier()
+        for f in rotated.reversed() + [p] {
+            let data = Array(try Data(contentsOf: URL(fileURLWithPath: f)))
+            for line in data.split(separator: 0x0A) { v.feed(line) }
+        }
+        guard case .ok(let n, let last, _) = v.verdict else { Issue.record("\(v.verdict)"); return }
+        #expect(n == 12 && last == 12)
+        // The newest file alone still verifies (it anchors on its first record).
+        let alone = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: p))))
+        if case .broken = alone { Issue.record("newest file alone: \(alone)") }
+    }
+}
+
+@Suite("JSON-RPC parsing")
+struct RPCParseTests {
+    func code(_ s: String) -> Int? {
+        if case .failure(let r) = RPC.parse(line: Array(s.utf8)) { return r.error.code.rawValue }
+        return nil
+    }
+
+    @Test("errors by class", arguments: [
+        ("{", -32700), ("[]", -32600), ("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}]", -32600),
+        ("\"text\"", -32600), ("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}", -32600),
+        ("{\"id\":1,\"method\":\"x\"}", -32600), ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":5}", -32600),
+        ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}", -32600),
+        ("{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}", -32700),
+    ])
+    func errors(_ line: String, _ expected: Int) {
+        #expect(code(line) == expected)
+    }
+
+    @Test("a valid request and a notification")
+    func valid() throws {
+        guard case .success(let r) = RPC.parse(line: Array(#"{"jsonrpc":"2.0","id":"a","method":"points.read","params":{"ids":[]}}"#.utf8)) else {
+            Issue.record("did not parse"); return
+        }
+        #expect(r.method == "points.read" && r.id == .string("a") && !r.isNotification)
+        guard case .success(let n) = RPC.parse(line: Array(#"{"jsonrpc":"2.0","method":"site.describe"}"#.utf8)) else {
+            Issue.record("did not parse"); return
+        }
+        #expect(n.isNotification)
+    }
+
+    @Test("token bucket allows a burst then the sustained rate")
+    func tokenBucket() {
+        var b = TokenBucket(rate: 10, burst: 5, now: 0)
+        var got: [Bool] = []
+        for _ in 0..<6 { got.append(b.take(now: 0)) }
+        got.append(b.take(now: 0.1))
+        got.append(b.take(now: 0.1))
+        #expect(got == [true, true, true, true, true, false, true, false])
+    }
+}
