@@ -100,6 +100,16 @@ let package = Package(
             path: "Simulators/redline-sim",
             swiftSettings: strict),
 
+        // In-VM test driver of the GPIO rig (Simulators/gpio-vm): GPIOBackend against gpio-sim.
+        .executableTarget(
+            name: "gpio-rig-driver",
+            dependencies: [
+                "RedlineCore", "RedlineIO",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Simulators/gpio-vm/driver",
+            swiftSettings: strict),
+
         // Benchmarks (executables; never timed assertions in tests).
         .executableTarget(
             name: "redline-bench",
