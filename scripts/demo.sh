@@ -18,11 +18,11 @@ me=$(id -u)
 site="Firmware-Configs/demo-datacenter.yaml"
 if [ "$me" -ne 0 ]; then
     # Without root you cannot become the agents' uids: the demo makes you the facilities agent.
-    sed -e "s/uid: 2001/uid: $me/" -e "s/{uid: 0}/{uid: $me}/" "$site" > "$run/site.yaml"
+    sed -e "s/uid: 2001/uid: $me/" -e "s/{uid: 0}/{gid: $(id -g)}/" "$site" > "$run/site.yaml"
     chmod 644 "$run/site.yaml"
     site="$run/site.yaml"
     as_agent=""
-    echo "note: not root, so you ($me) are both facilities-agent and operator in this demo (never in production)."
+    echo "note: not root, so you (uid $me) are facilities-agent, and your group ($(id -g)) is the operator, in this demo only (never in production)."
 else
     as_agent="setpriv --reuid 2001 --regid 2001 --clear-groups "
 fi
