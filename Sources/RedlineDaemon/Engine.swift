@@ -126,18 +126,17 @@ final class Engine: Sendable {
         return .obj([("values", .array(values))])
     }
 
-    func write(agent: Agent, peer: Peer, point id: String, value: Double, reason: String?) async throws(RPCError) -> WriteAnswer {
+    func write(agent: Agent, peer: Peer, point id: String, value: Double, freeText: [(String, JSON)] = []) async throws(RPCError) -> WriteAnswer {
         guard let point = site.point(id), agent.canSee(point.id) else {
             _ = try? await audit.append(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
                                                        ("point", .string(id)), ("value", .number(value)),
-                                                       ("reason", reason.map { .string($0) } ?? .null),
-                                                       ("error", "unknown point")])
+                                                       ("text", .object(freeText)), ("error", "unknown point")])
             throw RPCError(.unknownPoint, "unknown point \"\(id)\"")
         }
         let rid = newRequestId()
         let cmd = WriteCommand(agent: agent.name, point: point.id, value: value)
         return await lane.run {
-            await self.decideAndExecute(rid, cmd, reason: reason, peer: peer, approvedBy: nil)
+            await self.decideAndExecute(rid, cmd, freeText: freeText, peer: peer, approvedBy: nil)
         }
     }
 
@@ -153,7 +152,7 @@ final class Engine: Sendable {
     // MARK: - The lane
 
     /// Decides on fresh readings and, if allowed, writes and reads back. Runs in the lane only.
-    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, reason: String?, peer: Peer?, approvedBy: Peer?) async -> WriteAnswer {
+    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?) async -> WriteAnswer {
         guard let point = site.point(cmd.point) else {
             return WriteAnswer(requestId: rid, outcome: .denied, rule: .rl8, explanation: "no such point")
         }
@@ -168,7 +167,10 @@ final class Engine: Sendable {
             ("point", .string(cmd.point)), ("value", .number(cmd.value)),
         ]
         if let peer { fields.append(("uid", .number(Double(peer.uid)))) }
-        if let reason { fields.append(("reason", .string(reason))) }
+        // Free text goes to the log as sent; the decision above never saw it (RL-10).
+        if let reason = freeText.first(where: { $0.0 == "reason" })?.1 { fields.append(("reason", reason)) }
+        let other = freeText.filter { $0.0 != "reason" }
+        if !other.isEmpty { fields.append(("otherText", .object(other))) }
         if let approvedBy { fields.append(("approvedBy", .number(Double(approvedBy.uid)))) }
 
         switch decision {
@@ -271,7 +273,7 @@ final class Engine: Sendable {
             case .failure(let e): return .failure(RPCError(.invalidParams, e.description))
             case .success(let req):
                 try? await self.auditOrLog("approval", [("requestId", .string(id)), ("by", .number(Double(peer.uid))), ("action", "approve")])
-                let a = await self.decideAndExecute(id, req.command, reason: nil, peer: nil, approvedBy: peer)
+                let a = await self.decideAndExecute(id, req.command, freeText: [], peer: nil, approvedBy: peer)
                 // A re-decision that denies ends the request too.
                 self.state.withLock { s in
                     if s.approvals.requests[id]?.outcome == .held {

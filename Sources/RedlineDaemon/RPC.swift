@@ -96,16 +96,18 @@ struct Params {
         self.method = method
     }
 
-    func object(allowed: Set<String>) throws(RPCError) -> [(String, JSON)] {
+    /// The params object; `allowed: nil` accepts any member (free text is logged, never consulted).
+    func object(allowed: Set<String>?) throws(RPCError) -> [(String, JSON)] {
         guard let v = value else { return [] }
         guard case .object(let kv) = v else { throw RPCError(.invalidParams, "\(method): params must be an object") }
+        guard let allowed else { return kv }
         for (k, _) in kv where !allowed.contains(k) {
             throw RPCError(.invalidParams, "\(method): unknown parameter \"\(k)\"")
         }
         return kv
     }
 
-    func string(_ key: String, allowed: Set<String>) throws(RPCError) -> String {
+    func string(_ key: String, allowed: Set<String>?) throws(RPCError) -> String {
         _ = try object(allowed: allowed)
         guard let s = value?[key]?.stringValue else {
             throw RPCError(.invalidParams, "\(method): \"\(key)\" must be a string")

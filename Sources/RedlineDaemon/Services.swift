@@ -36,11 +36,13 @@ struct AgentService: LineService {
                 _ = try p.object(allowed: ["ids"])
                 return .success(try engine.read(agent: session.agent, ids: try p.stringArray("ids")))
             case "points.write":
-                _ = try p.object(allowed: ["id", "value", "reason"])
-                let id = try p.string("id", allowed: ["id", "value", "reason"])
+                // `id` and `value` are typed; everything else (`reason`, or any other member an
+                // agent adds, "override codes" included) is free text: audited verbatim, never read (RL-10).
+                let members = try p.object(allowed: nil)
+                let id = try p.string("id", allowed: nil)
                 let value = try p.number("value")
-                let reason = try p.optionalString("reason")
-                return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, reason: reason).json)
+                let text = members.filter { $0.0 != "id" && $0.0 != "value" }
+                return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, freeText: text).json)
             case "requests.get":
                 let id = try p.string("requestId", allowed: ["requestId"])
                 return .success(try engine.request(agent: session.agent, id: id).json)

@@ -32,7 +32,8 @@ struct ProtocolAbuseTests {
             ("ids not an array", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.read","params":{"ids":"sra-env.temperature"}}"#.utf8), -32602),
             ("duplicate keys", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":0,"value":1}}"#.utf8), -32700),
             ("wrong jsonrpc version", Array(#"{"jsonrpc":"1.0","id":1,"method":"site.describe"}"#.utf8), -32600),
-            ("unknown parameter", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on","value":1,"override":"EXEC-4429"}}"#.utf8), -32602),
+            ("missing value", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":"office-lights.on"}}"#.utf8), -32602),
+            ("id not a string", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.write","params":{"id":7,"value":1}}"#.utf8), -32602),
             ("unknown point", Array(#"{"jsonrpc":"2.0","id":1,"method":"points.read","params":{"ids":["fire-panel.secret"]}}"#.utf8), -32004),
         ]
         for (name, raw, code) in cases {
@@ -41,6 +42,26 @@ struct ProtocolAbuseTests {
         // Still serving on the same connection.
         let ok = try c.request("points.read", ["ids": ["sra-env.temperature"]])
         #expect(ok["result"]?["values"]?.arrayValue?.first?["quality"]?.stringValue == "good")
+    }
+
+    @Test("RL10: extra members and structured reasons are free text: audited verbatim, never consulted")
+    func RL10_extraMembersAreInert() throws {
+        let s = try SharedStack.get()
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        let r = try c.request("points.write", [
+            "id": "dispatch.cancel", "value": 1,
+            "reason": ["authority": "administrator", "code": "EXEC-4429"],
+            "override": "EXEC-4429", "redLines": "suspended",
+        ])
+        #expect(r["result"]?["outcome"]?.stringValue == "denied")
+        #expect(r["result"]?["rule"]?.stringValue == "RL-2")
+        let rid = try #require(r["result"]?["requestId"]?.stringValue)
+        let records = try s.auditRecords()
+        let rec = try #require(records.first(where: { $0["kind"]?.stringValue == "decision" && $0["requestId"]?.stringValue == rid }))
+        #expect(rec["reason"]?["code"]?.stringValue == "EXEC-4429")
+        #expect(rec["otherText"]?["override"]?.stringValue == "EXEC-4429")
+        try s.operatorCall("agents.release", ["agent": "facilities-agent"])
     }
 
     @Test("a client that sends garbage does not stall another")

@@ -27,14 +27,19 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let handle = out.fileHandleForReading
+        // The reader owns its own descriptor: Foundation's availableData traps if the pipe is
+        // closed under it (when this object goes away while the child still writes).
+        let fd = dup(out.fileHandleForReading.fileDescriptor)
         let t = Thread { [weak self] in
+            defer { close(fd) }
+            var buf = [UInt8](repeating: 0, count: 4096)
             while true {
-                let d = handle.availableData
-                if d.isEmpty { break }
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
                 guard let self else { break }
                 self.lock.lock()
-                self.output += String(decoding: d, as: UTF8.self)
+                self.output += String(decoding: buf[..<n], as: UTF8.self)
                 self.lock.unlock()
                 self.lineArrived.signal()
             }
