@@ -216,9 +216,11 @@ final class Engine: Sendable {
             } catch {
                 return failure(rid, cmd, now, approvedBy, "audit log unavailable (\(error)); nothing was written")
             }
+            let writeStarted = clock()
             let result = await io.write(point.id, value: cmd.value)
             switch result {
             case .success(let readBack):
+                scanner.record(point.id, readBack: readBack, at: writeStarted)
                 let why = "\(point.id) = \(fmt(readBack)) written and read back"
                 try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)),
                                                  ("outcome", "executed"), ("readBack", .number(readBack))])

@@ -66,6 +66,12 @@ public final class Scanner: Sendable {
         }
     }
 
+    /// Merges a value read outside the scan (a write's read-back), stamped with when that
+    /// exchange started, so `points.read` shows a write at once instead of after the next scan.
+    public func record(_ id: String, readBack value: Double, at t: Int64) {
+        state.withLock { Self.merge([id: .success(value)], at: t, into: &$0.snapshot) }
+    }
+
     /// One read per bus, in parallel; each result is stamped with the time its own
     /// read started, so a slow or silent bus does not age the others' values.
     private func readPerBus(_ groups: [[String]]) async -> [(Int64, [String: Result<Double, DeviceError>])] {

@@ -159,3 +159,19 @@ struct SocketLimitTests {
         #expect(try a.request("points.read", ["ids": ["sra-env.co2"]])["error"] == nil)
     }
 }
+
+@Suite("Reads after writes", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct ReadAfterWriteTests {
+    @Test("an executed write is visible to points.read at once, as its read-back")
+    func readYourWrite() throws {
+        let s = try PlantAndDaemon(daemonArgs: [])
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        for v in [1.0, 0.0, 1.0] {
+            #expect(try c.write("office-lights.on", v)["outcome"]?.stringValue == "executed")
+            let r = try c.request("points.read", ["ids": ["office-lights.on"]])["result"]?["values"]?.arrayValue?.first
+            #expect(r?["value"]?.numberValue == v)
+            #expect(r?["quality"]?.stringValue == "good")
+        }
+    }
+}
