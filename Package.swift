@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "redline-bench",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClient", "CModbus",
+                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClient", "CModbus", "RedlineTestSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -8,9 +8,10 @@ import Glibc
 
 /// Starting and stopping the real processes a benchmark measures.
 ///
-/// The bench cannot depend on the test targets, so this is a small launcher of its
-/// own (the same approach as `Tests/RedlineTestSupport`: the executables next to this
-/// one, or in `$REDLINE_BIN`; stdout and stderr to a log file in a temp folder).
+/// The bench's own launcher: unlike `RedlineTestSupport.TestPaths` it never falls back
+/// to the debug build folder, so a release benchmark cannot silently measure debug
+/// binaries (the executables next to this one, or in `$REDLINE_BIN`; output to a log
+/// file in a temp folder).
 enum BenchPaths {
     /// `name` in `$REDLINE_BIN`, else beside this executable (`.build/<config>/`).
     static func executable(_ name: String) -> String? {

@@ -6,6 +6,7 @@ import Logging
 import RedlineConfig
 import RedlineCore
 import RedlineIO
+import RedlineTestSupport
 
 /// `redline-bench io`: device I/O against redline-sim.
 ///
@@ -164,24 +165,7 @@ struct IOBench: AsyncParsableCommand {
         let regex = try NSRegularExpression(pattern: "port:\\s*[0-9]+")
         let ns = text as NSString
         let matches = regex.matches(in: text, range: NSRange(location: 0, length: ns.length))
-        var sockets: [Int32] = []
-        var ports: [Int] = []
-        for _ in matches {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                    _ = bind(fd, p, len)
-                    return getsockname(fd, p, &len)
-                }
-            }
-            ports.append(Int(UInt16(bigEndian: addr.sin_port)))
-            sockets.append(fd)
-        }
-        for fd in sockets { close(fd) }
+        let ports = freeTCPPorts(matches.count)
         for (m, port) in zip(matches, ports).reversed() {
             text.replaceSubrange(Range(m.range, in: text)!, with: "port: \(port)")
         }
