@@ -34,6 +34,8 @@ final class Engine: Sendable {
     private let lane = SerialQueue()
     private let bootTag: String
     private let state: Mutex<State>
+    /// Egress locks and annunciators per zone, found once: the effects look them up every scan.
+    private let effectOutputs: [String: (locks: [Point], annunciators: [Point])]
 
     struct Counters: Sendable {
         var writes = 0
@@ -76,6 +78,12 @@ final class Engine: Sendable {
         let now = clock()
         bootTag = String(UInt64(truncatingIfNeeded: now &+ Int64(audit.lastSeq) &* 7919) & 0xFFFF, radix: 16)
         state = Mutex(State(quarantine: QuarantineBook(policy: site.quarantine), startedAt: now))
+        var outputs: [String: (locks: [Point], annunciators: [Point])] = [:]
+        for p in site.points {
+            if p.role == .egressLock { outputs[p.zone, default: ([], [])].locks.append(p) }
+            if p.role == .annunciator { outputs[p.zone, default: ([], [])].annunciators.append(p) }
+        }
+        effectOutputs = outputs
     }
 
     func shutdown() { lane.finish() }
@@ -409,10 +417,9 @@ final class Engine: Sendable {
             let e3 = c.occupied && c.hazard
             if let r = transition("E-1 \(zone.id)", active: e1, why: c.summary) { records.append(r) }
             if let r = transition("E-3 \(zone.id)", active: e3, why: c.summary) { records.append(r) }
-            for p in site.points where p.zone == zone.id {
-                if e1 && p.role == .egressLock { desired.append((p, 0, "E-1")) }
-                if e3 && p.role == .annunciator { desired.append((p, 1, "E-3")) }
-            }
+            let outputs = effectOutputs[zone.id]
+            if e1 { desired += (outputs?.locks ?? []).map { ($0, 0, "E-1") } }
+            if e3 { desired += (outputs?.annunciators ?? []).map { ($0, 1, "E-3") } }
         }
         for (p, v, effect) in desired {
             await enforce(p, value: v, effect: effect)
