@@ -75,13 +75,18 @@ public struct PlantSnapshot: Sendable, Hashable {
     }
 }
 
-/// The three conditions of a zone (DESIGN §3), each with the inputs that caused it.
+/// The three conditions of a zone (docs/DESIGN.md §3), each with the inputs that caused it.
 public struct ZoneCondition: Sendable, Hashable {
     public var occupied: Bool = false
     public var inAlarm: Bool = false
     public var hazard: Bool = false
     /// Human-readable causes, e.g. "sra-occupancy.occupied is stale (RL-0)".
     public var causes: [String] = []
+    /// The input behind each cause (`nil` for causes that name no input), so that an
+    /// explanation can leave out inputs the reader may not see.
+    public var causeInputs: [String?] = []
+    /// Which condition each cause is for ("occupied", "in alarm", "hazard").
+    public var causeKinds: [String] = []
 
     public init(occupied: Bool = false, inAlarm: Bool = false, hazard: Bool = false, causes: [String] = []) {
         self.occupied = occupied
@@ -99,41 +104,46 @@ public struct ZoneCondition: Sendable, Hashable {
         let inputs = site.inputs(of: zone)
 
         /// The fresh, good value of an input, or `nil` after recording why it is unknown.
-        func known(_ id: String, _ role: Role) -> Double? {
+        func cause(_ text: String, _ input: String?, _ kind: String) {
+            c.causes.append(text)
+            c.causeInputs.append(input)
+            c.causeKinds.append(kind)
+        }
+        func known(_ id: String, _ role: Role, _ kind: String) -> Double? {
             let (q, v) = snapshot.assess(id: id, role: role, now: now, staleAfterMs: stale)
             if q == .good { return v }
-            c.causes.append("\(id) is \(q.rawValue) (RL-0: unknown counts as danger)")
+            cause("\(id) is \(q.rawValue) (RL-0: unknown counts as danger)", id, kind)
             return nil
         }
 
         if inputs.occupancy.isEmpty {
             c.occupied = true
-            c.causes.append("\(zone) has no occupancy sensor (RL-0: assumed occupied)")
+            cause("\(zone) has no occupancy sensor (RL-0: assumed occupied)", nil, "occupied")
         }
         for i in inputs.occupancy {
             let id = site.points[i].id, role = site.points[i].role
-            guard let v = known(id, role) else { c.occupied = true; continue }
-            if v != 0 { c.occupied = true; c.causes.append("\(id) reports occupied") }
+            guard let v = known(id, role, "occupied") else { c.occupied = true; continue }
+            if v != 0 { c.occupied = true; cause("\(id) reports occupied", id, "occupied") }
         }
 
         func alarm(_ i: Int) {
             let id = site.points[i].id, role = site.points[i].role
-            guard let v = known(id, role) else { c.inAlarm = true; return }
-            if v != 0 { c.inAlarm = true; c.causes.append("\(id) is active") }
+            guard let v = known(id, role, "in alarm") else { c.inAlarm = true; return }
+            if v != 0 { c.inAlarm = true; cause("\(id) is active", id, "in alarm") }
         }
         for i in inputs.alarm { alarm(i) }
         for (z, i) in site.buildingWideAlarms where z != zone { alarm(i) }
 
         for i in inputs.environment {
             let id = site.points[i].id, role = site.points[i].role
-            guard let v = known(id, role) else { c.hazard = true; continue }
+            guard let v = known(id, role, "hazard") else { c.hazard = true; continue }
             switch role {
             case .temperature where v >= Limits.hazardTemperature:
-                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))")
+                c.hazard = true; cause("\(id) is \(fmt(v)) °C (limit \(fmt(Limits.hazardTemperature)))", id, "hazard")
             case .oxygen where v < Limits.hazardOxygenBelow:
-                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))")
+                c.hazard = true; cause("\(id) is \(fmt(v)) % (below \(fmt(Limits.hazardOxygenBelow)))", id, "hazard")
             case .co2 where v >= Limits.hazardCO2:
-                c.hazard = true; c.causes.append("\(id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))")
+                c.hazard = true; cause("\(id) is \(fmt(v)) % (limit \(fmt(Limits.hazardCO2)))", id, "hazard")
             default: break
             }
         }

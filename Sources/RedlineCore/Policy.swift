@@ -1,7 +1,7 @@
-/// The rule a decision names (DESIGN §4).
+/// The rule a decision names (docs/DESIGN.md §4).
 public enum Rule: String, Sendable, Hashable, CaseIterable, Codable {
     case rl1 = "RL-1", rl2 = "RL-2", rl3 = "RL-3", rl4 = "RL-4", rl5 = "RL-5"
-    case rl6 = "RL-6", rl7 = "RL-7", rl8 = "RL-8", rl9 = "RL-9", rl10 = "RL-10"
+    case rl6 = "RL-6", rl7 = "RL-7", rl8 = "RL-8", rl9 = "RL-9", rl10 = "RL-10", rl11 = "RL-11"
     case quarantined
     case notWritable = "not-writable"
     case outOfRange = "out-of-range"
@@ -47,13 +47,17 @@ public struct PolicyState: Sendable {
     /// The first full scan has completed.
     public var ready: Bool
     public var quarantined: Set<String>
+    /// Outputs a safe-state effect drives right now, with the value it holds them at (RL-11).
+    public var driven: [String: Drive]
 
-    public init(site: Site, snapshot: PlantSnapshot, now: Int64, ready: Bool = true, quarantined: Set<String> = []) {
+    public init(site: Site, snapshot: PlantSnapshot, now: Int64, ready: Bool = true, quarantined: Set<String> = [],
+                driven: [String: Drive] = [:]) {
         self.site = site
         self.snapshot = snapshot
         self.now = now
         self.ready = ready
         self.quarantined = quarantined
+        self.driven = driven
     }
 }
 
@@ -61,10 +65,34 @@ public enum Policy {
     /// Decides a write. Small, total and pure: forbid always wins, and there is
     /// no path that allows a write without passing every red line.
     ///
-    /// Order: visible -> ready -> quarantine -> RL-1..RL-10 -> write grant ->
+    /// Order: visible -> ready -> quarantine -> RL-1..RL-11 -> write grant ->
     /// configured range -> approval. `approved` skips only the approval step,
     /// never a red line (RL-9).
     public static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> Decision {
+        decide(command, in: state, approved: approved, condition: nil)
+    }
+
+    /// True when `command` is denied whatever the plant reads: under every combination of
+    /// the zone's conditions, driven or not by an effect. Such a write needs no fresh read
+    /// (no device I/O at all); deciding it on the latest snapshot reports the same rule
+    /// a fresh read would, because the rule does not depend on the readings.
+    public static func deniedWhateverThePlant(_ command: WriteCommand, in state: PolicyState) -> Bool {
+        guard let point = state.site.point(command.point) else { return true }
+        var calm = state
+        calm.driven[point.id] = nil
+        for bits in 0..<8 {
+            let c = ZoneCondition(occupied: bits & 1 != 0, inAlarm: bits & 2 != 0, hazard: bits & 4 != 0)
+            switch decide(command, in: calm, approved: false, condition: c) {
+            case .denied, .unknownPoint: continue
+            case .held, .allowed: return false
+            }
+        }
+        return true
+    }
+
+    /// `condition`, when given, replaces the zone's evaluated conditions (for
+    /// `deniedWhateverThePlant`, which asks what each combination would decide).
+    static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool, condition: ZoneCondition?) -> Decision {
         guard let agent = state.site.agent(named: command.agent),
               let point = state.site.point(command.point)
         else { return .unknownPoint }
@@ -77,7 +105,8 @@ public enum Policy {
         if state.quarantined.contains(agent.name) {
             return .denied(.quarantined, "\(agent.name) is quarantined after repeated red-line denials; an operator must release it")
         }
-        if let (rule, why) = firstRedLine(point: point, value: command.value, state: state) {
+        if let (rule, why) = firstRedLine(point: point, value: command.value, state: state, condition: condition,
+                                          visibleTo: { agent.canSee($0) }) {
             return .denied(rule, why)
         }
         guard writable else {
@@ -93,17 +122,18 @@ public enum Policy {
         return .allowed
     }
 
-    /// The first red line that forbids writing `value` to `point`, in order RL-1 to RL-10.
-    public static func firstRedLine(point: Point, value: Double, state: PolicyState) -> (Rule, String)? {
+    /// The first red line that forbids writing `value` to `point`, in order RL-1 to RL-11.
+    public static func firstRedLine(point: Point, value: Double, state: PolicyState, condition override: ZoneCondition? = nil,
+                                    visibleTo canSee: @escaping (String) -> Bool = { _ in true }) -> (Rule, String)? {
         // Only outputs governed by the conditioned lines (RL-3, RL-5, RL-6) need the zone's
         // conditions; the others are decided by RL-1, RL-2, RL-4 or RL-8 before any line
         // looks at them. Should one ever look, it sees the most dangerous zone (fail closed).
         let role = point.role
         let needed = role.isOutput && !role.isAlarmControl && !role.isDispatchControl && !role.isSuppressionControl
-        let condition = needed
+        let condition = override ?? (needed
             ? ZoneCondition.evaluate(zone: point.zone, site: state.site, snapshot: state.snapshot, now: state.now)
-            : ZoneCondition(occupied: true, inAlarm: true, hazard: true, causes: ["not evaluated for \(role.rawValue)"])
-        let input = RedLineInput(point: point, value: value, condition: condition)
+            : ZoneCondition(occupied: true, inAlarm: true, hazard: true, causes: ["not evaluated for \(role.rawValue)"]))
+        let input = RedLineInput(point: point, value: value, condition: condition, drive: state.driven[point.id], canSee: canSee)
         for line in RedLines.all {
             if let why = line.forbids?(input) { return (line.id, why) }
         }

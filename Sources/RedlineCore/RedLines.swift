@@ -1,4 +1,4 @@
-/// Every red line, in one place (DESIGN §4).
+/// Every red line, in one place (docs/DESIGN.md §4).
 ///
 /// Each is compiled in. No configuration, agent text, approval or override code
 /// reaches this table: it takes only the point, the value and the zone's
@@ -18,6 +18,13 @@ struct RedLineInput {
     let value: Double
     /// Conditions of the point's zone, evaluated on fresh readings.
     let condition: ZoneCondition
+    /// The safe-state effect driving this output right now, if any (RL-11).
+    let drive: Drive?
+    /// Whether the deciding agent may read an input: explanations name only those (compartments).
+    let canSee: (String) -> Bool
+
+    /// The zone's conditions in words, naming only inputs the agent may read.
+    var summary: String { condition.summary(zone: point.zone, visibleTo: canSee) }
 }
 
 public enum RedLines {
@@ -36,7 +43,7 @@ public enum RedLines {
             guard i.point.role == .egressLock, !(i.value == 0) else { return nil }
             let c = i.condition
             guard c.occupied || c.inAlarm || c.hazard else { return nil }
-            return "locking \(i.point.id) could trap people in \(i.point.zone): " + c.summary
+            return "locking \(i.point.id) could trap people in \(i.point.zone): " + i.summary
         },
         RedLine(id: .rl4, title: "No agent write to suppression release, abort, inhibit or lockout, ever") { i in
             i.point.role.isSuppressionControl
@@ -53,7 +60,7 @@ public enum RedLines {
             guard reduces else { return nil }
             let c = i.condition
             guard c.occupied else { return nil }
-            return "\(i.point.zone) is occupied; \(i.point.id) = \(fmt(i.value)) would reduce life support: " + c.summary
+            return "\(i.point.zone) is occupied; \(i.point.id) = \(fmt(i.value)) would reduce life support: " + i.summary
         },
         RedLine(id: .rl6, title: "While a zone is in alarm, no agent may write its outputs (releasing an egress lock excepted): the fire system owns them") { i in
             // Outputs only: a write to an input is RL-8's to name.
@@ -61,7 +68,7 @@ public enum RedLines {
             if i.point.role == .egressLock && i.value == 0 { return nil }
             let c = i.condition
             guard c.inAlarm else { return nil }
-            return "\(i.point.zone) is in alarm; the fire system owns \(i.point.id): " + c.summary
+            return "\(i.point.zone) is in alarm; the fire system owns \(i.point.id): " + i.summary
         },
         RedLine(id: .rl7, title: "Numeric writes stay inside compiled-in envelopes (setpoints 15-32 °C, booleans 0 or 1, no NaN or infinity)") { i in
             let v = i.value, role = i.point.role
@@ -81,11 +88,39 @@ public enum RedLines {
                 forbids: nil),
         RedLine(id: .rl10, title: "Free text is inert: decisions never read reasons or any other text",
                 forbids: nil),
+        RedLine(id: .rl11, title: "While a safe-state effect drives an output (E-1 locks, E-3 annunciators, E-4 life support), no agent may write another value to it") { i in
+            guard let d = i.drive, !(i.value == d.value) else { return nil }
+            return "\(d.effect.rawValue) holds \(i.point.id) at \(fmt(d.value)) (\(d.effect.purpose)); no agent may write another value while it does"
+        },
     ]
 }
 
 extension ZoneCondition {
-    /// One line naming the conditions and their causes.
+    /// One line naming the conditions and their causes, where a cause whose input the
+    /// reader may not see is replaced by "ZONE is CONDITION (by an input you cannot read)".
+    public func summary(zone: String, visibleTo canSee: (String) -> Bool) -> String {
+        var flags: [String] = []
+        if occupied { flags.append("occupied") }
+        if inAlarm { flags.append("in alarm") }
+        if hazard { flags.append("hazard") }
+        let head = flags.isEmpty ? "calm" : flags.joined(separator: ", ")
+        var shown: [String] = []
+        var hidden: [String] = []
+        for (k, text) in causes.enumerated() {
+            let input = k < causeInputs.count ? causeInputs[k] : nil
+            if let input, !canSee(input) {
+                let kind = k < causeKinds.count ? causeKinds[k] : "unsafe"
+                let line = "\(zone) is \(kind) (by an input you cannot read)"
+                if !hidden.contains(line) { hidden.append(line) }
+            } else {
+                shown.append(text)
+            }
+        }
+        let all = shown + hidden
+        return all.isEmpty ? head : head + " (" + all.joined(separator: "; ") + ")"
+    }
+
+    /// One line naming the conditions and all their causes (for operators).
     public var summary: String {
         var flags: [String] = []
         if occupied { flags.append("occupied") }

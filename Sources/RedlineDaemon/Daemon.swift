@@ -21,6 +21,7 @@ public struct DaemonOptions: Sendable {
     public var agentGroup: String?
     public var operatorGroup: String?
     public var limits = ConnectionLimits()
+    public var agentLimits = AgentLimits()
     public init(configPath: String) { self.configPath = configPath }
 }
 
@@ -73,7 +74,7 @@ public enum RedlineDaemon {
         if let note = audit.recoveryNote {
             logger.warning("audit log recovered", metadata: ["note": "\(note)"])
         }
-        try audit.appendNow(kind: "start", [
+        try await audit.append(kind: "start", [
             ("site", .string(site.name)), ("config", .string(o.configPath)), ("pid", .number(Double(getpid()))),
             ("recovery", audit.recoveryNote.map { .string($0) } ?? .null),
             ("redLines", .array(RedLines.all.map { .string($0.id.rawValue) })),
@@ -84,8 +85,8 @@ public enum RedlineDaemon {
         defer { io.shutdown() }
         let scanner = Scanner(site: site, io: io, logger: logger)
         let notifier = SystemdNotifier(environment: environment())
-        let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier)
-        defer { engine.shutdown() }
+        let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier,
+                            limits: o.agentLimits)
 
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let agentGid = try o.agentGroup.map { g throws(StartupError) in try gid(of: g) }
@@ -107,7 +108,7 @@ public enum RedlineDaemon {
         logger.info("redlined starting", metadata: ["site": "\(site.name)", "points": "\(site.points.count)",
                                                     "agents": "\(site.agents.count)", "audit": "\(o.auditPath)"])
         let services: [any Service] = [
-            Task0(name: "scanner") { await scanner.run { snap in await engine.onScan(snap) } },
+            Task0(name: "scanner") { await scanner.run(onPart: { engine.onPart($0) }, onScan: { engine.onScan($0) }) },
             Task0(name: "agent socket") { try await agentServer.run() },
             Task0(name: "operator socket") { try await operatorServer.run() },
         ]
@@ -122,7 +123,7 @@ public enum RedlineDaemon {
         try? await loops.shutdownGracefully()
         unlink(o.agentSocket)
         unlink(o.operatorSocket)
-        _ = try? audit.appendNow(kind: "stop", [("site", .string(site.name))])
+        _ = try? await audit.append(kind: "stop", [("site", .string(site.name))])
         logger.info("redlined stopped")
     }
 

@@ -1,6 +1,6 @@
 import RedlineCore
 
-/// JSON-RPC 2.0 error codes used on both sockets (DESIGN §7).
+/// JSON-RPC 2.0 error codes used on both sockets (docs/DESIGN.md §7).
 public enum RPCCode: Int, Sendable {
     case parse = -32700
     case invalidRequest = -32600
@@ -12,6 +12,9 @@ public enum RPCCode: Int, Sendable {
     case rateLimited = -32005
     /// Server-defined: the peer is not admitted on this socket.
     case notAdmitted = -32006
+    /// Server-defined: the agent's share of the daemon's work is full (requests in
+    /// progress, or connections); nothing was decided or queued. Retry after an answer.
+    case busy = -32007
 }
 
 /// A JSON-RPC error answer.

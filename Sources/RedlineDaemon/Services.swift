@@ -3,7 +3,7 @@ import Glibc
 #endif
 import RedlineCore
 
-/// The agent socket (DESIGN §7). Exactly four methods exist here; nothing on
+/// The agent socket (docs/DESIGN.md §7). Exactly four methods exist here; nothing on
 /// this channel can change configuration, grants, approvals, quarantine or the
 /// audit log (RL-9): such methods are simply not reachable.
 struct AgentService: LineService {
@@ -37,10 +37,19 @@ struct AgentService: LineService {
                 return .success(try engine.read(agent: session.agent, ids: try p.stringArray("ids")))
             case "points.write":
                 // `id` and `value` are typed; everything else (`reason`, or any other member an
-                // agent adds, "override codes" included) is free text: audited verbatim, never read (RL-10).
-                let members = try p.object(allowed: nil)
-                let id = try p.string("id", allowed: nil)
-                let value = try p.number("value")
+                // agent adds, "override codes" included) is free text: audited (capped), never read (RL-10).
+                let members: [(String, JSON)]
+                let id: String
+                let value: Double
+                do throws(RPCError) {
+                    members = try p.object(allowed: nil)
+                    id = try p.string("id", allowed: nil)
+                    value = try p.number("value")
+                } catch {
+                    // A malformed write attempt is still evidence: audited with what it said.
+                    engine.rejectedWrite(agent: session.agent, peer: session.peer, params: req.params, error: error)
+                    throw error
+                }
                 let text = members.filter { $0.0 != "id" && $0.0 != "value" }
                 return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, freeText: text).json)
             case "requests.get":
@@ -55,13 +64,18 @@ struct AgentService: LineService {
     }
 }
 
-/// The operator socket (DESIGN §8): admitted only for configured uids and gids.
+/// The operator socket (docs/DESIGN.md §8): admitted only for configured uids and gids.
 struct OperatorService: LineService {
     let engine: Engine
 
     typealias Session = Peer
 
     func admit(_ peer: Peer) -> Result<Peer, RPCError> {
+        // Agents are never operators, whatever their groups: an agent could otherwise
+        // approve its own held lock or release its own quarantine.
+        if let agent = engine.site.agent(uid: peer.uid) {
+            return .failure(RPCError(.notAdmitted, "uid \(peer.uid) is the agent \(agent.name); agents are never admitted on the operator socket; disconnecting"))
+        }
         let groups = OperatorService.groups(of: peer)
         let ok = engine.site.operators.contains { op in
             (op.uid.map { $0 == peer.uid } ?? false) || (op.gid.map { groups.contains($0) } ?? false)

@@ -29,13 +29,21 @@ protocol LineService: Sendable {
 /// Limits that keep one client from starving others.
 public struct ConnectionLimits: Sendable {
     public var maxConnections: Int = 64
+    /// Connections one uid may hold at once: a share, so that one agent holding every
+    /// connection it may have leaves room for the others (default: half the cap).
+    public var maxConnectionsPerUid: Int = 32
     /// Sustained requests per second per connection, and the burst allowed above it.
     public var ratePerSecond: Double = 1000
     public var burst: Double = 2000
-    public init(maxConnections: Int = 64, ratePerSecond: Double = 1000, burst: Double = 2000) {
-        self.maxConnections = maxConnections
+    /// A connection that sends nothing for this long is closed.
+    public var idleTimeoutSeconds: Int64 = 300
+    public init(maxConnections: Int = 64, maxConnectionsPerUid: Int? = nil, ratePerSecond: Double = 1000, burst: Double = 2000,
+                idleTimeoutSeconds: Int64 = 300) {
+        self.maxConnections = max(1, maxConnections)
+        self.maxConnectionsPerUid = max(1, min(self.maxConnections, maxConnectionsPerUid ?? max(1, maxConnections / 2)))
         self.ratePerSecond = ratePerSecond
         self.burst = burst
+        self.idleTimeoutSeconds = max(1, idleTimeoutSeconds)
     }
 }
 
@@ -55,8 +63,11 @@ struct LineServer<S: LineService>: Sendable {
     /// Binds the socket and serves until cancelled.
     func run() async throws {
         if let st = try? fileStat(path), (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        let idle = limits.idleTimeoutSeconds
         let server = try await ServerBootstrap(group: eventLoops)
             .serverChannelOption(.backlog, value: 64)
+            // A client that sends its request and half-closes still gets its answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(unixDomainSocketPath: path) { channel -> EventLoopFuture<Conn> in
                 let peerFuture: EventLoopFuture<PeerCred>
                 if let provider = channel as? any SocketOptionProvider {
@@ -65,6 +76,8 @@ struct LineServer<S: LineService>: Sendable {
                     peerFuture = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
                 }
                 return peerFuture.map { Optional($0) }.recover { _ in nil }.flatMapThrowing { cred -> Conn in
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(idle)))
+                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maxLength: RPC.maxLine)))
                     let async = try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
                     return (async, cred.map { Peer(pid: $0.pid, uid: $0.uid, gid: $0.gid) })
@@ -78,16 +91,21 @@ struct LineServer<S: LineService>: Sendable {
             try await server.executeThenClose { inbound in
                 for try await (conn, peer) in inbound {
                     group.addTask {
-                        let n = open.value.add(1, ordering: .relaxed).newValue
-                        defer { open.value.subtract(1, ordering: .relaxed) }
-                        await serve(conn, peer: peer, overLimit: n > limits.maxConnections)
+                        let (total, mine) = open.add(uid: peer?.uid)
+                        defer { open.remove(uid: peer?.uid) }
+                        let refusal: String? = total > limits.maxConnections
+                            ? "too many connections (limit \(limits.maxConnections)); try again later"
+                            : mine > limits.maxConnectionsPerUid
+                            ? "too many connections from uid \(peer?.uid ?? 0) (its share is \(limits.maxConnectionsPerUid)); close one first"
+                            : nil
+                        await serve(conn, peer: peer, refusal: refusal)
                     }
                 }
             }
         }
     }
 
-    private func serve(_ conn: NIOAsyncChannel<Frame, ByteBuffer>, peer: Peer?, overLimit: Bool) async {
+    private func serve(_ conn: NIOAsyncChannel<Frame, ByteBuffer>, peer: Peer?, refusal: String?) async {
         do {
             try await conn.executeThenClose { inbound, outbound in
                 func send(_ v: JSON) async throws {
@@ -95,9 +113,9 @@ struct LineServer<S: LineService>: Sendable {
                     buf.writeString(v.encoded() + "\n")
                     try await outbound.write(buf)
                 }
-                guard !overLimit else {
-                    logger.warning("\(name) connection refused: too many connections", metadata: ["limit": "\(limits.maxConnections)"])
-                    try await send(RPC.error(id: .null, RPCError(.invalidRequest, "too many connections (limit \(limits.maxConnections)); try again later")))
+                if let refusal {
+                    logger.warning("\(name) connection refused", metadata: ["why": "\(refusal)", "peer": "\(peer.map { "\($0)" } ?? "?")"])
+                    try await send(RPC.error(id: .null, RPCError(.busy, refusal)))
                     await drain(inbound)
                     return
                 }
@@ -165,8 +183,42 @@ struct PeerCred: Sendable {
     var gid: UInt32 = 0
 }
 
+/// Open connections, in all and per uid.
 final class ConnectionCount: Sendable {
-    let value = Atomic<Int>(0)
+    private let state = Mutex<(total: Int, perUid: [UInt32: Int])>((0, [:]))
+
+    /// Counts a new connection; returns the totals including it.
+    func add(uid: UInt32?) -> (total: Int, mine: Int) {
+        state.withLock { s in
+            s.total += 1
+            guard let uid else { return (s.total, 0) }
+            s.perUid[uid, default: 0] += 1
+            return (s.total, s.perUid[uid]!)
+        }
+    }
+
+    func remove(uid: UInt32?) {
+        state.withLock { s in
+            s.total -= 1
+            if let uid {
+                let n = s.perUid[uid, default: 1] - 1
+                s.perUid[uid] = n > 0 ? n : nil
+            }
+        }
+    }
+}
+
+/// Closes a connection that has sent nothing for the idle timeout.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
 
 /// Reads and discards what a refused peer already sent, for a moment, so that closing

@@ -19,6 +19,10 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
     case unsupported(String)
     /// The backend has been shut down.
     case closed
+    /// The write was not sent: its guard, checked on the bus thread just before the
+    /// write would go on the wire, refused it (for example, the decision's readings
+    /// had grown too old, or a safe-state effect now drives the output).
+    case withheld(String)
 
     public var description: String {
         switch self {
@@ -30,6 +34,7 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
         case .outOfRange(let v): return "value \(fmt(v)) outside the physical range"
         case .unsupported(let m): return "unsupported: \(m)"
         case .closed: return "device access is shut down"
+        case .withheld(let m): return "not sent: \(m)"
         }
     }
 }

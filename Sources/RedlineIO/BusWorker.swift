@@ -6,15 +6,48 @@ import Synchronization
 import Glibc
 #endif
 
+/// Who a bus job is for. A bus thread always takes the most urgent queued job first,
+/// so the daemon's own safety work never waits behind agent work: a safe-state write
+/// waits at most for the one job already on the wire, never for queued agent jobs.
+public enum BusPriority: Int, Sendable, CaseIterable, Comparable {
+    /// Safe-state writes (E-1, E-3, E-4).
+    case safety = 0
+    /// The scanner's reads (what the effects and the watchdog depend on).
+    case scan = 1
+    /// Anything an agent caused: fresh re-reads, agent and approved writes.
+    case agent = 2
+
+    public static func < (a: BusPriority, b: BusPriority) -> Bool { a.rawValue < b.rawValue }
+}
+
 /// One thread that owns one bus's backend (and so its C context). Jobs run on it
-/// in submission order; blocking C calls never run on the cooperative pool.
+/// most urgent first, in submission order within a priority; blocking C calls never
+/// run on the cooperative pool.
 final class BusWorker: Sendable {
     typealias Job = @Sendable (any BusBackend) -> Void
     typealias Factory = @Sendable () -> any BusBackend
 
-    private struct State {
+    /// A FIFO with O(1) amortized push and pop.
+    private struct Queue {
         var jobs: [Job] = []
         var head = 0
+        var isEmpty: Bool { head >= jobs.count }
+        var count: Int { jobs.count - head }
+        mutating func push(_ j: @escaping Job) { jobs.append(j) }
+        mutating func pop() -> Job? {
+            guard head < jobs.count else { return nil }
+            let j = jobs[head]
+            head += 1
+            if head > 64, head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            return j
+        }
+    }
+
+    private struct State {
+        var queues = [Queue](repeating: Queue(), count: BusPriority.allCases.count)
         var started = false
         var stopped = false
     }
@@ -43,22 +76,29 @@ final class BusWorker: Sendable {
     }
 
     /// Queues a job; false once the worker has been stopped.
-    func submit(_ job: @escaping Job) -> Bool {
+    func submit(_ priority: BusPriority, _ job: @escaping Job) -> Bool {
         let ok = state.withLock { s -> Bool in
             if s.stopped { return false }
-            s.jobs.append(job)
+            s.queues[priority.rawValue].push(job)
             return true
         }
         if ok { wake.signal() }
         return ok
     }
 
+    /// Jobs waiting, by priority (for diagnostics and tests).
+    var queued: [BusPriority: Int] {
+        state.withLock { s in
+            Dictionary(uniqueKeysWithValues: BusPriority.allCases.map { ($0, s.queues[$0.rawValue].count) })
+        }
+    }
+
     /// Runs `body` on the bus thread and returns its result; `fallback` if the worker is stopped.
-    func run<T: Sendable>(_ fallback: T, _ body: @escaping @Sendable (any BusBackend) -> T) async -> T {
+    func run<T: Sendable>(_ priority: BusPriority, _ fallback: T, _ body: @escaping @Sendable (any BusBackend) -> T) async -> T {
         start()
         // Resumed exactly once: by the job on the bus thread, or here if the worker is stopped.
         return await withUnsafeContinuation { (cont: UnsafeContinuation<T, Never>) in
-            if !submit({ backend in cont.resume(returning: body(backend)) }) {
+            if !submit(priority, { backend in cont.resume(returning: body(backend)) }) {
                 cont.resume(returning: fallback)
             }
         }
@@ -80,14 +120,8 @@ final class BusWorker: Sendable {
 
     private func take() -> (Job?, Bool) {
         state.withLock { s -> (Job?, Bool) in
-            if s.head < s.jobs.count {
-                let j = s.jobs[s.head]
-                s.head += 1
-                if s.head > 64, s.head * 2 > s.jobs.count {
-                    s.jobs.removeFirst(s.head)
-                    s.head = 0
-                }
-                return (j, false)
+            for i in s.queues.indices {
+                if let j = s.queues[i].pop() { return (j, false) }
             }
             return (nil, s.stopped)
         }

@@ -54,8 +54,9 @@ public final class PlantIO: Sendable {
         for w in workers.values { w.start() }
     }
 
-    /// Reads points by id, grouped per bus, buses in parallel.
-    public func read(_ ids: [String]) async -> [String: Result<Double, DeviceError>] {
+    /// Reads points by id, grouped per bus, buses in parallel. `priority` places the
+    /// reads in each bus's queue: the scanner reads at `.scan`, an agent's fresh re-read at `.agent`.
+    public func read(_ ids: [String], priority: BusPriority = .scan) async -> [String: Result<Double, DeviceError>] {
         var out: [String: Result<Double, DeviceError>] = [:]
         var perBus: [String: [Point]] = [:]
         var seen = Set<String>()
@@ -72,7 +73,7 @@ public final class PlantIO: Sendable {
             for (worker, points) in jobs {
                 group.addTask {
                     let closed = Dictionary(uniqueKeysWithValues: points.map { ($0.id, Result<Double, DeviceError>.failure(.closed)) })
-                    return await worker.run(closed) { backend in backend.read(points) }
+                    return await worker.run(priority, closed) { backend in backend.read(points) }
                 }
             }
             for await part in group { out.merge(part) { a, _ in a } }
@@ -84,13 +85,21 @@ public final class PlantIO: Sendable {
     }
 
     /// Writes one output and reads it back; success carries the read-back value.
-    public func write(_ id: String, value: Double) async -> Result<Double, DeviceError> {
+    ///
+    /// `priority` places the write in its bus's queue (`.safety` for the daemon's own
+    /// safe-state writes, which go before any queued agent work). `guard`, if given, runs
+    /// on the bus thread immediately before the write goes on the wire; a non-nil answer
+    /// withholds the write (`.withheld`), so a decision can be checked against what is
+    /// true at the moment of actuation rather than when it was queued.
+    public func write(_ id: String, value: Double, priority: BusPriority = .agent,
+                      guard check: (@Sendable () -> String?)? = nil) async -> Result<Double, DeviceError> {
         guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
         guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
         guard value.isFinite, p.role.envelope.contains(value) else { return .failure(.outOfRange(value)) }
         guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
-        let result = await worker.run(Result<Double, DeviceError>.failure(.closed)) { backend in
-            backend.write(p, value: value)
+        let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
+            if let check, let why = check() { return .failure(.withheld(why)) }
+            return backend.write(p, value: value)
         }
         switch result {
         case .success(let v):
@@ -98,6 +107,8 @@ public final class PlantIO: Sendable {
                 logger.warning("write read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
                 return .failure(.outOfRange(v))
             }
+        case .failure(.withheld):
+            break
         case .failure(let e):
             logger.warning("write failed", metadata: ["point": "\(id)", "value": "\(fmt(value))", "error": "\(e)"])
         }
@@ -175,7 +186,7 @@ extension DeviceError {
     var isDeviceLevel: Bool {
         switch self {
         case .connection, .timeout, .exception, .malformed, .closed: return true
-        case .readBackMismatch, .outOfRange, .unsupported: return false
+        case .readBackMismatch, .outOfRange, .unsupported, .withheld: return false
         }
     }
 
@@ -191,6 +202,7 @@ extension DeviceError {
         case .outOfRange: return "value outside the physical range"
         case .unsupported(let m): return "unsupported: \(m)"
         case .closed: return "device access is shut down"
+        case .withheld: return "write withheld"
         }
     }
 }

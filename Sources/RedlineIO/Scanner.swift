@@ -44,22 +44,48 @@ public final class Scanner: Sendable {
     /// Number of completed full scans.
     public var fullScans: Int { state.withLock { $0.fullScans } }
 
-    /// Reads every point once (buses in parallel) and merges the results.
+    /// Reads every point once (buses in parallel) and merges the results. Each bus's
+    /// part is merged as soon as it arrives, and `onPart` sees the snapshot then: the
+    /// effects need not wait for the slowest bus to act on a fast one's alarm.
     @discardableResult
-    public func scanOnce() async -> PlantSnapshot {
-        let parts = await readPerBus(idsByBus)
+    public func scanOnce(onPart: (@Sendable (PlantSnapshot) -> Void)? = nil) async -> PlantSnapshot {
+        await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
+            for ids in idsByBus where !ids.isEmpty {
+                group.addTask { [io, clock] in
+                    let started = clock()
+                    return (started, await io.read(ids, priority: .scan))
+                }
+            }
+            for await (t, results) in group {
+                let snap = state.withLock { s in
+                    Self.merge(results, at: t, into: &s.snapshot)
+                    return s.snapshot
+                }
+                onPart?(snap)
+            }
+        }
         return state.withLock { s in
-            for (t, results) in parts { Self.merge(results, at: t, into: &s.snapshot) }
             s.fullScans += 1
             return s.snapshot
         }
     }
 
-    /// Re-reads some points now, merges them, and returns the snapshot.
-    public func refresh(_ ids: [String]) async -> PlantSnapshot {
+    /// Re-reads some points now (at agent priority: an agent's fresh re-read never
+    /// delays a scan or a safe-state write), merges them, and returns the snapshot.
+    public func refresh(_ ids: [String], priority: BusPriority = .agent) async -> PlantSnapshot {
         var groups: [String: [String]] = [:]
         for id in ids { groups[site.point(id)?.bus ?? "", default: []].append(id) }
-        let parts = await readPerBus(Array(groups.values))
+        let parts = await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
+            for ids in groups.values where !ids.isEmpty {
+                group.addTask { [io, clock] in
+                    let started = clock()
+                    return (started, await io.read(ids, priority: priority))
+                }
+            }
+            var out: [(Int64, [String: Result<Double, DeviceError>])] = []
+            for await part in group { out.append(part) }
+            return out
+        }
         return state.withLock { s in
             for (t, results) in parts { Self.merge(results, at: t, into: &s.snapshot) }
             return s.snapshot
@@ -72,28 +98,15 @@ public final class Scanner: Sendable {
         state.withLock { Self.merge([id: .success(value)], at: t, into: &$0.snapshot) }
     }
 
-    /// One read per bus, in parallel; each result is stamped with the time its own
-    /// read started, so a slow or silent bus does not age the others' values.
-    private func readPerBus(_ groups: [[String]]) async -> [(Int64, [String: Result<Double, DeviceError>])] {
-        await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
-            for ids in groups where !ids.isEmpty {
-                group.addTask { [io, clock] in
-                    let started = clock()
-                    return (started, await io.read(ids))
-                }
-            }
-            var out: [(Int64, [String: Result<Double, DeviceError>])] = []
-            for await part in group { out.append(part) }
-            return out
-        }
-    }
-
-    /// Scans at the site's interval until the task is cancelled, calling `onScan` after each scan.
-    public func run(onScan: @escaping @Sendable (PlantSnapshot) async -> Void) async {
+    /// Scans at the site's interval until the task is cancelled. `onPart` runs as each
+    /// bus's part of a scan arrives, `onScan` after each full scan. Neither may wait for
+    /// agent work: the scan loop (and the watchdog, which follows it) depends on them.
+    public func run(onPart: (@Sendable (PlantSnapshot) -> Void)? = nil,
+                    onScan: @escaping @Sendable (PlantSnapshot) async -> Void) async {
         let interval = max(1, site.timing.scanIntervalMs)
         while !Task.isCancelled {
             let started = monotonicMillis()
-            let snap = await scanOnce()
+            let snap = await scanOnce(onPart: onPart)
             await onScan(snap)
             let wait = interval - (monotonicMillis() - started)
             if wait > 0 {

@@ -18,6 +18,12 @@ struct Redlined: AsyncParsableCommand {
             compiled-in red lines (redlinectl check --matrix shows them per point and agent); \
             every decision is written to the hash-chained audit log before a device is touched.
 
+            Its own safe-state actions (E-1 release egress, E-3 annunciate, E-4 restore life \
+            support) never wait for agents: each bus serves them, then scans, before any \
+            agent work, and each agent's share of work is bounded (--max-in-flight, \
+            --max-connections-per-uid, --idle-timeout); a full share gets an immediate \
+            busy error (-32007), never a queue.
+
             It refuses an invalid site, and a site or profile file that anyone but its owner \
             or root can write. SIGTERM and SIGINT stop it gracefully; SIGHUP is refused \
             (configuration is read once; restart to change it). Under systemd it sends \
@@ -58,8 +64,17 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Maximum concurrent connections per socket.", valueName: "N"))
     var maxConnections = 64
 
+    @Option(name: .long, help: ArgumentHelp("Connections one uid may hold per socket (default: half of --max-connections), so one agent cannot take them all.", valueName: "N"))
+    var maxConnectionsPerUid: Int?
+
     @Option(name: .long, help: ArgumentHelp("Sustained requests per second allowed per connection.", valueName: "N"))
     var rateLimit = 1000.0
+
+    @Option(name: .long, help: ArgumentHelp("Writes one agent may have in progress at once; more get an immediate busy error (-32007).", valueName: "N"))
+    var maxInFlight = 8
+
+    @Option(name: .long, help: ArgumentHelp("Close a connection that sends nothing for this many seconds.", valueName: "S"))
+    var idleTimeout: Int64 = 300
 
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel = "info"
@@ -81,7 +96,9 @@ struct Redlined: AsyncParsableCommand {
         o.auditMaxBytes = max(1, auditRotateMib) * 1024 * 1024
         o.agentGroup = agentGroup
         o.operatorGroup = operatorGroup
-        o.limits = ConnectionLimits(maxConnections: maxConnections, ratePerSecond: rateLimit, burst: rateLimit * 2)
+        o.limits = ConnectionLimits(maxConnections: maxConnections, maxConnectionsPerUid: maxConnectionsPerUid,
+                                    ratePerSecond: rateLimit, burst: rateLimit * 2, idleTimeoutSeconds: idleTimeout)
+        o.agentLimits = AgentLimits(inFlightPerAgent: maxInFlight)
         do {
             try await RedlineDaemon.run(o, logger: logger)
         } catch let e as StartupError {

@@ -235,7 +235,7 @@ import Testing
         #expect(Policy.decide(approved!.command, in: Demo.state(), approved: true) == .allowed)
     }
     @Test func RL9_theRedLineTableIsNotConfigurable() {
-        #expect(RedLines.all.map(\.id) == [.rl1, .rl2, .rl3, .rl4, .rl5, .rl6, .rl7, .rl8, .rl9, .rl10])
+        #expect(RedLines.all.map(\.id) == [.rl1, .rl2, .rl3, .rl4, .rl5, .rl6, .rl7, .rl8, .rl9, .rl10, .rl11])
         // The quarantine policy only tightens.
         let loose = QuarantinePolicy(threshold: 100, windowMs: 1)
         #expect(loose.threshold == Limits.quarantineThreshold)

@@ -39,7 +39,7 @@ import Testing
         }
         #expect(q.recentDenials("a", at: t0 + 10) == 0)
         #expect(!q.isQuarantined("a"))
-        #expect(Rule.allCases.filter(\.isRedLine) == [.rl1, .rl2, .rl3, .rl4, .rl5, .rl6, .rl7, .rl8, .rl9, .rl10])
+        #expect(Rule.allCases.filter(\.isRedLine) == [.rl1, .rl2, .rl3, .rl4, .rl5, .rl6, .rl7, .rl8, .rl9, .rl10, .rl11])
     }
 
     @Test func releaseClearsQuarantineAndHistory() {

@@ -1,0 +1,326 @@
+import Logging
+import RedlineCore
+import RedlineIO
+import Synchronization
+
+/// How much of the daemon's work one agent may cause (docs/DESIGN.md §7).
+public struct AgentLimits: Sendable {
+    /// Writes in progress per agent (deciding, queued in the lane or executing).
+    public var inFlightPerAgent = 8
+    /// Requests an agent may have waiting for an operator.
+    public var heldPerAgent = 100
+    /// Fresh re-decisions of one write whose guard withheld it before it counts as failed.
+    public var maxAttempts = 3
+    public init(inFlightPerAgent: Int = 8, heldPerAgent: Int = 100, maxAttempts: Int = 3) {
+        self.inFlightPerAgent = max(1, inFlightPerAgent)
+        self.heldPerAgent = max(1, heldPerAgent)
+        self.maxAttempts = max(1, maxAttempts)
+    }
+}
+
+/// The arbiter: every agent write and every approved write.
+///
+/// 1. Admission: the agent's share of work (`AgentLimits`), else an immediate -32007.
+/// 2. What can be decided without the plant is decided without it: a write that every
+///    zone condition would deny (no grant, quarantine, not ready, RL-1/2/4/7/8, range)
+///    is decided on the latest snapshot, audited and answered, with no device I/O and
+///    without entering the lane.
+/// 3. The rest runs in the fair lane, one at a time: fresh re-read of the zone's
+///    condition inputs (at agent priority), decide with the pure policy (RL-11 sees the
+///    effects' drives), audit the decision durably, then write. The write carries a guard
+///    that runs on the bus thread just before it goes on the wire: if the readings it
+///    was decided on are older than one scan interval, or an effect now drives the output,
+///    it is withheld and decided again on fresh readings.
+final class Arbiter: Sendable {
+    let site: Site
+    private let io: PlantIO
+    private let scanner: Scanner
+    private let audit: AuditLog
+    private let ledger: Ledger
+    private let effects: EffectsRunner
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let limits: AgentLimits
+    private let lane = FairLane()
+
+    init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, ledger: Ledger, effects: EffectsRunner,
+         logger: Logger, clock: @escaping @Sendable () -> Int64, limits: AgentLimits) {
+        self.site = site
+        self.io = io
+        self.scanner = scanner
+        self.audit = audit
+        self.ledger = ledger
+        self.effects = effects
+        self.logger = logger
+        self.clock = clock
+        self.limits = limits
+    }
+
+    // MARK: - Agent writes
+
+    func write(agent: Agent, peer: Peer, point id: String, value: Double, freeText: [(String, JSON)]) async throws(RPCError) -> WriteAnswer {
+        guard let point = site.point(id), agent.canSee(point.id) else {
+            audit.submit(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
+                                            ("point", .string(id)), ("value", .number(value)),
+                                            ("text", FreeText.stored(freeText)), ("error", "unknown point")])
+            throw RPCError(.unknownPoint, "unknown point \"\(id)\"")
+        }
+        guard ledger.admit(agent: agent.name, limit: limits.inFlightPerAgent) else {
+            throw RPCError(.busy, "\(agent.name) already has \(limits.inFlightPerAgent) writes in progress; wait for their answers before sending more")
+        }
+        defer { ledger.finished(agent: agent.name) }
+        let pendingHeld = ledger.state.withLock { s in s.approvals.pending.reduce(0) { $0 + ($1.agent == agent.name ? 1 : 0) } }
+        if pendingHeld >= limits.heldPerAgent {
+            ledger.state.withLock { $0.counters.busy += 1 }
+            throw RPCError(.busy, "\(agent.name) has \(pendingHeld) requests waiting for an operator (limit \(limits.heldPerAgent)); wait for them to be decided")
+        }
+        let rid = ledger.newRequestId()
+        let cmd = WriteCommand(agent: agent.name, point: point.id, value: value)
+
+        // Decided without the plant when no reading could change the outcome: no I/O, no lane.
+        let pre = policyState(snapshot: scanner.snapshot)
+        if Policy.deniedWhateverThePlant(cmd, in: pre) {
+            return await conclude(rid, cmd, Policy.decide(cmd, in: pre), freeText: freeText, peer: peer, approvedBy: nil, readingsAt: nil)
+        }
+        return await lane.run(agent: agent.name) {
+            await self.decideAndExecute(rid, cmd, freeText: freeText, peer: peer, approvedBy: nil)
+        }
+    }
+
+    /// A `points.write` whose parameters were malformed: audited with its free text (capped), never decided.
+    func rejectedWrite(agent: Agent, peer: Peer, params: JSON?, error: RPCError) {
+        audit.submit(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
+                                        ("method", "points.write"), ("text", FreeText.stored([("params", params ?? .null)])),
+                                        ("error", .string(error.message))])
+    }
+
+    private func policyState(snapshot: PlantSnapshot) -> PolicyState {
+        let (ready, quarantined) = ledger.state.withLock { ($0.ready, $0.quarantine.names) }
+        return PolicyState(site: site, snapshot: snapshot, now: clock(), ready: ready, quarantined: quarantined, driven: effects.driven)
+    }
+
+    /// Decides on fresh readings and, if allowed, writes (guarded) and reads back. Runs in the lane only.
+    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?) async -> WriteAnswer {
+        guard let point = site.point(cmd.point) else {
+            return WriteAnswer(requestId: rid, outcome: .denied, rule: .rl8, explanation: "no such point")
+        }
+        let conditionIDs = site.conditionPointIDs(zone: point.zone)
+        var lastWithheld = ""
+        for attempt in 1...limits.maxAttempts {
+            // The conditioned red lines are decided on a fresh re-read of the zone's condition inputs.
+            let snap = await scanner.refresh(conditionIDs)
+            let state = policyState(snapshot: snap)
+            let decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
+            guard decision == .allowed else {
+                return await conclude(rid, cmd, decision, freeText: freeText, peer: peer, approvedBy: approvedBy, readingsAt: nil)
+            }
+            // The oldest reading the decision rests on (a safe value needs none: releasing is always allowed).
+            let readingsAt: Int64? = cmd.value == point.role.safeValue ? nil
+                : conditionIDs.map { snap[$0]?.at ?? Int64.min }.min() ?? state.now
+            do {
+                try await audit.append(kind: "decision", fields(rid, cmd, freeText, peer, approvedBy, attempt)
+                                       + [("outcome", "allowed")])
+            } catch {
+                return failure(rid, cmd, approvedBy, "audit log unavailable (\(error)); nothing was written")
+            }
+            let before = scanner.snapshot.freshValue(of: point, now: clock(), staleAfterMs: site.timing.staleAfterMs)
+            let interval = site.timing.scanIntervalMs
+            let age = AgeBox()
+            let clock = self.clock, effects = self.effects, value = cmd.value, pid = point.id
+            let writeStarted = clock()
+            let result = await io.write(point.id, value: cmd.value, priority: .agent, guard: {
+                let now = clock()
+                if let d = effects.drive(of: pid), !(d.value == value) {
+                    return "\(d.effect.rawValue) now holds \(pid) at \(fmt(d.value))"
+                }
+                if let at = readingsAt {
+                    let (a, overflow) = now.subtractingReportingOverflow(at)
+                    if overflow || a > interval { return "the readings it was decided on are \(overflow ? "too" : "\(a) ms") old (limit: one scan interval, \(interval) ms)" }
+                    age.set(a)
+                }
+                return nil
+            })
+            switch result {
+            case .failure(.withheld(let why)):
+                lastWithheld = why
+                ledger.state.withLock { $0.counters.withheld += 1 }
+                audit.submit(kind: "result", [("requestId", .string(rid)), ("point", .string(point.id)),
+                                              ("outcome", "withheld"), ("why", .string(why)), ("attempt", .number(Double(attempt)))])
+                continue
+            case .success(let readBack):
+                scanner.record(point.id, readBack: readBack, at: writeStarted)
+                effects.agentWrote(point, value: readBack, before: before)
+                let why = "\(point.id) = \(fmt(readBack)) written and read back"
+                var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id)),
+                                                      ("outcome", "executed"), ("readBack", .number(readBack))]
+                if let a = age.value {
+                    resultFields.append(("readingsAgeMs", .number(Double(a))))
+                    ledger.recordActuationAge(a)
+                }
+                try? await auditOrLog("result", resultFields)
+                ledger.state.withLock { s in
+                    s.counters.executed += 1
+                    if approvedBy == nil { s.counters.writes += 1 }
+                    record(&s, rid, cmd, approvedBy, .executed, nil, why)
+                }
+                logger.info("write executed", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(point.id)", "value": "\(fmt(readBack))"])
+                return WriteAnswer(requestId: rid, outcome: .executed, rule: nil, explanation: why)
+            case .failure(let err):
+                try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)),
+                                                 ("outcome", "failed"), ("error", .string(err.description))])
+                return failure(rid, cmd, approvedBy, "device error: \(err)")
+            }
+        }
+        try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)), ("outcome", "failed"),
+                                         ("error", .string("withheld \(limits.maxAttempts) times: \(lastWithheld)"))])
+        return failure(rid, cmd, approvedBy, "not written: the plant changed faster than the write could be decided (\(lastWithheld))")
+    }
+
+    private func fields(_ rid: String, _ cmd: WriteCommand, _ freeText: [(String, JSON)], _ peer: Peer?, _ approvedBy: Peer?,
+                        _ attempt: Int) -> [(String, JSON)] {
+        var f: [(String, JSON)] = [
+            ("requestId", .string(rid)), ("agent", .string(cmd.agent)),
+            ("point", .string(cmd.point)), ("value", .number(cmd.value)),
+        ]
+        if let peer { f.append(("uid", .number(Double(peer.uid)))) }
+        // Free text goes to the log as sent (capped, with the hash of the whole); the decision never saw it (RL-10).
+        if !freeText.isEmpty { f.append(("text", FreeText.stored(freeText))) }
+        if let approvedBy { f.append(("approvedBy", .number(Double(approvedBy.uid)))) }
+        if attempt > 1 { f.append(("attempt", .number(Double(attempt)))) }
+        return f
+    }
+
+    /// Audits and answers a decision that is not an allowed write.
+    private func conclude(_ rid: String, _ cmd: WriteCommand, _ decision: Decision, freeText: [(String, JSON)], peer: Peer?,
+                          approvedBy: Peer?, readingsAt: Int64?) async -> WriteAnswer {
+        let base = fields(rid, cmd, freeText, peer, approvedBy, 1)
+        let now = clock()
+        switch decision {
+        case .unknownPoint:
+            return WriteAnswer(requestId: rid, outcome: .denied, rule: .notWritable, explanation: "point not visible to \(cmd.agent)")
+        case .allowed:
+            return failure(rid, cmd, approvedBy, "internal: an allowed write reached conclude")
+        case .denied(let rule, let why):
+            try? await auditOrLog("decision", base + [("outcome", "denied"), ("rule", .string(rule.rawValue)), ("explanation", .string(why))])
+            let newlyQuarantined = ledger.state.withLock { s -> Bool in
+                s.counters.denied[rule.rawValue, default: 0] += 1
+                if approvedBy == nil { s.counters.writes += 1 }
+                record(&s, rid, cmd, approvedBy, .denied, rule, why)
+                return s.quarantine.record(agent: cmd.agent, rule: rule, at: now)
+            }
+            if newlyQuarantined {
+                logger.warning("agent quarantined after repeated red-line denials", metadata: ["agent": "\(cmd.agent)"])
+                try? await auditOrLog("quarantine", [("agent", .string(cmd.agent)), ("after", .string(rid)),
+                                                     ("threshold", .number(Double(site.quarantine.threshold))),
+                                                     ("windowS", .number(Double(site.quarantine.windowMs / 1000)))])
+            }
+            logger.notice("write denied", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(cmd.point)",
+                                                     "value": "\(fmt(cmd.value))", "rule": "\(rule.rawValue)"])
+            return WriteAnswer(requestId: rid, outcome: .denied, rule: rule, explanation: why)
+        case .held(let timeout, let why):
+            do {
+                try await audit.append(kind: "decision", base + [("outcome", "held"), ("explanation", .string(why)),
+                                                                 ("timeoutS", .number(Double(timeout / 1000)))])
+            } catch {
+                return failure(rid, cmd, approvedBy, "audit log unavailable (\(error)); the request was not held")
+            }
+            ledger.state.withLock { s in
+                s.counters.writes += 1
+                s.counters.held += 1
+                s.approvals.hold(id: rid, command: cmd, now: now, timeoutMs: timeout, explanation: why)
+            }
+            logger.info("write held for an operator", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(cmd.point)"])
+            return WriteAnswer(requestId: rid, outcome: .held, rule: nil, explanation: why)
+        }
+    }
+
+    private func failure(_ rid: String, _ cmd: WriteCommand, _ approvedBy: Peer?, _ why: String) -> WriteAnswer {
+        logger.error("write failed", metadata: ["request": "\(rid)", "point": "\(cmd.point)", "why": "\(why)"])
+        ledger.state.withLock { s in
+            s.counters.failed += 1
+            if approvedBy == nil { s.counters.writes += 1 }
+            record(&s, rid, cmd, approvedBy, .failed, nil, why)
+        }
+        return WriteAnswer(requestId: rid, outcome: .failed, rule: nil, explanation: why)
+    }
+
+    /// Keeps an outcome for `requests.get`: a new record, or the end of an approved one.
+    private func record(_ s: inout Ledger.State, _ rid: String, _ cmd: WriteCommand, _ approvedBy: Peer?,
+                        _ outcome: Outcome, _ rule: Rule?, _ why: String) {
+        let now = clock()
+        if approvedBy != nil {
+            s.approvals.finish(id: rid, outcome: outcome, rule: rule, explanation: why, now: now)
+        } else {
+            s.approvals.record(id: rid, command: cmd, now: now, outcome: outcome, rule: rule, explanation: why)
+        }
+    }
+
+    private func auditOrLog(_ kind: String, _ fields: [(String, JSON)]) async throws {
+        do { try await audit.append(kind: kind, fields) } catch {
+            logger.critical("audit write failed", metadata: ["kind": "\(kind)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    // MARK: - Approvals
+
+    /// Approves a held request: atomically marks it executing (a deny from now on is
+    /// "too late"), then decides it again on fresh readings and runs it if allowed.
+    func approve(id: String, by peer: Peer) async throws(RPCError) -> WriteAnswer {
+        let now = clock()
+        let got = ledger.state.withLock { $0.approvals.approve(id: id, now: now) }
+        let req: HeldRequest
+        switch got {
+        case .failure(let e):
+            auditExpiries()
+            throw RPCError(.invalidParams, e.description)
+        case .success(let r): req = r
+        }
+        try? await auditOrLog("approval", [("requestId", .string(id)), ("by", .number(Double(peer.uid))), ("action", "approve")])
+        let a = await lane.run(agent: nil) {
+            await self.decideAndExecute(id, req.command, freeText: [], peer: nil, approvedBy: peer)
+        }
+        // Whatever the re-decision said ends the request (a denial or failure too).
+        ledger.state.withLock { s in
+            if s.approvals.requests[id]?.outcome == .held {
+                s.approvals.finish(id: id, outcome: a.outcome, rule: a.rule, explanation: a.explanation, now: self.clock())
+            }
+        }
+        return a
+    }
+
+    /// Denies a held request, unless its approval is already executing (then it is too late,
+    /// and the answer says so: the outcome the operator sees is always the final one).
+    func deny(id: String, reason: String?, by peer: Peer) async throws(RPCError) -> WriteAnswer {
+        let now = clock()
+        let r = ledger.state.withLock { $0.approvals.deny(id: id, reason: reason, now: now) }
+        switch r {
+        case .failure(let e):
+            auditExpiries()
+            throw RPCError(.invalidParams, e.description)
+        case .success(let req):
+            try? await auditOrLog("approval", [("requestId", .string(id)), ("by", .number(Double(peer.uid))), ("action", "deny"),
+                                               ("reason", reason.map { .string($0) } ?? .null)])
+            return WriteAnswer(requestId: id, outcome: req.outcome, rule: nil, explanation: req.explanation)
+        }
+    }
+
+    /// Expires held requests whose time ran out and audits each, however it was first noticed
+    /// (a scan, `requests.get`, `approvals.list`, an approve or deny that came too late).
+    @discardableResult
+    func auditExpiries() -> [HeldRequest] {
+        let expired = ledger.expireDue(now: clock())
+        for r in expired {
+            audit.submit(kind: "expired", [("requestId", .string(r.id)), ("agent", .string(r.agent)), ("point", .string(r.point)),
+                                           ("why", .string(r.explanation))])
+        }
+        return expired
+    }
+}
+
+/// The age of the readings at actuation, set on the bus thread and read after the write.
+final class AgeBox: Sendable {
+    private let v = Mutex<Int64?>(nil)
+    func set(_ a: Int64) { v.withLock { $0 = a } }
+    var value: Int64? { v.withLock { $0 } }
+}

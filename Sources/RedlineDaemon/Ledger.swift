@@ -1,0 +1,84 @@
+import RedlineCore
+import Synchronization
+
+/// The daemon's bookkeeping, in one place: request ids, held and finished requests,
+/// quarantine, readiness, per-agent work in progress and the counters `status` shows.
+/// Every change is a short critical section; nothing here does I/O or waits.
+final class Ledger: Sendable {
+    struct Counters: Sendable {
+        /// Agent writes decided (each request once, whatever its outcome; an approval is not a new write).
+        var writes = 0
+        var executed = 0
+        var held = 0
+        var failed = 0
+        var denied: [String: Int] = [:]
+        /// Agent writes whose guard withheld them at the bus (decided again on fresher readings).
+        var withheld = 0
+        /// Requests refused because the agent's share of work was full.
+        var busy = 0
+        var reads = 0
+        var badLines = 0
+        var scans = 0
+        var effectWrites = 0
+    }
+
+    struct State: Sendable {
+        var ready = false
+        var quarantine: QuarantineBook
+        var approvals = ApprovalBook()
+        var nextRequest: UInt64 = 1
+        var counters = Counters()
+        var lastScanAt: Int64?
+        var startedAt: Int64
+        /// Agent writes in progress (deciding, queued or executing), by agent.
+        var inFlight: [String: Int] = [:]
+        /// The oldest condition reading each executed write was decided on, at actuation (ms), most recent last.
+        var actuationAges: [Int64] = []
+    }
+
+    let state: Mutex<State>
+    private let bootTag: String
+
+    init(site: Site, now: Int64, bootSalt: UInt64) {
+        bootTag = String(UInt64(truncatingIfNeeded: now &+ Int64(truncatingIfNeeded: bootSalt) &* 7919) & 0xFFFF, radix: 16)
+        state = Mutex(State(quarantine: QuarantineBook(policy: site.quarantine), startedAt: now))
+    }
+
+    func newRequestId() -> String {
+        let n = state.withLock { s in
+            defer { s.nextRequest += 1 }
+            return s.nextRequest
+        }
+        return "r-\(bootTag)-\(n)"
+    }
+
+    var isReady: Bool { state.withLock { $0.ready } }
+
+    /// Takes one unit of `agent`'s share of work; false (and counted) if it is full.
+    func admit(agent: String, limit: Int) -> Bool {
+        state.withLock { s in
+            let n = s.inFlight[agent, default: 0]
+            guard n < limit else { s.counters.busy += 1; return false }
+            s.inFlight[agent] = n + 1
+            return true
+        }
+    }
+
+    func finished(agent: String) {
+        state.withLock { s in
+            let n = s.inFlight[agent, default: 1] - 1
+            s.inFlight[agent] = n > 0 ? n : nil
+        }
+    }
+
+    /// Keeps the age of the readings an executed write was decided on (bounded sample).
+    func recordActuationAge(_ ms: Int64) {
+        state.withLock { s in
+            s.actuationAges.append(ms)
+            if s.actuationAges.count > 4096 { s.actuationAges.removeFirst(s.actuationAges.count - 4096) }
+        }
+    }
+
+    /// Held requests whose time ran out, however this is first noticed: each is returned once.
+    func expireDue(now: Int64) -> [HeldRequest] { state.withLock { $0.approvals.expire(now: now) } }
+}

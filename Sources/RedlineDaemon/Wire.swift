@@ -1,0 +1,100 @@
+import RedlineCore
+
+/// The answer to one write request.
+struct WriteAnswer: Sendable {
+    var requestId: String
+    var outcome: Outcome
+    var rule: Rule?
+    var explanation: String
+
+    var json: JSON {
+        .obj([("requestId", .string(requestId)), ("outcome", .string(outcome.rawValue)),
+              ("rule", rule.map { .string($0.rawValue) }), ("explanation", .string(explanation))])
+    }
+}
+
+/// The JSON shapes of the daemon's answers (docs/DESIGN.md §7, §8), in one place.
+enum Wire {
+    static func describe(site: Site, agent: Agent) -> JSON {
+        let points: [JSON] = site.points.filter { agent.canSee($0.id) }.map { p in
+            let writable = agent.canWrite(p.id) && p.role.isOutput
+            let range = p.writeRange
+            return .obj([
+                ("id", .string(p.id)), ("role", .string(p.role.rawValue)), ("zone", .string(p.zone)),
+                ("access", .string(writable ? "read-write" : "read")),
+                ("unit", p.unit.map { .string($0) }),
+                ("min", writable && !p.role.isBoolean ? .number(range.lowerBound) : nil),
+                ("max", writable && !p.role.isBoolean ? .number(range.upperBound) : nil),
+            ])
+        }
+        let lines: [JSON] = RedLines.all.map { .obj([("id", .string($0.id.rawValue)), ("title", .string($0.title))]) }
+        return .obj([("site", .string(site.name)), ("agent", .string(agent.name)), ("points", .array(points)), ("redLines", .array(lines))])
+    }
+
+    static func values(site: Site, ids: [String], snapshot snap: PlantSnapshot, now: Int64) -> JSON {
+        let values: [JSON] = ids.compactMap { id in
+            guard let p = site.point(id) else { return nil }
+            let q = snap.quality(of: p, now: now, staleAfterMs: site.timing.staleAfterMs)
+            let r = snap[id]
+            let quality: String = q == .good ? "good" : (q == .stale ? "stale" : "fault")
+            return .obj([("id", .string(id)), ("value", r?.value.map { .number($0) } ?? .null),
+                         ("quality", .string(quality)), ("ageMs", snap.ageMs(of: id, now: now).map { .number(Double($0)) } ?? .null)])
+        }
+        return .obj([("values", .array(values))])
+    }
+
+    static func approvals(_ list: [HeldRequest], now: Int64) -> JSON {
+        .obj([("approvals", .array(list.map { r in
+            .obj([("requestId", .string(r.id)), ("agent", .string(r.agent)), ("point", .string(r.point)),
+                  ("value", .number(r.value)), ("explanation", .string(r.explanation)),
+                  ("expiresInS", .number(Double(max(0, r.expiresAt - now) / 1000)))])
+        }))])
+    }
+
+    static func agents(site: Site, quarantine: QuarantineBook, now: Int64) -> JSON {
+        .obj([("agents", .array(site.agents.map { a in
+            .obj([("name", .string(a.name)), ("uid", .number(Double(a.uid))),
+                  ("quarantined", .bool(quarantine.isQuarantined(a.name))),
+                  ("recentDenials", .number(Double(quarantine.recentDenials(a.name, at: now))))])
+        }))])
+    }
+
+    static func status(site: Site, ledger s: Ledger.State, snapshot snap: PlantSnapshot, effects: EffectState,
+                       auditSeq: UInt64, now: Int64) -> JSON {
+        let zones: [JSON] = site.zones.map { z in
+            let c = ZoneCondition.evaluate(zone: z.id, site: site, snapshot: snap, now: now)
+            return .obj([("id", .string(z.id)), ("occupied", .bool(c.occupied)), ("inAlarm", .bool(c.inAlarm)),
+                         ("hazard", .bool(c.hazard)), ("causes", .array(c.causes.map { .string($0) }))])
+        }
+        var faulted = 0
+        for p in site.points where snap.quality(of: p, now: now, staleAfterMs: site.timing.staleAfterMs) != .good { faulted += 1 }
+        let c = s.counters
+        let ages = s.actuationAges.sorted()
+        func pct(_ q: Double) -> JSON { ages.isEmpty ? .null : .number(Double(ages[min(ages.count - 1, Int(Double(ages.count) * q))])) }
+        return .obj([
+            ("site", .string(site.name)), ("ready", .bool(s.ready)),
+            ("uptimeS", .number(Double((now - s.startedAt) / 1000))),
+            ("scans", .number(Double(c.scans))),
+            ("lastScanAgeMs", s.lastScanAt.map { .number(Double(now - $0)) } ?? .null),
+            ("points", .number(Double(site.points.count))), ("pointsNotGood", .number(Double(faulted))),
+            ("zones", .array(zones)),
+            ("quarantined", .array(s.quarantine.names.sorted().map { .string($0) })),
+            ("pendingApprovals", .number(Double(s.approvals.pending.count))),
+            ("effectsActive", .array(effects.active.sorted().map { .string($0.description) })),
+            ("driven", .array(effects.driven.values.sorted { $0.point < $1.point }.map {
+                .obj([("point", .string($0.point)), ("value", .number($0.value)), ("effect", .string($0.effect.rawValue))])
+            })),
+            ("counters", .obj([
+                ("writes", .number(Double(c.writes))), ("executed", .number(Double(c.executed))),
+                ("held", .number(Double(c.held))), ("failed", .number(Double(c.failed))),
+                ("denied", .object(c.denied.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+                ("withheld", .number(Double(c.withheld))), ("busy", .number(Double(c.busy))),
+                ("valuesRead", .number(Double(c.reads))), ("badLines", .number(Double(c.badLines))),
+                ("effectWrites", .number(Double(c.effectWrites))),
+            ])),
+            ("actuationReadingsAgeMs", .obj([("p50", pct(0.5)), ("p99", pct(0.99)), ("samples", .number(Double(ages.count)))])),
+            ("requestHistory", .number(Double(s.approvals.historyCount))),
+            ("auditSeq", .number(Double(auditSeq))),
+        ])
+    }
+}
