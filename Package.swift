@@ -8,7 +8,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "Redline",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "redlined", targets: ["redlined"]),
         .executable(name: "redlinectl", targets: ["redlinectl"]),

@@ -157,8 +157,15 @@ final class ControlServer: Sendable {
             guard sim.modbusDevices.contains(where: { $0.id == device }) else {
                 return .failure(.params("unknown Modbus device \(device)"))
             }
-            sim.setFault(mode, device: device)
-            return .success(["device": .string(device), "mode": .string(mode.rawValue)])
+            var delay: Int?
+            if let d = params["delayMs"] {
+                guard let n = d.numberValue, n >= 0, n <= 10_000, n == n.rounded() else {
+                    return .failure(.params("delayMs must be a whole number of milliseconds, 0-10000"))
+                }
+                delay = Int(n)
+            }
+            sim.setFault(mode, device: device, delayMs: delay)
+            return .success(["device": .string(device), "mode": .string(mode.rawValue), "delayMs": delay.map { .number(Double($0)) } ?? .null])
         default:
             return .failure(RPCError(code: -32601, message: "no such method: \(method)"))
         }

@@ -263,7 +263,7 @@ final class BusServer: Sendable {
         case .wrongUnit:
             q[header - 1] = UInt8(unit >= 247 ? 1 : unit + 1)
         case .slow:
-            usleep(UInt32(max(1, min(50, bus.timeoutMs / 2))) * 1000)
+            usleep(UInt32(max(1, sim.slowDelayMs(of: dev.device.id) ?? min(50, bus.timeoutMs / 2))) * 1000)
         case .none:
             break
         }

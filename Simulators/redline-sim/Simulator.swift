@@ -16,7 +16,8 @@ enum FaultMode: String, CaseIterable, Sendable {
     case garbage
     /// Answers carry another unit id.
     case wrongUnit = "wrong-unit"
-    /// Answers come after a delay shorter than the bus's response timeout (at most 50 ms).
+    /// Answers come after a delay: `delay-ms` if given (`device.fault {device, mode: "slow", delayMs: N}`),
+    /// else min(50 ms, half the bus's response timeout). Inside the timeout the device is still "good".
     case slow
     /// Normal operation.
     case none
@@ -28,6 +29,7 @@ final class Simulator: Sendable {
     let manualClock: Bool
     private let plant: Mutex<PlantModel>
     private let faults = Mutex<[String: FaultMode]>([:])
+    private let delays = Mutex<[String: Int]>([:])
     private let running = Mutex(true)
 
     init(site: Site, manualClock: Bool) {
@@ -45,11 +47,18 @@ final class Simulator: Sendable {
 
     func fault(of device: String) -> FaultMode { faults.withLock { $0[device] ?? .none } }
 
-    func setFault(_ mode: FaultMode, device: String) {
+    /// The configured delay of a slow device, in ms (nil: the default).
+    func slowDelayMs(of device: String) -> Int? { delays.withLock { $0[device] } }
+
+    func setFault(_ mode: FaultMode, device: String, delayMs: Int? = nil) {
+        delays.withLock { $0[device] = mode == .slow ? delayMs : nil }
         faults.withLock { $0[device] = mode == .none ? nil : mode }
     }
 
-    func clearFaults() { faults.withLock { $0.removeAll() } }
+    func clearFaults() {
+        faults.withLock { $0.removeAll() }
+        delays.withLock { $0.removeAll() }
+    }
 
     /// Modbus devices served, in site order.
     var modbusDevices: [Device] {

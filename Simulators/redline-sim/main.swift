@@ -32,7 +32,7 @@ struct RedlineSim: ParsableCommand {
               plant.set {name, value}         -> {name, value}   act on the physical world
               plant.reset                     -> back to the initial plant, faults cleared
               plant.advance {seconds}         -> {time}   only with --clock manual
-              device.fault {device, mode}     -> {device, mode}
+              device.fault {device, mode, delayMs?} -> {device, mode, delayMs}
 
             PLANT VARIABLES: ZONE.occupied, ZONE.temperature, ZONE.oxygen, ZONE.co2, \
             ZONE.humidity; DEVICE.failed (CRACs, fans, air handlers); DISPATCH.countdown \
@@ -41,8 +41,8 @@ struct RedlineSim: ParsableCommand {
 
             FAULT MODES: offline (TCP listener closed, connections refused; RTU silent), \
             timeout (no reply), exception (exception code 4), garbage (malformed frame), \
-            wrong-unit (reply from another unit id), slow (reply after min(50 ms, \
-            timeout/2)), none (healthy).
+            wrong-unit (reply from another unit id), slow (reply after delayMs if \
+            given, else min(50 ms, timeout/2)), none (healthy).
 
             DYNAMICS (see PlantModel's documentation): with every CRAC failed and \
             the exhaust failed, an occupied room passes 40 °C after ~3.4 min and \

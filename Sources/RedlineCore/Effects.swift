@@ -48,9 +48,12 @@ public struct Reduction: Sendable, Hashable {
     public var written: Double
     /// What E-4 drives the output back to.
     public var restore: Double
-    public init(written: Double, restore: Double) {
+    /// When the agent's write went out: readings from before it say nothing about it.
+    public var since: Int64
+    public init(written: Double, restore: Double, since: Int64 = .min) {
         self.written = written
         self.restore = restore
+        self.since = since
     }
 }
 
@@ -126,21 +129,22 @@ public struct EffectsMachine: Sendable {
 
     /// The reduction an agent's executed write makes, if any: what RL-5 would forbid in an occupied zone.
     /// `before` is the output's good reading before the write (nil if unknown).
-    public static func reduction(role: Role, written value: Double, before: Double?) -> Reduction? {
-        if role.isLifeSupportRun { return value >= 1 ? nil : Reduction(written: value, restore: 1) }
+    public static func reduction(role: Role, written value: Double, before: Double?, at: Int64 = .min) -> Reduction? {
+        if role.isLifeSupportRun { return value >= 1 ? nil : Reduction(written: value, restore: 1, since: at) }
         if role == .temperatureSetpoint {
             guard !(value <= Limits.occupiedMaxSetpoint) else { return nil }
             let back = before.flatMap { $0.isFinite && $0 <= Limits.occupiedMaxSetpoint && Role.temperatureSetpoint.envelope.contains($0) ? $0 : nil }
-            return Reduction(written: value, restore: back ?? Limits.occupiedMaxSetpoint)
+            return Reduction(written: value, restore: back ?? Limits.occupiedMaxSetpoint, since: at)
         }
         return nil
     }
 
     /// Records an agent's executed write: a reduction of life support is remembered for E-4
     /// (the first value before a run of reductions is kept); a write that does not reduce forgets it.
-    public static func agentWrote(_ point: Point, value: Double, before: Double?, into state: inout EffectState) {
+    /// `at` is when the write went out: readings stamped before it are not evidence of anything after it.
+    public static func agentWrote(_ point: Point, value: Double, before: Double?, at: Int64 = .min, into state: inout EffectState) {
         guard isLifeSupport(point.role) else { return }
-        if var r = reduction(role: point.role, written: value, before: before) {
+        if var r = reduction(role: point.role, written: value, before: before, at: at) {
             if let old = state.reductions[point.id] { r.restore = old.restore }
             state.reductions[point.id] = r
         } else {
@@ -180,7 +184,9 @@ public struct EffectsMachine: Sendable {
             let e4 = c.occupied && !c.inAlarm
             var restoring = false
             for (p, r) in reduced[zone.id] ?? [] {
-                let reading = snapshot.freshValue(of: p, now: now, staleAfterMs: stale)
+                // Only a reading taken after the agent's write tells what the output does now.
+                let after = (snapshot[p.id]?.at).map { $0 >= r.since } ?? false
+                let reading = after ? snapshot.freshValue(of: p, now: now, staleAfterMs: stale) : nil
                 if let v = reading, !Self.same(v, r.written), !Self.same(v, r.restore) {
                     state.reductions[p.id] = nil
                     events.append(.reductionForgotten(point: p.id, why: "\(p.id) reads \(fmt(v)), changed at the equipment; E-4 leaves it alone"))

@@ -11,8 +11,11 @@ public enum FreeText {
 
     /// The audit form of `members`: the object as sent when its encoding fits, else
     /// `{"excerpt": first bytes as text, "bytes": total, "sha256": hex of the whole}`.
-    public static func stored(_ members: [(String, JSON)]) -> JSON {
-        let whole = JSON.object(members)
+    public static func stored(_ members: [(String, JSON)]) -> JSON { capped(.object(members)) }
+
+    /// `value` as sent when its encoding fits in `maxStoredBytes`, else its excerpt, length and hash.
+    public static func capped(_ value: JSON) -> JSON {
+        let whole = value
         let text = whole.encoded()
         let bytes = Array(text.utf8)
         if bytes.count <= maxStoredBytes { return whole }

@@ -41,10 +41,11 @@ final class Arbiter: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let limits: AgentLimits
-    private let lane = FairLane()
+    private let lane: FairLane
 
     init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, ledger: Ledger, effects: EffectsRunner,
-         logger: Logger, clock: @escaping @Sendable () -> Int64, limits: AgentLimits) {
+         logger: Logger, clock: @escaping @Sendable () -> Int64, limits: AgentLimits, executor: (any TaskExecutor)? = nil) {
+        lane = FairLane(executor: executor)
         self.site = site
         self.io = io
         self.scanner = scanner
@@ -108,38 +109,41 @@ final class Arbiter: Sendable {
         var lastWithheld = ""
         for attempt in 1...limits.maxAttempts {
             // The conditioned red lines are decided on a fresh re-read of the zone's condition inputs.
-            let snap = await scanner.refresh(conditionIDs)
+            // Buses answer at different speeds: slow buses are read first and fast ones after, so
+            // that all the readings are young when the write goes out.
+            let t0 = clock()
+            let snap = await scanner.refreshAligned(conditionIDs)
+            let tRead = clock()
             let state = policyState(snapshot: snap)
             let decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
             guard decision == .allowed else {
                 return await conclude(rid, cmd, decision, freeText: freeText, peer: peer, approvedBy: approvedBy, readingsAt: nil)
             }
-            // The oldest reading the decision rests on (a safe value needs none: releasing is always allowed).
-            let readingsAt: Int64? = cmd.value == point.role.safeValue ? nil
-                : conditionIDs.map { snap[$0]?.at ?? Int64.min }.min() ?? state.now
             do {
                 try await audit.append(kind: "decision", fields(rid, cmd, freeText, peer, approvedBy, attempt)
                                        + [("outcome", "allowed")])
             } catch {
                 return failure(rid, cmd, approvedBy, "audit log unavailable (\(error)); nothing was written")
             }
+            let tAudit = clock()
             let before = scanner.snapshot.freshValue(of: point, now: clock(), staleAfterMs: site.timing.staleAfterMs)
-            let interval = site.timing.scanIntervalMs
             let age = AgeBox()
-            let clock = self.clock, effects = self.effects, value = cmd.value, pid = point.id
-            let writeStarted = clock()
-            let result = await io.write(point.id, value: cmd.value, priority: .agent, guard: {
-                let now = clock()
-                if let d = effects.drive(of: pid), !(d.value == value) {
-                    return "\(d.effect.rawValue) now holds \(pid) at \(fmt(d.value))"
-                }
-                if let at = readingsAt {
-                    let (a, overflow) = now.subtractingReportingOverflow(at)
-                    if overflow || a > interval { return "the readings it was decided on are \(overflow ? "too" : "\(a) ms") old (limit: one scan interval, \(interval) ms)" }
-                    age.set(a)
-                }
-                return nil
+            let sentAt = AgeBox()
+            // A safe value (a release, a run command) needs no confirmation: it is always allowed.
+            let needsConfirmation = cmd.value != point.role.safeValue
+            let result = await io.write(point.id, value: cmd.value, priority: .agent, guard: { [self] in
+                sentAt.set(clock())
+                return confirm(cmd, point: point, conditionIDs: conditionIDs, approved: approvedBy != nil,
+                               checkReadings: needsConfirmation, age: age)
             })
+            // The read-back is stamped with when the write went on the wire (on the bus thread), so a
+            // scan read that ran just before it never counts as newer.
+            let writeStarted = sentAt.value ?? clock()
+            var withheldWhy = "-"
+            if case .failure(.withheld(let w)) = result { withheldWhy = w }
+            logger.debug("write timing", metadata: ["request": "\(rid)", "attempt": "\(attempt)", "readMs": "\(tRead - t0)", "withheld": "\(withheldWhy)",
+                                                    "auditMs": "\(tAudit - tRead)", "writeMs": "\(clock() - tAudit)",
+                                                    "readingsAgeMs": "\(age.value.map { "\($0)" } ?? "-")"])
             switch result {
             case .failure(.withheld(let why)):
                 lastWithheld = why
@@ -149,7 +153,7 @@ final class Arbiter: Sendable {
                 continue
             case .success(let readBack):
                 scanner.record(point.id, readBack: readBack, at: writeStarted)
-                effects.agentWrote(point, value: readBack, before: before)
+                effects.agentWrote(point, value: readBack, before: before, at: writeStarted)
                 let why = "\(point.id) = \(fmt(readBack)) written and read back"
                 var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id)),
                                                       ("outcome", "executed"), ("readBack", .number(readBack))]
@@ -176,6 +180,38 @@ final class Arbiter: Sendable {
         return failure(rid, cmd, approvedBy, "not written: the plant changed faster than the write could be decided (\(lastWithheld))")
     }
 
+    /// The guard of an agent write, run on the bus thread just before the write goes on the
+    /// wire: the decision must still hold on the newest readings there are (the fresh re-read
+    /// and any scan since), every condition reading must be at most one scan interval old, and
+    /// no effect may have taken the output. Returns why not, or nil to send.
+    private func confirm(_ cmd: WriteCommand, point: Point, conditionIDs: [String], approved: Bool,
+                         checkReadings: Bool, age: AgeBox) -> String? {
+        let now = clock()
+        if let d = effects.drive(of: point.id), !(d.value == cmd.value) {
+            return "\(d.effect.rawValue) now holds \(point.id) at \(fmt(d.value))"
+        }
+        guard checkReadings else { return nil }
+        let latest = scanner.snapshot
+        let interval = site.timing.scanIntervalMs
+        var oldest: Int64 = 0
+        for id in conditionIDs {
+            guard let at = latest[id]?.at else { return "\(id) has no reading" }
+            let (a, overflow) = now.subtractingReportingOverflow(at)
+            if overflow || a > interval {
+                return "the readings it was decided on are \(overflow ? "too" : "\(a) ms") old (limit: one scan interval, \(interval) ms)"
+            }
+            oldest = max(oldest, a)
+        }
+        let (ready, quarantined) = ledger.state.withLock { ($0.ready, $0.quarantine.names) }
+        let state = PolicyState(site: site, snapshot: latest, now: now, ready: ready, quarantined: quarantined, driven: effects.driven)
+        let d = Policy.decide(cmd, in: state, approved: approved)
+        guard d == .allowed else {
+            return "the plant changed before the write went out (\(d.rule?.rawValue ?? "\(d)"))"
+        }
+        age.set(oldest)
+        return nil
+    }
+
     private func fields(_ rid: String, _ cmd: WriteCommand, _ freeText: [(String, JSON)], _ peer: Peer?, _ approvedBy: Peer?,
                         _ attempt: Int) -> [(String, JSON)] {
         var f: [(String, JSON)] = [
@@ -183,8 +219,11 @@ final class Arbiter: Sendable {
             ("point", .string(cmd.point)), ("value", .number(cmd.value)),
         ]
         if let peer { f.append(("uid", .number(Double(peer.uid)))) }
-        // Free text goes to the log as sent (capped, with the hash of the whole); the decision never saw it (RL-10).
-        if !freeText.isEmpty { f.append(("text", FreeText.stored(freeText))) }
+        // Free text goes to the log as sent (each part capped at 4 KiB, with the hash and length
+        // of the whole); the decision never saw it (RL-10).
+        if let reason = freeText.first(where: { $0.0 == "reason" })?.1 { f.append(("reason", FreeText.capped(reason))) }
+        let other = freeText.filter { $0.0 != "reason" }
+        if !other.isEmpty { f.append(("otherText", FreeText.stored(other))) }
         if let approvedBy { f.append(("approvedBy", .number(Double(approvedBy.uid)))) }
         if attempt > 1 { f.append(("attempt", .number(Double(attempt)))) }
         return f

@@ -85,17 +85,24 @@ public enum RedlineDaemon {
         defer { io.shutdown() }
         let scanner = Scanner(site: site, io: io, logger: logger)
         let notifier = SystemdNotifier(environment: environment())
+        // The safety path (scan loops, effects, watchdog), the arbiter's lane and the operator
+        // socket each run on a thread of their own: agents' load on the cooperative pool delays none.
+        let safety = DedicatedExecutor(name: "redline-safety")
+        let laneThread = DedicatedExecutor(name: "redline-arbiter")
+        let operatorThread = DedicatedExecutor(name: "redline-operator")
         let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier,
-                            limits: o.agentLimits)
+                            limits: o.agentLimits, safety: safety, lane: laneThread)
 
+        // One event loop per socket: agents' bytes never queue in front of an operator's.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let operatorLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let agentGid = try o.agentGroup.map { g throws(StartupError) in try gid(of: g) }
         let operatorGid = try o.operatorGroup.map { g throws(StartupError) in try gid(of: g) }
         let agentServer = LineServer(name: "agent", path: o.agentSocket, mode: agentGid == nil ? 0o666 : 0o660, group: agentGid,
                                      limits: o.limits, service: AgentService(engine: engine), eventLoops: loops, logger: logger)
         let operatorServer = LineServer(name: "operator", path: o.operatorSocket, mode: operatorGid == nil ? 0o666 : 0o660,
                                         group: operatorGid, limits: o.limits, service: OperatorService(engine: engine),
-                                        eventLoops: loops, logger: logger)
+                                        eventLoops: operatorLoops, logger: logger)
 
         // Red lines never reload, and configuration changes need a restart: SIGHUP is refused.
         signal(SIGHUP, SIG_IGN)
@@ -108,9 +115,15 @@ public enum RedlineDaemon {
         logger.info("redlined starting", metadata: ["site": "\(site.name)", "points": "\(site.points.count)",
                                                     "agents": "\(site.agents.count)", "audit": "\(o.auditPath)"])
         let services: [any Service] = [
-            Task0(name: "scanner") { await scanner.run(onPart: { engine.onPart($0) }, onScan: { engine.onScan($0) }) },
+            Task0(name: "scanner") {
+                await withTaskExecutorPreference(safety) {
+                    await scanner.run(onPart: { engine.onPart($0) }, onScan: { engine.onScan($0) })
+                }
+            },
             Task0(name: "agent socket") { try await agentServer.run() },
-            Task0(name: "operator socket") { try await operatorServer.run() },
+            Task0(name: "operator socket") {
+                try await withTaskExecutorPreference(operatorThread) { try await operatorServer.run() }
+            },
         ]
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
@@ -121,6 +134,7 @@ public enum RedlineDaemon {
         }
         hup.cancel()
         try? await loops.shutdownGracefully()
+        try? await operatorLoops.shutdownGracefully()
         unlink(o.agentSocket)
         unlink(o.operatorSocket)
         _ = try? await audit.append(kind: "stop", [("site", .string(site.name))])

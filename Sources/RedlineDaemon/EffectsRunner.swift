@@ -18,6 +18,8 @@ final class EffectsRunner: Sendable {
     private let ledger: Ledger
     private let logger: Logger
     private let clock: @Sendable () -> Int64
+    /// Where the safe-state writes' tasks run (the safety thread, in the daemon).
+    private let executor: (any TaskExecutor)?
     private let state = Mutex(Inner())
 
     private struct Inner {
@@ -28,7 +30,9 @@ final class EffectsRunner: Sendable {
         var failures: Set<String> = []
     }
 
-    init(site: Site, io: PlantIO, audit: AuditLog, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Int64) {
+    init(site: Site, io: PlantIO, audit: AuditLog, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Int64,
+         executor: (any TaskExecutor)? = nil) {
+        self.executor = executor
         machine = EffectsMachine(site: site)
         self.io = io
         self.audit = audit
@@ -47,8 +51,8 @@ final class EffectsRunner: Sendable {
     func drive(of point: String) -> Drive? { state.withLock { $0.effects.driven[point] } }
 
     /// An agent's write executed: E-4 remembers a reduction of life support.
-    func agentWrote(_ point: Point, value: Double, before: Double?) {
-        state.withLock { EffectsMachine.agentWrote(point, value: value, before: before, into: &$0.effects) }
+    func agentWrote(_ point: Point, value: Double, before: Double?, at: Int64) {
+        state.withLock { EffectsMachine.agentWrote(point, value: value, before: before, at: at, into: &$0.effects) }
     }
 
     /// One step on a new snapshot. `fullScan` re-asserts every drive; a partial update
@@ -63,7 +67,7 @@ final class EffectsRunner: Sendable {
             return (step, go)
         }
         if !toWrite.isEmpty {
-            Task(priority: .high) {
+            Task(executorPreference: executor, priority: .high) {
                 await withTaskGroup(of: Void.self) { group in
                     for d in toWrite { group.addTask { await self.enforce(d) } }
                 }

@@ -15,6 +15,7 @@ import RedlineIO
 /// scan, to liveness) without waiting for anything; agent requests go to the arbiter.
 final class Engine: Sendable {
     let site: Site
+    let io: PlantIO
     let scanner: Scanner
     let audit: AuditLog
     let ledger: Ledger
@@ -24,15 +25,17 @@ final class Engine: Sendable {
     let clock: @Sendable () -> Int64
 
     init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,
-         limits: AgentLimits = AgentLimits(), clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
+         limits: AgentLimits = AgentLimits(), safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
+         clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
         self.site = site
+        self.io = io
         self.scanner = scanner
         self.audit = audit
         self.clock = clock
         ledger = Ledger(site: site, now: clock(), bootSalt: audit.lastSeq)
-        effects = EffectsRunner(site: site, io: io, audit: audit, ledger: ledger, logger: logger, clock: clock)
+        effects = EffectsRunner(site: site, io: io, audit: audit, ledger: ledger, logger: logger, clock: clock, executor: safety)
         arbiter = Arbiter(site: site, io: io, scanner: scanner, audit: audit, ledger: ledger, effects: effects,
-                          logger: logger, clock: clock, limits: limits)
+                          logger: logger, clock: clock, limits: limits, executor: lane)
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
     }
 
@@ -107,7 +110,7 @@ final class Engine: Sendable {
 
     func status() -> JSON {
         Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                    auditSeq: audit.lastSeq, now: clock())
+                    deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, now: clock())
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }

@@ -20,6 +20,10 @@ final class FairLane: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Where the lane's jobs run (a thread of the arbiter's own, in the daemon).
+    private let executor: (any TaskExecutor)?
+
+    init(executor: (any TaskExecutor)? = nil) { self.executor = executor }
 
     /// Runs `body` in the lane, as `agent`'s job, or an operator's when `agent` is nil.
     func run<T: Sendable>(agent: String?, _ body: @escaping @Sendable () async -> T) async -> T {
@@ -36,7 +40,7 @@ final class FairLane: Sendable {
                 s.running = true
                 return true
             }
-            if start { Task { await self.drain() } }
+            if start { Task(executorPreference: executor) { await self.drain() } }
         }
     }
 

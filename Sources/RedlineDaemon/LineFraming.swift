@@ -14,12 +14,17 @@ struct LineDecoder: ByteToMessageDecoder {
     let maxLength: Int
     private var discarding = false
     private var discarded = 0
+    /// Bytes at the start of the buffer already searched for a newline: a long line
+    /// arriving in many chunks is scanned once, not once per chunk.
+    private var scanned = 0
 
     init(maxLength: Int) { self.maxLength = maxLength }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
-        if let nl = view.firstIndex(of: 0x0A) {
+        let from = view.startIndex + min(scanned, view.count)
+        if let nl = view[from...].firstIndex(of: 0x0A) {
+            scanned = 0
             let len = nl - view.startIndex
             if discarding {
                 buffer.moveReaderIndex(forwardBy: len + 1)
@@ -45,6 +50,9 @@ struct LineDecoder: ByteToMessageDecoder {
             discarded += buffer.readableBytes
             discarding = true
             buffer.moveReaderIndex(to: buffer.writerIndex)
+            scanned = 0
+        } else {
+            scanned = buffer.readableBytes
         }
         return .needMoreData
     }
@@ -56,6 +64,7 @@ struct LineDecoder: ByteToMessageDecoder {
             context.fireChannelRead(wrapInboundOut(.line(line)))
         }
         buffer.moveReaderIndex(to: buffer.writerIndex)
+        scanned = 0
         return .needMoreData
     }
 }

@@ -91,13 +91,8 @@ struct LineServer<S: LineService>: Sendable {
             try await server.executeThenClose { inbound in
                 for try await (conn, peer) in inbound {
                     group.addTask {
-                        let (total, mine) = open.add(uid: peer?.uid)
-                        defer { open.remove(uid: peer?.uid) }
-                        let refusal: String? = total > limits.maxConnections
-                            ? "too many connections (limit \(limits.maxConnections)); try again later"
-                            : mine > limits.maxConnectionsPerUid
-                            ? "too many connections from uid \(peer?.uid ?? 0) (its share is \(limits.maxConnectionsPerUid)); close one first"
-                            : nil
+                        let refusal = open.add(uid: peer?.uid, limits: limits)
+                        defer { if refusal == nil { open.remove(uid: peer?.uid) } }
                         await serve(conn, peer: peer, refusal: refusal)
                     }
                 }
@@ -187,13 +182,21 @@ struct PeerCred: Sendable {
 final class ConnectionCount: Sendable {
     private let state = Mutex<(total: Int, perUid: [UInt32: Int])>((0, [:]))
 
-    /// Counts a new connection; returns the totals including it.
-    func add(uid: UInt32?) -> (total: Int, mine: Int) {
+    /// Admits a new connection if the cap and the uid's share allow it; nil when admitted
+    /// (then `remove` must follow), else why not. A refused connection takes no slot, so an
+    /// agent whose share is full cannot crowd others out by opening more.
+    func add(uid: UInt32?, limits: ConnectionLimits) -> String? {
         state.withLock { s in
+            let mine = uid.map { s.perUid[$0, default: 0] } ?? 0
+            if let uid, mine >= limits.maxConnectionsPerUid {
+                return "too many connections from uid \(uid) (its share is \(limits.maxConnectionsPerUid)); close one first"
+            }
+            if s.total >= limits.maxConnections {
+                return "too many connections (limit \(limits.maxConnections)); try again later"
+            }
             s.total += 1
-            guard let uid else { return (s.total, 0) }
-            s.perUid[uid, default: 0] += 1
-            return (s.total, s.perUid[uid]!)
+            if let uid { s.perUid[uid] = mine + 1 }
+            return nil
         }
     }
 

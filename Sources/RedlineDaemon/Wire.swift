@@ -1,4 +1,5 @@
 import RedlineCore
+import RedlineIO
 
 /// The answer to one write request.
 struct WriteAnswer: Sendable {
@@ -60,7 +61,7 @@ enum Wire {
     }
 
     static func status(site: Site, ledger s: Ledger.State, snapshot snap: PlantSnapshot, effects: EffectState,
-                       auditSeq: UInt64, now: Int64) -> JSON {
+                       deviceJobs: [BusPriority: Int], auditSeq: UInt64, now: Int64) -> JSON {
         let zones: [JSON] = site.zones.map { z in
             let c = ZoneCondition.evaluate(zone: z.id, site: site, snapshot: snap, now: now)
             return .obj([("id", .string(z.id)), ("occupied", .bool(c.occupied)), ("inAlarm", .bool(c.inAlarm)),
@@ -71,30 +72,40 @@ enum Wire {
         let c = s.counters
         let ages = s.actuationAges.sorted()
         func pct(_ q: Double) -> JSON { ages.isEmpty ? .null : .number(Double(ages[min(ages.count - 1, Int(Double(ages.count) * q))])) }
-        return .obj([
-            ("site", .string(site.name)), ("ready", .bool(s.ready)),
-            ("uptimeS", .number(Double((now - s.startedAt) / 1000))),
-            ("scans", .number(Double(c.scans))),
-            ("lastScanAgeMs", s.lastScanAt.map { .number(Double(now - $0)) } ?? .null),
-            ("points", .number(Double(site.points.count))), ("pointsNotGood", .number(Double(faulted))),
-            ("zones", .array(zones)),
-            ("quarantined", .array(s.quarantine.names.sorted().map { .string($0) })),
-            ("pendingApprovals", .number(Double(s.approvals.pending.count))),
-            ("effectsActive", .array(effects.active.sorted().map { .string($0.description) })),
-            ("driven", .array(effects.driven.values.sorted { $0.point < $1.point }.map {
-                .obj([("point", .string($0.point)), ("value", .number($0.value)), ("effect", .string($0.effect.rawValue))])
-            })),
-            ("counters", .obj([
-                ("writes", .number(Double(c.writes))), ("executed", .number(Double(c.executed))),
-                ("held", .number(Double(c.held))), ("failed", .number(Double(c.failed))),
-                ("denied", .object(c.denied.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
-                ("withheld", .number(Double(c.withheld))), ("busy", .number(Double(c.busy))),
-                ("valuesRead", .number(Double(c.reads))), ("badLines", .number(Double(c.badLines))),
-                ("effectWrites", .number(Double(c.effectWrites))),
-            ])),
-            ("actuationReadingsAgeMs", .obj([("p50", pct(0.5)), ("p99", pct(0.99)), ("samples", .number(Double(ages.count)))])),
-            ("requestHistory", .number(Double(s.approvals.historyCount))),
-            ("auditSeq", .number(Double(auditSeq))),
+        let driven: [JSON] = effects.driven.values.sorted { $0.point < $1.point }.map { d -> JSON in
+            .obj([("point", .string(d.point)), ("value", .number(d.value)), ("effect", .string(d.effect.rawValue))])
+        }
+        let denied: [(String, JSON)] = c.denied.sorted { $0.key < $1.key }.map { ($0.key, JSON.number(Double($0.value))) }
+        let counters: JSON = .obj([
+            ("writes", .number(Double(c.writes))), ("executed", .number(Double(c.executed))),
+            ("held", .number(Double(c.held))), ("failed", .number(Double(c.failed))),
+            ("denied", .object(denied)),
+            ("withheld", .number(Double(c.withheld))), ("busy", .number(Double(c.busy))),
+            ("valuesRead", .number(Double(c.reads))), ("badLines", .number(Double(c.badLines))),
+            ("effectWrites", .number(Double(c.effectWrites))),
         ])
+        let jobs: JSON = .obj([("safety", .number(Double(deviceJobs[.safety] ?? 0))), ("scan", .number(Double(deviceJobs[.scan] ?? 0))),
+                               ("agent", .number(Double(deviceJobs[.agent] ?? 0)))])
+        let ageStats: JSON = .obj([("p50", pct(0.5)), ("p99", pct(0.99)), ("samples", .number(Double(ages.count)))])
+        let lastScan: JSON = s.lastScanAt.map { JSON.number(Double(now - $0)) } ?? .null
+        let quarantined: [JSON] = s.quarantine.names.sorted().map { JSON.string($0) }
+        let active: [JSON] = effects.active.sorted().map { JSON.string($0.description) }
+        var out: [(String, JSON)] = [("site", .string(site.name)), ("ready", .bool(s.ready))]
+        out.append(("uptimeS", .number(Double((now - s.startedAt) / 1000))))
+        out.append(("scans", .number(Double(c.scans))))
+        out.append(("lastScanAgeMs", lastScan))
+        out.append(("points", .number(Double(site.points.count))))
+        out.append(("pointsNotGood", .number(Double(faulted))))
+        out.append(("zones", .array(zones)))
+        out.append(("quarantined", .array(quarantined)))
+        out.append(("pendingApprovals", .number(Double(s.approvals.pending.count))))
+        out.append(("effectsActive", .array(active)))
+        out.append(("driven", .array(driven)))
+        out.append(("counters", counters))
+        out.append(("actuationReadingsAgeMs", ageStats))
+        out.append(("requestHistory", .number(Double(s.approvals.historyCount))))
+        out.append(("deviceJobs", jobs))
+        out.append(("auditSeq", .number(Double(auditSeq))))
+        return .object(out)
     }
 }

@@ -16,6 +16,14 @@ public final class PlantIO: Sendable {
     private let workers: [String: BusWorker]
     private let busPoints: [String: [Point]]
     private let deviceStates = Mutex(DeviceStates())
+    /// Bus jobs submitted, by priority: how much device work each kind of caller causes.
+    private let jobCounts = Mutex([Int](repeating: 0, count: BusPriority.allCases.count))
+
+    /// Bus jobs (one per bus read, one per write) submitted so far, by priority.
+    public var jobsSubmitted: [BusPriority: Int] {
+        let c = jobCounts.withLock { $0 }
+        return Dictionary(uniqueKeysWithValues: BusPriority.allCases.map { ($0, c[$0.rawValue]) })
+    }
 
     private struct DeviceStates {
         /// Device id -> description of its current device-level fault (absent = ok).
@@ -57,6 +65,15 @@ public final class PlantIO: Sendable {
     /// Reads points by id, grouped per bus, buses in parallel. `priority` places the
     /// reads in each bus's queue: the scanner reads at `.scan`, an agent's fresh re-read at `.agent`.
     public func read(_ ids: [String], priority: BusPriority = .scan) async -> [String: Result<Double, DeviceError>] {
+        await readStamped(ids, priority: priority, clock: monotonicMillis).results
+    }
+
+    /// As `read`, with the time (`clock`, read on the bus thread) the earliest of the bus
+    /// jobs began its transactions: the conservative time of the values, without the
+    /// time spent queued behind other work.
+    public func readStamped(_ ids: [String], priority: BusPriority, clock: @escaping @Sendable () -> Int64)
+        async -> (startedAt: Int64, results: [String: Result<Double, DeviceError>]) {
+        var earliest = Int64.max
         var out: [String: Result<Double, DeviceError>] = [:]
         var perBus: [String: [Point]] = [:]
         var seen = Set<String>()
@@ -69,19 +86,23 @@ public final class PlantIO: Sendable {
             for p in points { out[p.id] = .failure(.unsupported("bus \(bus) is not configured")) }
             return nil
         }
-        await withTaskGroup(of: [String: Result<Double, DeviceError>].self) { group in
+        jobCounts.withLock { $0[priority.rawValue] += jobs.count }
+        await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
             for (worker, points) in jobs {
                 group.addTask {
                     let closed = Dictionary(uniqueKeysWithValues: points.map { ($0.id, Result<Double, DeviceError>.failure(.closed)) })
-                    return await worker.run(priority, closed) { backend in backend.read(points) }
+                    return await worker.run(priority, (clock(), closed)) { backend in (clock(), backend.read(points)) }
                 }
             }
-            for await part in group { out.merge(part) { a, _ in a } }
+            for await (t, part) in group {
+                earliest = min(earliest, t)
+                out.merge(part) { a, _ in a }
+            }
         }
         for (_, points) in perBus {
             for p in points where out[p.id] == nil { out[p.id] = .failure(.malformed("no value returned")) }
         }
-        return check(out)
+        return (earliest == Int64.max ? clock() : earliest, check(out))
     }
 
     /// Writes one output and reads it back; success carries the read-back value.
@@ -97,6 +118,7 @@ public final class PlantIO: Sendable {
         guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
         guard value.isFinite, p.role.envelope.contains(value) else { return .failure(.outOfRange(value)) }
         guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
+        jobCounts.withLock { $0[priority.rawValue] += 1 }
         let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
             if let check, let why = check() { return .failure(.withheld(why)) }
             return backend.write(p, value: value)

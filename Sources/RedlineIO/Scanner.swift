@@ -22,6 +22,11 @@ public final class Scanner: Sendable {
     private struct State {
         var snapshot = PlantSnapshot()
         var fullScans = 0
+        /// Reads completed per bus (in `run`), and the counts at the last full scan.
+        var busDone: [Int] = []
+        var busMark: [Int] = []
+        /// How long each bus's last scan read took on its thread, in ms (by bus id).
+        var busReadMs: [String: Int64] = [:]
     }
 
     public init(site: Site, io: PlantIO, logger: Logger, clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
@@ -52,8 +57,7 @@ public final class Scanner: Sendable {
         await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
             for ids in idsByBus where !ids.isEmpty {
                 group.addTask { [io, clock] in
-                    let started = clock()
-                    return (started, await io.read(ids, priority: .scan))
+                    await io.readStamped(ids, priority: .scan, clock: clock)
                 }
             }
             for await (t, results) in group {
@@ -78,8 +82,7 @@ public final class Scanner: Sendable {
         let parts = await withTaskGroup(of: (Int64, [String: Result<Double, DeviceError>]).self) { group in
             for ids in groups.values where !ids.isEmpty {
                 group.addTask { [io, clock] in
-                    let started = clock()
-                    return (started, await io.read(ids, priority: priority))
+                    await io.readStamped(ids, priority: priority, clock: clock)
                 }
             }
             var out: [(Int64, [String: Result<Double, DeviceError>])] = []
@@ -92,27 +95,69 @@ public final class Scanner: Sendable {
         }
     }
 
+    /// Re-reads some points so that their readings are as young as possible together: the
+    /// points of slow buses (a last scan read longer than a quarter of the scan interval) first,
+    /// then the fast ones, so the fast readings are not already old when the slow ones arrive.
+    public func refreshAligned(_ ids: [String], priority: BusPriority = .agent) async -> PlantSnapshot {
+        let quarter = max(1, site.timing.scanIntervalMs / 4)
+        let durations = state.withLock { $0.busReadMs }
+        var slow: [String] = [], fast: [String] = []
+        for id in ids {
+            let bus = site.point(id)?.bus ?? ""
+            if durations[bus, default: 0] > quarter { slow.append(id) } else { fast.append(id) }
+        }
+        guard !slow.isEmpty, !fast.isEmpty else { return await refresh(ids, priority: priority) }
+        _ = await refresh(slow, priority: priority)
+        return await refresh(fast, priority: priority)
+    }
+
     /// Merges a value read outside the scan (a write's read-back), stamped with when that
     /// exchange started, so `points.read` shows a write at once instead of after the next scan.
     public func record(_ id: String, readBack value: Double, at t: Int64) {
         state.withLock { Self.merge([id: .success(value)], at: t, into: &$0.snapshot) }
     }
 
-    /// Scans at the site's interval until the task is cancelled. `onPart` runs as each
-    /// bus's part of a scan arrives, `onScan` after each full scan. Neither may wait for
-    /// agent work: the scan loop (and the watchdog, which follows it) depends on them.
+    /// Scans until the task is cancelled: each bus in its own loop, every
+    /// `site.timing.scanIntervalMs`, so a slow device delays only its own bus and never
+    /// the fire panel's. `onPart` runs after each bus read is merged; `onScan` after every
+    /// bus has been read again since the last full scan (a "full scan": what readiness and
+    /// the watchdog follow, so the watchdog stops when any bus stops completing reads).
+    /// Neither may wait for agent work.
     public func run(onPart: (@Sendable (PlantSnapshot) -> Void)? = nil,
                     onScan: @escaping @Sendable (PlantSnapshot) async -> Void) async {
         let interval = max(1, site.timing.scanIntervalMs)
-        while !Task.isCancelled {
-            let started = monotonicMillis()
-            let snap = await scanOnce(onPart: onPart)
-            await onScan(snap)
-            let wait = interval - (monotonicMillis() - started)
-            if wait > 0 {
-                do { try await Task.sleep(for: .milliseconds(wait)) } catch { break }
-            } else {
-                await Task.yield()
+        let buses = idsByBus.filter { !$0.isEmpty }
+        state.withLock { s in
+            s.busDone = Array(repeating: 0, count: buses.count)
+            s.busMark = s.busDone
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for (k, ids) in buses.enumerated() {
+                group.addTask { [io, clock] in
+                    while !Task.isCancelled {
+                        let started = monotonicMillis()
+                        let (t, results) = await io.readStamped(ids, priority: .scan, clock: clock)
+                        let took = clock() - t
+                        let bus = self.site.point(ids[0])?.bus ?? ""
+                        let (snap, full) = self.state.withLock { s -> (PlantSnapshot, Bool) in
+                            Self.merge(results, at: t, into: &s.snapshot)
+                            s.busReadMs[bus] = took
+                            s.busDone[k] += 1
+                            let full = zip(s.busDone, s.busMark).allSatisfy { $0 > $1 }
+                            if full { s.busMark = s.busDone }
+                            if full { s.fullScans += 1 }
+                            return (s.snapshot, full)
+                        }
+                        onPart?(snap)
+                        if full { await onScan(snap) }
+                        let wait = interval - (monotonicMillis() - started)
+                        if wait > 0 {
+                            do { try await Task.sleep(for: .milliseconds(wait)) } catch { break }
+                        } else {
+                            await Task.yield()
+                        }
+                    }
+                }
             }
         }
     }

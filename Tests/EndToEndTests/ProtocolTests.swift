@@ -134,7 +134,7 @@ struct ProtocolAbuseTests {
 struct SocketLimitTests {
     @Test("connections beyond the cap are told so and closed; the others keep working")
     func connectionCap() throws {
-        let s = try PlantAndDaemon(daemonArgs: ["--max-connections", "2"])
+        let s = try PlantAndDaemon(daemonArgs: ["--max-connections", "2", "--max-connections-per-uid", "2"])
         let a = try s.agent(uid: 2001), b = try s.agent(uid: 2001)
         defer { a.close(); b.close() }
         #expect(try a.request("site.describe")["result"] != nil)

@@ -16,11 +16,12 @@ public final class PlantAndDaemon: @unchecked Sendable {
     public let operatorSocket: String
     public let auditPath: String
     let extraArgs: [String]
+    let extraEnvironment: [String: String]?
 
     /// Starts both for `site` (a file under Firmware-Configs by default), waiting until the daemon is ready.
     /// With `manualClock` the simulator runs `--clock manual` (plant time moves only on `plant.advance`).
     public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], manualClock: Bool = false,
-                file: String = #filePath) throws {
+                daemonEnvironment: [String: String]? = nil, file: String = #filePath) throws {
         root = TestPaths.packageRoot(from: file)
         dir = TempDir(prefix: "rle2e")
         chmod(dir.path, 0o755)  // agents (other uids) must reach the socket
@@ -31,23 +32,24 @@ public final class PlantAndDaemon: @unchecked Sendable {
         operatorSocket = dir.file("operator.sock")
         auditPath = dir.file("audit.jsonl")
         extraArgs = daemonArgs
+        extraEnvironment = daemonEnvironment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }
         sim = try SimProcess(siteFile: siteFile, devicesDir: root.appendingPathComponent("Devices").path,
                              controlPath: dir.file("sim.sock"), manualClock: manualClock, logPath: dir.file("sim.log"))
         daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
                                                 operatorSocket: operatorSocket, auditPath: auditPath,
-                                                logPath: dir.file("redlined.log"), extra: daemonArgs)
+                                                logPath: dir.file("redlined.log"), extra: daemonArgs, environment: extraEnvironment)
         try waitReady()
     }
 
     static func startDaemon(root: URL, siteFile: String, agentSocket: String, operatorSocket: String,
-                            auditPath: String, logPath: String, extra: [String]) throws -> ChildProcess {
+                            auditPath: String, logPath: String, extra: [String], environment: [String: String]? = nil) throws -> ChildProcess {
         guard let exe = TestPaths.executable("redlined") else {
             throw TestSupportError("redlined is not built (run `swift build` first, or set REDLINE_BIN)")
         }
         return try ChildProcess(executable: exe, arguments: [
             "--config", siteFile, "--devices", root.appendingPathComponent("Devices").path,
             "--agent-socket", agentSocket, "--operator-socket", operatorSocket, "--audit", auditPath,
-        ] + extra, logPath: logPath)
+        ] + extra, logPath: logPath, environment: environment)
     }
 
     /// Waits until the operator socket reports `ready` (the first full scan completed).
@@ -67,7 +69,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
         daemon.process.waitUntilExit()
         daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
                                                 operatorSocket: operatorSocket, auditPath: auditPath,
-                                                logPath: dir.file("redlined-2.log"), extra: extraArgs)
+                                                logPath: dir.file("redlined-2.log"), extra: extraArgs, environment: extraEnvironment)
         try waitReady()
     }
 
@@ -149,6 +151,9 @@ public final class PeerConnection: @unchecked Sendable {
     }
 
     public func sendLine(_ text: String) throws { try send(raw: Array((text + "\n").utf8)) }
+
+    /// Closes the sending side only (the peer sees a half-close); answers can still be read.
+    public func finishSending() { try? toPeer.fileHandleForWriting.close() }
 
     /// The next line, or `nil` if the peer closed; throws after `timeout` seconds.
     public func readLine(timeout: Double = 10) throws -> [UInt8]? {

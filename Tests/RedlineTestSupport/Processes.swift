@@ -126,8 +126,9 @@ public final class SimProcess: @unchecked Sendable {
         try call("plant.set", ["name": .string(name), "value": .number(value)])
     }
 
-    public func fault(_ device: String, _ mode: String) throws {
-        try call("device.fault", ["device": .string(device), "mode": .string(mode)])
+    public func fault(_ device: String, _ mode: String, delayMs: Int? = nil) throws {
+        try call("device.fault", .obj([("device", .string(device)), ("mode", .string(mode)),
+                                       ("delayMs", delayMs.map { .number(Double($0)) })]))
     }
 
     public func advance(_ seconds: Double) throws {
