@@ -75,7 +75,7 @@ public struct PlantSnapshot: Sendable, Hashable {
     }
 }
 
-/// The three conditions of a zone (DESIGN §3), each with the inputs that caused it.
+/// The three conditions of a zone (docs/DESIGN.md §3), each with the inputs that caused it.
 public struct ZoneCondition: Sendable, Hashable {
     public var occupied: Bool = false
     public var inAlarm: Bool = false

@@ -1,6 +1,6 @@
 import RedlineCore
 
-/// JSON-RPC 2.0 error codes used on both sockets (DESIGN §7).
+/// JSON-RPC 2.0 error codes used on both sockets (docs/DESIGN.md §7).
 public enum RPCCode: Int, Sendable {
     case parse = -32700
     case invalidRequest = -32600
