@@ -102,7 +102,7 @@ struct RedTeamTests {
     /// this test as skipped, with the reason below; the project's own corpus above still runs.
     @Test("extra red-team case (shared/redteam beside the checkout)",
           .enabled(if: RedTeamCorpus.extra != nil,
-                   "skipped: no shared/redteam beside the checkout and no $REDLINE_REDTEAM_DIR; only Tests/RedTeam ran"),
+                   "no shared/redteam beside the checkout (nor a $REDLINE_REDTEAM_DIR folder): only the project's own Tests/RedTeam ran"),
           arguments: RedTeamCorpus.extra?.cases() ?? [])
     func extraCase(_ c: RedTeamCase) throws {
         try run(c)
