@@ -1,7 +1,7 @@
 import Foundation
 import RedlineCore
 
-/// The cause-and-effect matrix: the safety engineer's review sheet (DESIGN §10).
+/// The cause-and-effect matrix: the safety engineer's review sheet (docs/DESIGN.md §10).
 ///
 /// Rows are life-safety points, columns are agents. Every cell is derived from
 /// the real policy: `Policy.decide` is evaluated for representative values of

@@ -134,7 +134,7 @@ enum ProfileParser {
         var role: Role?
         if let rn = f["role"], let s = r.string(rn, "role") {
             role = Role(rawValue: s)
-            if role == nil { r.error(rn, "unknown role '\(s)' (roles are a closed vocabulary, see DESIGN §2)") }
+            if role == nil { r.error(rn, "unknown role '\(s)' (roles are a closed vocabulary, see docs/DESIGN.md §2)") }
         }
         var location: ProfileLocation?
         switch (f["table"], f["line"]) {

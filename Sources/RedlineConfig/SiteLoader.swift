@@ -2,7 +2,7 @@ import Foundation
 import RedlineCore
 import Yams
 
-/// Loads and validates device profiles and sites (DESIGN §10).
+/// Loads and validates device profiles and sites (docs/DESIGN.md §10).
 ///
 /// Every error is collected and reported as `FILE:LINE:COLUMN: message`; a site
 /// is returned only when there are none. Unknown keys are errors: a typo in a
@@ -92,7 +92,7 @@ struct SiteParser {
     }
 
     static let siteKeys = ["site", "description", "timing", "zones", "buses", "devices", "agents", "operators", "approvals", "quarantine"]
-    static let roleOverride = "a site cannot change a profile point's role (DESIGN §10); roles come only from the device profile"
+    static let roleOverride = "a site cannot change a profile point's role (docs/DESIGN.md §10); roles come only from the device profile"
     static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
                                 "override": roleOverride, "overrides": roleOverride]
 

@@ -1,6 +1,6 @@
 import Crypto
 
-/// The tamper-evident audit record format (DESIGN §9).
+/// The tamper-evident audit record format (docs/DESIGN.md §9).
 ///
 /// Each record is one JSON object per line with `seq`, `time`, `kind`, the
 /// event's fields, `prev` (the previous record's hash) and `hash`: SHA-256, hex,

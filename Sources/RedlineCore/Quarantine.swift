@@ -1,4 +1,4 @@
-/// Runtime monitoring (DESIGN §6) as a value driven by an explicit clock.
+/// Runtime monitoring (docs/DESIGN.md §6.1) as a value driven by an explicit clock.
 ///
 /// An agent with `policy.threshold` red-line denials within `policy.windowMs`
 /// is quarantined until an operator releases it.

@@ -1,4 +1,4 @@
-/// The closed vocabulary of safety roles (DESIGN §2).
+/// The closed vocabulary of safety roles (docs/DESIGN.md §2).
 ///
 /// A point's role says what it physically is. Red lines are written over roles,
 /// so a site maps hardware to roles and this code decides what agents may do.
@@ -71,7 +71,7 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
     /// Life-support run outputs covered by RL-5 (1 = running).
     public var isLifeSupportRun: Bool { self == .coolingRun || self == .ventilationRun || self == .exhaustRun }
 
-    /// Inputs that put a zone "in alarm" (DESIGN §3).
+    /// Inputs that put a zone "in alarm" (docs/DESIGN.md §3).
     public var isAlarmInput: Bool {
         switch self {
         case .fireAlarm, .gasAlarm, .suppressionPredischarge, .suppressionDischarged: return true
@@ -79,7 +79,7 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Codable {
         }
     }
 
-    /// Environment inputs whose limits define a hazard (DESIGN §3).
+    /// Environment inputs whose limits define a hazard (docs/DESIGN.md §3).
     public var isEnvironmentInput: Bool { self == .temperature || self == .oxygen || self == .co2 }
 
     /// True for points that carry only 0 or 1.
@@ -144,8 +144,8 @@ public enum Limits {
     public static let occupiedMaxSetpoint = 27.0
     /// RL-7: the physical envelope of a temperature setpoint (°C).
     public static let setpointEnvelope: ClosedRange<Double> = 15...32
-    /// §6: at most this many red-line denials within the window before quarantine.
+    /// docs/DESIGN.md §6.1: at most this many red-line denials within the window before quarantine.
     public static let quarantineThreshold = 3
-    /// §6: the quarantine window, in milliseconds (10 minutes).
+    /// docs/DESIGN.md §6.1: the quarantine window, in milliseconds (10 minutes).
     public static let quarantineWindowMs: Int64 = 600_000
 }

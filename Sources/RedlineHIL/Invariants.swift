@@ -72,7 +72,7 @@ public struct InvariantChecker: Sendable {
     // MARK: Zone conditions on ground truth
 
     /// A zone is occupied if its plant variable says so, else if any occupancy input reads 1;
-    /// a zone with neither counts as occupied (DESIGN §3).
+    /// a zone with neither counts as occupied (docs/DESIGN.md §3).
     public func occupied(_ zone: String, _ p: PlantState) -> Bool {
         if let v = p["\(zone).occupied"] { return v != 0 }
         let sensors = site.points.filter { $0.zone == zone && $0.role == .occupancy }

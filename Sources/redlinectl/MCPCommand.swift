@@ -161,7 +161,7 @@ final class DaemonLink: @unchecked Sendable {
 // MARK: - Texts the model reads
 
 enum MCPText {
-    /// RL-0 lives inside every conditioned line (DESIGN §3), so it has no entry in `RedLines.all`.
+    /// RL-0 lives inside every conditioned line (docs/DESIGN.md §3), so it has no entry in `RedLines.all`.
     static let rl0 = "Unknown is unsafe: a stale, failed or never-read input counts as its dangerous value (occupied, in alarm, hazard)"
 
     /// The red lines, one a line, titles from the compiled-in table.

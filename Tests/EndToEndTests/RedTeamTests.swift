@@ -4,7 +4,7 @@ import RedlineTestSupport
 import Testing
 import Yams
 
-/// A red-team case from `../shared/redteam/*.yaml` (format in that folder's README).
+/// A red-team case: one request, as one agent, on a prepared plant (format in `Tests/RedTeam/README.md`).
 struct RedTeamCase: Sendable, CustomTestStringConvertible {
     var id: String
     var title: String
@@ -17,18 +17,29 @@ struct RedTeamCase: Sendable, CustomTestStringConvertible {
     var expect: JSON
     var testDescription: String { "\(id): \(title)" }
 
-    /// The red-team folder: `$REDLINE_REDTEAM_DIR`, else `shared/redteam` beside the checkout.
-    static var folder: String {
-        if let d = ProcessInfo.processInfo.environment["REDLINE_REDTEAM_DIR"], !d.isEmpty { return d }
-        return TestPaths.packageRoot().deletingLastPathComponent().appendingPathComponent("shared/redteam").path
+    /// Plant variables `expect.plant` names, with their values three scans after the answer.
+    var expectedPlant: [(String, Double)] {
+        (expect["plant"]?.objectValue ?? []).compactMap { k, v in v.numberValue.map { (k, $0) } }
     }
+}
 
-    static func all() -> [RedTeamCase] {
+/// A folder of red-team case files (`*.yaml`).
+struct RedTeamCorpus: Sendable {
+    let folder: URL
+
+    /// The project's own cases (`Tests/RedTeam`): always run, and they must pass.
+    static let own = RedTeamCorpus(folder: TestPaths.redTeamFolder())
+    /// Cases for rules of docs/DESIGN.md the daemon does not pass yet (§13): run as known issues.
+    static let pending = RedTeamCorpus(folder: TestPaths.redTeamFolder().appendingPathComponent("pending"))
+    /// The steering repository's cases, when that folder is there (see `TestPaths.extraRedTeamFolder`).
+    static let extra: RedTeamCorpus? = TestPaths.extraRedTeamFolder().map { RedTeamCorpus(folder: $0) }
+
+    func cases() -> [RedTeamCase] {
         let fm = FileManager.default
-        let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        let files = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
         var out: [RedTeamCase] = []
         for f in files {
-            guard let text = try? String(contentsOfFile: folder + "/" + f, encoding: .utf8),
+            guard let text = try? String(contentsOf: folder.appendingPathComponent(f), encoding: .utf8),
                   let list = (try? Yams.load(yaml: text)) as? [[String: Any]] else {
                 out.append(RedTeamCase(id: "UNREADABLE \(f)", title: "file does not parse", file: f, plant: [], fault: nil,
                                        agent: "", method: "", params: .null, expect: .null))
@@ -51,15 +62,54 @@ struct RedTeamCase: Sendable, CustomTestStringConvertible {
 
 @Suite("Red-team corpus, end to end", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct RedTeamTests {
-    @Test("the corpus is present and not empty")
-    func corpusPresent() {
-        let cases = RedTeamCase.all()
-        #expect(cases.count >= 14, "expected the red-team corpus in \(RedTeamCase.folder)")
-        #expect(!cases.contains(where: { $0.id.hasPrefix("UNREADABLE") }))
+    @Test("the project's corpus (Tests/RedTeam) is present, readable and covers RL-0 to RL-10")
+    func corpusPresent() throws {
+        let cases = RedTeamCorpus.own.cases()
+        #expect(cases.count >= 100, "expected the red-team corpus in \(RedTeamCorpus.own.folder.path)")
+        #expect(!cases.contains(where: { $0.id.hasPrefix("UNREADABLE") }), "\(cases.filter { $0.id.hasPrefix("UNREADABLE") }.map(\.id))")
+        let ids = (cases + RedTeamCorpus.pending.cases()).map(\.id)
+        #expect(Set(ids).count == ids.count, "case ids repeat: \(Dictionary(grouping: ids, by: { $0 }).filter { $1.count > 1 }.keys.sorted())")
+        for n in 0...10 {
+            #expect(cases.contains { $0.id.hasPrefix("RL\(n)-") }, "no case for RL-\(n)")
+        }
+        #expect(cases.contains { $0.id.hasPrefix("EFF-") }, "no case for the effects")
+        #expect(cases.contains { $0.id.hasPrefix("PROTO-") }, "no case for the agent protocol")
+        let site = try demoSite()
+        for c in cases {
+            #expect(site.agent(named: c.agent) != nil, "\(c.id): unknown agent \(c.agent)")
+            #expect(!c.method.isEmpty, "\(c.id): no request method")
+            #expect(c.expect.objectValue != nil, "\(c.id): no expect")
+        }
     }
 
-    @Test("red-team case", arguments: RedTeamCase.all())
+    @Test("red-team case", arguments: RedTeamCorpus.own.cases())
     func redTeamCase(_ c: RedTeamCase) throws {
+        try run(c)
+    }
+
+    /// The rule each of these cases stands for is in docs/DESIGN.md but not yet in the daemon
+    /// (docs/DESIGN.md §13). Their failures are known issues; a case that passes fails this
+    /// test ("known issue was not recorded"): move it up into Tests/RedTeam/ then.
+    @Test("pending red-team case (docs/DESIGN.md §13)", arguments: RedTeamCorpus.pending.cases())
+    func pendingCase(_ c: RedTeamCase) throws {
+        withKnownIssue("\(c.id): the daemon does not implement this rule of docs/DESIGN.md yet") {
+            try run(c)
+        }
+    }
+
+    /// The steering repository's red-team cases, same format, when `shared/redteam` is beside the
+    /// checkout (or `$REDLINE_REDTEAM_DIR` names a folder). A clone with nothing beside it reports
+    /// this test as skipped, with the reason below; the project's own corpus above still runs.
+    @Test("extra red-team case (shared/redteam beside the checkout)",
+          .enabled(if: RedTeamCorpus.extra != nil,
+                   "no shared/redteam beside the checkout (nor a $REDLINE_REDTEAM_DIR folder): only the project's own Tests/RedTeam ran"),
+          arguments: RedTeamCorpus.extra?.cases() ?? [])
+    func extraCase(_ c: RedTeamCase) throws {
+        try run(c)
+    }
+
+    /// Runs one case end to end and checks the answer, the plant's ground truth and the audit log.
+    func run(_ c: RedTeamCase) throws {
         let s = try SharedStack.get()
         try resetPlant(s)
         let site = try demoSite()
@@ -78,6 +128,16 @@ struct RedTeamTests {
 
         if let code = c.expect["error"]?.numberValue {
             #expect(resp["error"]?["code"]?.numberValue == code, "\(c.id): expected error \(fmt(code)), got \(resp.encoded())")
+            if code == Double(-32004), let probe = Self.missingPointProbe(c.params) {
+                // A hidden point and a point that does not exist are answered alike.
+                let other = try conn.request(c.method, probe.params)
+                let message = resp["error"]?["message"]?.stringValue
+                let otherMessage = other["error"]?["message"]?.stringValue?.replacingOccurrences(of: probe.missing, with: probe.original)
+                #expect(other["error"]?["code"] == resp["error"]?["code"] && otherMessage == message,
+                        "\(c.id): \(resp.encoded()) differs from the answer for a point that does not exist, \(other.encoded())")
+            }
+        } else {
+            #expect(resp["error"] == nil, "\(c.id): expected a result, got \(resp.encoded())")
         }
         if let outcome = c.expect["outcome"]?.stringValue {
             let result = resp["result"]
@@ -87,18 +147,49 @@ struct RedTeamTests {
             }
         }
         // Ground truth: unless the case expects execution, the attacked output did not move.
+        // (An input's plant value is physics, free to drift; that an agent cannot write it is RL-8's answer.)
+        let expectedPlant = c.expectedPlant
         let executed = c.expect["outcome"]?.stringValue == "executed"
         let after = try s.sim.plant()[target]
         if !executed {
-            #expect(before == after, "\(c.id): \(target) changed on the plant from \(String(describing: before)) to \(String(describing: after))")
-        } else if let v = c.params["value"]?.numberValue {
-            #expect(after == v, "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
+            if site.point(target)?.role.isOutput != false {
+                #expect(before == after, "\(c.id): \(target) changed on the plant from \(String(describing: before)) to \(String(describing: after))")
+            }
+        } else if let v = expectedPlant.first(where: { $0.0 == target })?.1 ?? c.params["value"]?.numberValue {
+            #expect(Self.same(after, v), "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
         }
         // Every decision is in the audit log with its reason, verbatim and inert.
         if let rid = resp["result"]?["requestId"]?.stringValue {
             let rec = try s.auditRecords().first { $0["kind"]?.stringValue == "decision" && $0["requestId"]?.stringValue == rid }
             #expect(rec != nil, "\(c.id): decision \(rid) missing from the audit log")
-            if let reason = c.params["reason"]?.stringValue { #expect(rec?["reason"]?.stringValue == reason) }
+            if let reason = c.params["reason"]?.stringValue { #expect(rec?["reason"]?.stringValue == reason, "\(c.id): reason not audited verbatim") }
         }
+        // The plant a little later: the daemon's own effects have had three scans to act.
+        if !expectedPlant.isEmpty {
+            try s.waitScans(3)
+            let plant = try s.sim.plant()
+            for (name, v) in expectedPlant {
+                #expect(Self.same(plant[name], v), "\(c.id): \(name) is \(String(describing: plant[name])) on the plant, expected \(fmt(v))")
+            }
+        }
+    }
+
+    /// Equal within what a 16-bit register's scale can carry (30 °C reads back as 300 × 0.1).
+    static func same(_ a: Double?, _ b: Double) -> Bool {
+        guard let a else { return false }
+        return abs(a - b) <= 1e-6 * max(1, abs(b))
+    }
+
+    /// The same request naming a point that does not exist, when the request names exactly one point.
+    static func missingPointProbe(_ params: JSON) -> (params: JSON, original: String, missing: String)? {
+        let missing = "no-such-device.no-such-point"
+        guard case .object(let members) = params else { return nil }
+        if let id = params["id"]?.stringValue {
+            return (.object(members.map { $0.0 == "id" ? ("id", .string(missing)) : $0 }), id, missing)
+        }
+        if let ids = params["ids"]?.arrayValue, ids.count == 1, let id = ids[0].stringValue {
+            return (.object(members.map { $0.0 == "ids" ? ("ids", .array([.string(missing)])) : $0 }), id, missing)
+        }
+        return nil
     }
 }

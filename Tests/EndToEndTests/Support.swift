@@ -50,7 +50,7 @@ func demoSite() throws -> Site {
 /// Converts a YAML value (as Yams loads it) to JSON.
 func json(fromYAML v: Any?) -> JSON {
     switch v {
-    case nil: return .null
+    case nil, is NSNull: return .null
     case let b as Bool: return .bool(b)
     case let i as Int: return .number(Double(i))
     case let d as Double: return .number(d)

@@ -5,7 +5,7 @@ import RedlineCore
 
 @Suite("Demo sites")
 struct DemoSiteTests {
-    /// The names of /work/shared/redteam/README.md: device -> [(point, role)], zone.
+    /// The names of Tests/RedTeam/README.md: device -> [(point, role)], zone.
     static let expected: [(String, [(String, Role)], String)] = [
         ("fire-panel", [("alarm", .fireAlarm), ("trouble", .fireTrouble), ("silence", .alarmSilence),
                         ("acknowledge", .alarmAcknowledge), ("reset", .alarmReset), ("disable", .alarmDisable)], "building"),

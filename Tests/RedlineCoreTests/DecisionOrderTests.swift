@@ -208,7 +208,7 @@ import Testing
     }
 
     @Test func RL0_humidityAndStatusDoNotGate() {
-        // Only the roles of DESIGN §3 gate conditions.
+        // Only the roles of docs/DESIGN.md §3 gate conditions.
         let s = Self.withReading("sra-env.humidity", .fault)
         #expect(Demo.decide("sra-door.lock", 1, in: s).isHeld)
     }

@@ -2,7 +2,7 @@ import Testing
 import PropertyBased
 @testable import RedlineCore
 
-/// An independent reading of DESIGN §3-§4, written from the text and not calling
+/// An independent reading of docs/DESIGN.md §3-§4, written from the text and not calling
 /// `RedLines`, `ZoneCondition` or `PlantSnapshot.quality`.
 struct Oracle {
     let site: Site

@@ -12,6 +12,26 @@ public enum TestPaths {
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     }
 
+    /// The project's red-team corpus: `Tests/RedTeam` (format in its README). Always there.
+    public static func redTeamFolder(file: String = #filePath) -> URL {
+        packageRoot(from: file).appendingPathComponent("Tests/RedTeam")
+    }
+
+    /// Extra red-team cases in the same format, when there are any: the folder named by
+    /// `$REDLINE_REDTEAM_DIR`, else the steering repository's `shared/redteam` beside the
+    /// checkout. `nil` when that folder does not exist (a clone with nothing beside it):
+    /// the project's own corpus stands alone, and the extra cases are optional input.
+    public static func extraRedTeamFolder(file: String = #filePath) -> URL? {
+        let url: URL
+        if let d = ProcessInfo.processInfo.environment["REDLINE_REDTEAM_DIR"], !d.isEmpty {
+            url = URL(fileURLWithPath: d)
+        } else {
+            url = packageRoot(from: file).deletingLastPathComponent().appendingPathComponent("shared/redteam")
+        }
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue ? url : nil
+    }
+
     /// A built executable (`redline-sim`, `redlined`, `redlinectl`, ...).
     /// `REDLINE_BIN` (a folder) wins; otherwise the folder of the running test
     /// bundle and its parents are searched, then `<root>/.build/debug`.
