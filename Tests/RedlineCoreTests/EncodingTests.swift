@@ -134,7 +134,7 @@ struct EncodingTests {
     }
 }
 
-@Suite("Encoding: the Modbus read plan")
+@Suite("Encoding: the Modbus read plan and a serial line's scan budget")
 struct ReadPlanTests {
     static func p(_ id: String, unit: Int, _ table: ModbusTable, _ address: Int) -> Point {
         Point(id: id, device: "d\(unit)", name: id, role: table.isBit ? .status : .temperature, zone: "z", bus: "b", unitId: unit,
@@ -158,5 +158,21 @@ struct ReadPlanTests {
         // At most 125 registers per read.
         let long = (0..<130).map { Self.p("r\($0)", unit: 1, .holdingRegister, $0) }
         #expect(ModbusReadPlan.plan(long).reads.map(\.count) == [125, 5])
+    }
+
+    @Test func serialScanBudgetFollowsTheREADMEFormula() {
+        // One crac-unit: coil 0, holding register 0, discrete input 0: three transactions.
+        let crac = [Self.p("run", unit: 3, .coil, 0), Self.p("sp", unit: 3, .holdingRegister, 0), Self.p("f", unit: 3, .discreteInput, 0)]
+        let b = SerialScanBudget(baud: 9600, points: crac)
+        #expect(b.transactions == 3)
+        #expect(b.requestBytes == 24)
+        #expect(b.responseBytes == 6 + 7 + 6)
+        let char = 11.0 / 9600 * 1000
+        #expect(abs(b.totalMs - ((24 + 19) * char + 3 * (2 * 3.5 * char + Limits.serialTurnaroundMs))) < 1e-9)
+        #expect(b.fits(scanIntervalMs: 200))
+        #expect(!b.fits(scanIntervalMs: 100))
+        // Above 19200 baud the inter-frame gap is fixed at 1.75 ms.
+        #expect(SerialScanBudget(baud: 115200, points: crac).gapMs == 1.75)
+        #expect(b.explanation.contains("3 read transactions per scan"))
     }
 }
