@@ -81,6 +81,16 @@ struct FixtureTests {
             e(5, 95, "yes-please", "signed must be true or false"),
         ]),
         ("unknown-key", "test-device.yaml", [e(4, 5, "{", "a point with a table needs an address"), e(4, 49, "adress", "unknown key 'adress' in profile point")]),
+        // Issue 11: decide on what will be written.
+        ("scale-zero", "test-device.yaml", [e(4, 94, "0", "scale 0 is not usable: engineering value = raw x scale needs a scale above 0")]),
+        ("scale-negative", "test-device.yaml", [e(4, 94, "-1", "scale -1 is not usable")]),
+        ("scale-inexact", "test-device.yaml", [
+            e(4, 94, "0.7", "cannot carry the compiled-in limits exactly with scale 0.7: 15 °C would be written as 14.7 °C, 27 °C would be written as 27.3 °C, 32 °C would be written as 32.2 °C"),
+        ]),
+        ("scale-coarse", "test-device.yaml", [
+            e(4, 94, "2", "cannot carry the compiled-in limits exactly with scale 2: 15 °C would be written as 16 °C, 27 °C would be written as 28 °C"),
+            e(5, 80, "2", "point 'run' (cooling-run) carries only 0 and 1, but with scale 2: 1 would be written as 2; use scale 1"),
+        ]),
     ]
 
     /// The text of `file` starting at a 1-based line and column (in Unicode scalars, as libyaml counts).
