@@ -2,7 +2,33 @@ import Foundation
 import RedlineCore
 import Yams
 
-/// Loads and validates device profiles and sites (DESIGN §10).
+/// What a load depends on outside the files: host names and user names.
+public struct LoaderEnvironment: Sendable {
+    /// Resolves Modbus TCP hosts (getaddrinfo), so that two spellings of one server are one endpoint.
+    public var hosts: HostResolver
+    /// Resolves agents named by user name (getpwnam).
+    public var accounts: AccountDatabase
+
+    public init(hosts: HostResolver, accounts: AccountDatabase) {
+        self.hosts = hosts
+        self.accounts = accounts
+    }
+
+    public static var system: LoaderEnvironment { LoaderEnvironment(hosts: .system, accounts: .system) }
+}
+
+/// A validated site and every file it was read from.
+public struct LoadedSite: Sendable {
+    public var site: Site
+    /// Every file the loader read: the site file, then every `*.yaml` and `*.yml` of the devices
+    /// folder (whatever its name, whether or not the site uses the profile in it).
+    public var files: [String]
+    /// The folders holding them: the site's folder, the devices folder, and the real folder of
+    /// any file reached through a symlink.
+    public var folders: [String]
+}
+
+/// Loads and validates device profiles and sites (README, "Configuration").
 ///
 /// Every error is collected and reported as `FILE:LINE:COLUMN: message`; a site
 /// is returned only when there are none. Unknown keys are errors: a typo in a
@@ -15,20 +41,44 @@ public enum SiteLoader {
     }
 
     /// Loads and validates a site. Profiles come from `devicesDir`, default: `<dir of site file>/../Devices`.
-    public static func load(siteFile: String, devicesDir: String? = nil) throws(ConfigErrors) -> Site {
+    public static func load(siteFile: String, devicesDir: String? = nil,
+                            environment: LoaderEnvironment = .system) throws(ConfigErrors) -> Site {
+        try loadWithFiles(siteFile: siteFile, devicesDir: devicesDir, environment: environment).site
+    }
+
+    /// Loads and validates a site, and reports every file and folder it was read from
+    /// (the daemon checks each of them before it trusts the site).
+    public static func loadWithFiles(siteFile: String, devicesDir: String? = nil,
+                                     environment: LoaderEnvironment = .system) throws(ConfigErrors) -> LoadedSite {
         let dir = devicesDir ?? defaultDevicesDir(forSite: siteFile)
         let profiles = readProfiles(devicesDir: dir)
         let r = Reader(file: siteFile)
-        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir).parse()
+        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir,
+                              environment: environment).parse()
         let all = (profiles.diagnostics + r.diagnostics).ordered()
         guard all.isEmpty, let site else {
             throw ConfigErrors(diagnostics: all.isEmpty
                 ? [ConfigDiagnostic(file: siteFile, line: 1, column: 1, message: "site could not be loaded")] : all)
         }
-        return site
+        let files = [siteFile] + profiles.files
+        var folders: [String] = []
+        func addFolder(_ f: String) { if !folders.contains(f) { folders.append(f) } }
+        addFolder(folder(of: siteFile))
+        addFolder(dir)
+        for f in files {
+            addFolder(folder(of: f))
+            if let real = PathIdentity.realPath(f) { addFolder(folder(of: real)) }
+        }
+        return LoadedSite(site: site, files: files, folders: folders)
     }
 
-    /// Loads every `*.yaml` profile in `devicesDir`, keyed by profile name.
+    /// The folder holding `path` (`.` for a bare file name).
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Loads every `*.yaml` and `*.yml` profile in `devicesDir`, keyed by profile name.
     public static func loadProfiles(devicesDir: String) throws(ConfigErrors) -> [String: DeviceProfile] {
         let p = readProfiles(devicesDir: devicesDir)
         guard p.diagnostics.isEmpty else { throw ConfigErrors(diagnostics: p.diagnostics.ordered()) }
@@ -39,6 +89,8 @@ public enum SiteLoader {
         var profiles: [String: DeviceProfile] = [:]
         var broken: Set<String> = []
         var diagnostics: [ConfigDiagnostic] = []
+        /// Every file read, in order.
+        var files: [String] = []
     }
 
     static func readProfiles(devicesDir: String) -> Profiles {
@@ -56,6 +108,7 @@ public enum SiteLoader {
         var firstFile: [String: String] = [:]
         for name in names {
             let file = devicesDir.hasSuffix("/") ? devicesDir + name : devicesDir + "/" + name
+            out.files.append(file)
             let r = Reader(file: file)
             let parsed = ProfileParser.parse(file: file, reader: r)
             if let n = parsed.name {
@@ -83,16 +136,19 @@ struct SiteParser {
     let profiles: [String: DeviceProfile]
     let brokenProfiles: Set<String>
     let devicesDir: String
+    let environment: LoaderEnvironment
 
-    init(reader: Reader, profiles: [String: DeviceProfile], brokenProfiles: Set<String>, devicesDir: String) {
+    init(reader: Reader, profiles: [String: DeviceProfile], brokenProfiles: Set<String>, devicesDir: String,
+         environment: LoaderEnvironment = .system) {
         self.r = reader
         self.profiles = profiles
         self.brokenProfiles = brokenProfiles
         self.devicesDir = devicesDir
+        self.environment = environment
     }
 
     static let siteKeys = ["site", "description", "timing", "zones", "buses", "devices", "agents", "operators", "approvals", "quarantine"]
-    static let roleOverride = "a site cannot change a profile point's role (DESIGN §10); roles come only from the device profile"
+    static let roleOverride = "a site cannot change a profile point's role (see README, Configuration); roles come only from the device profile"
     static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
                                 "override": roleOverride, "overrides": roleOverride]
 
@@ -178,8 +234,16 @@ struct SiteParser {
 
     struct ParsedBus {
         var bus: Bus
-        /// The physical endpoint: two buses on one endpoint share their address space.
-        var endpoint: String
+        var idNode: Node
+        var kindNode: Node?
+        /// The host, serial device or chip node.
+        var endpointNode: Node?
+        /// What the site calls the endpoint (`localhost:15024`, `/dev/ttyS1`, `gpiochip0`).
+        var spelled: String
+        /// The physical endpoint: buses on one endpoint share its address space.
+        var physical: PhysicalEndpoint
+        /// Index of the first bus on the same physical endpoint (itself if none before it).
+        var endpointGroup = 0
         var isGPIO: Bool { if case .gpio = bus.kind { return true } else { return false } }
     }
 
@@ -202,18 +266,28 @@ struct SiteParser {
                 continue
             }
             var kind: BusKind?
-            var endpoint = ""
+            var physical: PhysicalEndpoint?
+            var endpointNode: Node?
+            var spelled = ""
             switch kinds[0] {
             case "modbus-tcp":
                 if let g = r.fields(f["modbus-tcp"]!, "modbus-tcp", allowed: ["host", "port"], required: ["host", "port"]),
-                   let host = g["host"].flatMap({ r.string($0, "host") }),
+                   let hostNode = g["host"], let host = r.string(hostNode, "host"),
                    let port = g["port"].flatMap({ r.int($0, "port", in: 1...65535) }) {
-                    kind = .modbusTCP(host: host, port: port)
-                    endpoint = "tcp:\(host):\(port)"
+                    spelled = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                    endpointNode = hostNode
+                    switch environment.hosts.resolve(host) {
+                    case .success(let addresses):
+                        kind = .modbusTCP(host: host, port: port)
+                        physical = .tcp(addresses: addresses, port: port)
+                    case .failure(let why):
+                        r.error(hostNode, "host '\(host)' does not resolve (\(why)); every Modbus TCP host must resolve when the site is loaded, so that two buses reaching one server are recognised as one")
+                    }
                 }
             case "modbus-rtu":
                 if let g = r.fields(f["modbus-rtu"]!, "modbus-rtu", allowed: ["device", "baud", "parity", "data-bits", "stop-bits"], required: ["device"]),
                    let dev = g["device"].flatMap({ r.string($0, "serial device") }) {
+                    endpointNode = g["device"]
                     var s = SerialSettings(device: dev)
                     var ok = true
                     if let n = g["baud"] {
@@ -229,14 +303,19 @@ struct SiteParser {
                     if let n = g["stop-bits"] {
                         if let b = r.int(n, "stop-bits", in: 1...2) { s.stopBits = b } else { ok = false }
                     }
-                    if ok { kind = .modbusRTU(s) }
-                    endpoint = "rtu:\(dev)"
+                    if ok {
+                        kind = .modbusRTU(s)
+                        physical = .serial(path: PathIdentity.physical(dev))
+                    }
+                    spelled = dev
                 }
             default:
                 if let g = r.fields(f["gpio"]!, "gpio", allowed: ["chip"], required: ["chip"]),
                    let chip = g["chip"].flatMap({ r.string($0, "chip") }) {
+                    endpointNode = g["chip"]
                     kind = .gpio(chip: chip)
-                    endpoint = "gpio:\(chip)"
+                    physical = .gpioChip(PathIdentity.gpioChip(chip))
+                    spelled = chip
                 }
             }
             if let first = seen[id] {
@@ -244,10 +323,32 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            if let kind { out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), endpoint: endpoint)) }
-            else { broken.insert(id) }
+            if let kind, let physical {
+                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), idNode: idNode, kindNode: f[kinds[0]],
+                                     endpointNode: endpointNode, spelled: spelled, physical: physical))
+            } else {
+                broken.insert(id)
+            }
         }
-        return (out, broken)
+        // Buses on one physical endpoint share one address space (union-find: an address shared
+        // by a name resolving to several joins all of them).
+        var parent = Array(out.indices)
+        func root(_ i: Int) -> Int { var i = i; while parent[i] != i { i = parent[i] }; return i }
+        for i in out.indices {
+            for j in 0..<i where out[i].physical.isSame(as: out[j].physical) {
+                let (a, b) = (root(i), root(j))
+                if a != b { parent[max(a, b)] = min(a, b) }
+            }
+        }
+        for i in out.indices { out[i].endpointGroup = root(i) }
+        // One serial line has one master: two buses on it would interleave their frames.
+        for i in out.indices {
+            guard case .modbusRTU = out[i].bus.kind,
+                  let j = (0..<i).first(where: { out[$0].endpointGroup == out[i].endpointGroup }) else { continue }
+            r.error(out[i].endpointNode ?? out[i].idNode, "bus '\(out[i].bus.id)' is on the same serial line as bus '\(out[j].bus.id)' (\(out[i].spelled) and \(out[j].spelled) are both \(out[i].physical)); a line has one master, so declare the devices of both on one bus")
+            broken.insert(out[i].bus.id)
+        }
+        return (out.filter { !broken.contains($0.bus.id) }, broken)
     }
 
     // MARK: devices
@@ -260,8 +361,8 @@ struct SiteParser {
         var points: [Point] = []
         var broken: Set<String> = []
         var seen: [String: Node] = [:]
-        /// endpoint + unit + location -> point id that holds it.
-        var occupied: [String: String] = [:]
+        /// physical endpoint + unit + location -> the point that holds it, and its bus.
+        var occupied: [String: (point: String, bus: ParsedBus)] = [:]
         let zoneIDs = Set(zones.map(\.id))
         for item in list {
             let before = r.diagnostics.count
@@ -393,21 +494,32 @@ struct SiteParser {
             for pp in profile.points {
                 let pid = "\(id).\(pp.name)"
                 let binding: PointBinding
-                let slot: String
+                // Where the point physically is: the physical endpoint (not the bus's spelling of
+                // it), unit and register, or chip and line. GPIO lines bound by name are resolved
+                // against the real chip when the daemon starts (GPIOBackend.resolveLines).
+                let location: String
                 switch pp.location {
                 case .register(let table, let address):
                     binding = .modbus(table: table, address: address, scale: pp.scale, signed: pp.signed)
-                    slot = "\(bus.endpoint) unit \(unit ?? 0) \(table.rawValue) \(address)"
+                    location = "unit \(unit ?? 0) \(table.rawValue) \(address)"
                 case .line(let line):
                     let l = lines[pp.name] ?? line
                     binding = .gpio(line: l, activeLow: pp.activeLow)
-                    slot = "\(bus.endpoint) line \(l)"
+                    switch l {
+                    case .offset(let o): location = "line \(o)"
+                    case .name(let n): location = "line named '\(n)'"
+                    }
                 }
+                let slot = "\(bus.endpointGroup) \(location)"
                 if let other = occupied[slot] {
-                    r.error(idNode, "point \(pid) overlaps \(other): both at bus '\(bus.bus.id)' \(slot.split(separator: " ", maxSplits: 1).last.map(String.init) ?? slot)")
+                    if other.bus.bus.id == bus.bus.id {
+                        r.error(idNode, "point \(pid) overlaps \(other.point): both at bus '\(bus.bus.id)' \(location)")
+                    } else {
+                        r.error(idNode, "point \(pid) overlaps \(other.point): both at \(location) of one physical endpoint, \(bus.physical): bus '\(bus.bus.id)' (\(bus.spelled)) and bus '\(other.bus.bus.id)' (\(other.bus.spelled)) reach the same device")
+                    }
                     broken.insert(id)
                 } else {
-                    occupied[slot] = pid
+                    occupied[slot] = (pid, bus)
                 }
                 let lim = limits[pp.name]
                 points.append(Point(id: pid, device: id, name: pp.name, role: pp.role, zone: zone, bus: bus.bus.id,
