@@ -48,6 +48,71 @@ struct StartupTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")))
     }
 
+    /// Runs redlined until it exits or `seconds` pass, then stops it: the status is nil if it was still running.
+    func runDaemonBriefly(_ args: [String], seconds: Double = 15) throws -> (status: Int32?, stderr: String) {
+        let exe = try #require(TestPaths.executable("redlined"))
+        let dir = TempDir()
+        let errPath = dir.file("stderr")
+        #expect(FileManager.default.createFile(atPath: errPath, contents: nil))
+        let err = try #require(FileHandle(forWritingAtPath: errPath))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        let finished = !p.isRunning
+        if !finished { p.terminate() }
+        p.waitUntilExit()
+        try err.close()
+        let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return (finished ? p.terminationStatus : nil, text)
+    }
+
+    /// The demo site with a private copy of Devices/ plus `door.yml`, a profile the site never names.
+    func demoWithSpareProfile(_ dir: TempDir) throws -> (site: String, devices: String, door: String) {
+        let devices = dir.file("Devices")
+        try FileManager.default.createDirectory(atPath: devices, withIntermediateDirectories: true)
+        chmod(dir.path, 0o755)
+        chmod(devices, 0o755)
+        let repoDevices = root.appendingPathComponent("Devices").path
+        for name in try FileManager.default.contentsOfDirectory(atPath: repoDevices) where name.hasSuffix(".yaml") {
+            try FileManager.default.copyItem(atPath: repoDevices + "/" + name, toPath: devices + "/" + name)
+            chmod(devices + "/" + name, 0o644)
+        }
+        let door = try dir.write("Devices/door.yml", "profile: spare-door\ndescription: A spare door controller\npoints:\n  - {name: lock, role: egress-lock, table: coil, address: 0}\n")
+        chmod(door, 0o644)
+        let site = dir.file("site.yaml")
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path, toPath: site)
+        chmod(site, 0o644)
+        return (site, devices, door)
+    }
+
+    @Test func worldWritableProfileWithAnyNameIsRefusedAtStartup() throws {
+        // Before issue 11 only DIR/<profile>.yaml of the profiles the site used was checked:
+        // a world-writable door.yml was loaded (and its profile trusted) without a word.
+        let dir = TempDir()
+        let (site, devices, door) = try demoWithSpareProfile(dir)
+        chmod(door, 0o666)
+        let r = try runDaemonBriefly(["--config", site, "--devices", devices, "--agent-socket", dir.file("a.sock"),
+                                      "--operator-socket", dir.file("o.sock"), "--audit", dir.file("audit")])
+        #expect(r.status == 78, "\(r.stderr)")
+        #expect(r.stderr.contains("chmod go-w \(door)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")))
+    }
+
+    @Test func writableDevicesFolderIsRefusedAtStartup() throws {
+        let dir = TempDir()
+        let (site, devices, _) = try demoWithSpareProfile(dir)
+        chmod(devices, 0o777)
+        let r = try runDaemonBriefly(["--config", site, "--devices", devices, "--agent-socket", dir.file("a.sock"),
+                                      "--operator-socket", dir.file("o.sock"), "--audit", dir.file("audit")])
+        #expect(r.status == 78, "\(r.stderr)")
+        #expect(r.stderr.contains("folder \(devices) is writable by anyone (mode 777)") && r.stderr.contains("chmod go-w \(devices)"), "\(r.stderr)")
+    }
+
     @Test("an invalid site is refused with FILE:LINE:COLUMN for each error")
     func invalidSite() throws {
         let dir = TempDir()
