@@ -1,5 +1,6 @@
 import RedlineConfig
 import RedlineCore
+import RedlineIO
 
 /// Start-up refusals beyond a valid site (all exit 78, EX_CONFIG): checks of the world the
 /// site is deployed in, which `redlinectl check` on another machine cannot make.
@@ -11,6 +12,15 @@ extension RedlineDaemon {
         let problems = ConfigFileCheck.problems(loaded)
         guard problems.isEmpty else {
             throw StartupError(message: "refusing an unprotected configuration:\n" + problems.map(\.message).joined(separator: "\n"), exitCode: 78)
+        }
+    }
+
+    /// GPIO lines resolved against the real chips: every name resolves to one line, and no
+    /// line is bound twice (by offset or by name, across buses on one chip).
+    static func checkGPIOLines(_ site: Site) throws(StartupError) {
+        let problems = GPIOBackend.startupProblems(buses: site.buses, points: site.points)
+        guard problems.isEmpty else {
+            throw StartupError(message: "refusing GPIO line bindings:\n" + problems.joined(separator: "\n"), exitCode: 78)
         }
     }
 }
