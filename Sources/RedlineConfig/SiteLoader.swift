@@ -554,10 +554,28 @@ struct SiteParser {
         var uids: [UInt32: (String, Node)] = [:]
         let operatorUIDs = Set(operators.compactMap(\.uid))
         for item in list {
-            guard let f = r.fields(item, "agent", allowed: ["name", "uid", "read", "write", "description"], required: ["name", "uid"]) else { continue }
+            guard let f = r.fields(item, "agent", allowed: ["name", "uid", "user", "read", "write", "description"], required: ["name"]) else { continue }
             _ = f["description"].flatMap { r.string($0, "description") }
             let name = f["name"].flatMap { r.identifier($0, "agent name") }
-            let uid = f["uid"].flatMap { r.int($0, "uid", in: 0...Int(UInt32.max)) }.map(UInt32.init)
+            // The account: by uid, or by user name resolved now (getpwnam), never both.
+            var uid: UInt32?
+            let uidNode = f["uid"] ?? f["user"]
+            switch (f["uid"], f["user"]) {
+            case (let n?, nil):
+                uid = r.int(n, "uid", in: 0...Int(UInt32.max)).map(UInt32.init)
+            case (nil, let n?):
+                if let user = r.string(n, "user") {
+                    if let account = environment.accounts.userNamed(user) {
+                        uid = account.uid
+                    } else {
+                        r.error(n, "unknown user '\(user)': no such account in the user database (getpwnam); create it or name the agent by uid")
+                    }
+                }
+            case (_?, let n?):
+                r.error(n, "an agent has exactly one of uid or user, not both")
+            case (nil, nil):
+                r.error(item, "agent is missing 'uid' or 'user'")
+            }
             let read = f["read"].map { r.stringList($0, "read") } ?? []
             let write = f["write"].map { r.stringList($0, "write") } ?? []
             let readP = read.map { check($0.0, $0.1, "read grant") }
@@ -569,7 +587,7 @@ struct SiteParser {
                     ok = false
                 } else { names[name] = n }
             }
-            if let uid, let n = f["uid"] {
+            if let uid, let n = uidNode {
                 if let (other, first) = uids[uid] {
                     r.error(n, "uid \(uid) is listed twice: already agent '\(other)' (at \(first.mark?.description ?? "?")); one uid is one agent")
                     ok = false

@@ -53,6 +53,7 @@ public enum RedlineDaemon {
         }
         let site = loaded.site
         try checkConfigFiles(loaded)
+        try checkOperatorSeparation(site)
         try checkGPIOLines(site)
 
         let audit: AuditLog

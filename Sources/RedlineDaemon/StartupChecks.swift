@@ -15,6 +15,15 @@ extension RedlineDaemon {
         }
     }
 
+    /// No agent's account (its primary group, or membership in the group database) is in a
+    /// group the site admits to the operator socket.
+    static func checkOperatorSeparation(_ site: Site, accounts: AccountDatabase = .system) throws(StartupError) {
+        let problems = OperatorSeparation.violations(site: site, accounts: accounts)
+        guard problems.isEmpty else {
+            throw StartupError(message: "refusing a site whose agents are operators:\n" + problems.joined(separator: "\n"), exitCode: 78)
+        }
+    }
+
     /// GPIO lines resolved against the real chips: every name resolves to one line, and no
     /// line is bound twice (by offset or by name, across buses on one chip).
     static func checkGPIOLines(_ site: Site) throws(StartupError) {

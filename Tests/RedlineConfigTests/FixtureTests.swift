@@ -62,6 +62,8 @@ struct FixtureTests {
         ("yaml-syntax", [e(6, 6, ":", "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping at 5:5)")]),
         ("wrong-type", [e(7, 53, "\"15020\"", "port must be an integer, not a string ('15020')")]),
         ("stale-after", [e(2, 49, "100", "stale-after-ms (100) must be greater than scan-interval-ms (100)")]),
+        // Issue 11: agents by user name.
+        ("agent-unknown-user", [e(15, 11, "redline-no-such-user", "unknown user 'redline-no-such-user': no such account in the user database")]),
         // Issue 11: physical identity, not spelling.
         ("aliased-output-behind-localhost", [
             e(16, 10, "sra-lights", "point sra-lights.on overlaps sra-door.lock: both at unit 1 coil 0 of one physical endpoint, this host (loopback) port 15024: bus 'lights-io' (localhost:15024) and bus 'sra-door-io' (127.0.0.1:15024) reach the same device"),

@@ -1,4 +1,5 @@
 import Foundation
+import RedlineConfig
 import RedlineCore
 @testable import RedlineDaemon
 import RedlineTestSupport
@@ -173,5 +174,25 @@ struct StartupTests {
         }
         #expect(messages.first?.hasPrefix("READY=1") == true, "\(messages)")
         #expect(messages.filter { $0 == "WATCHDOG=1" }.count >= 3)
+    }
+}
+
+@Suite("Start-up refusal: an agent in an operator group")
+struct OperatorSeparationStartupTests {
+    @Test func agentInAnOperatorGroupStopsTheDaemonWithExit78() throws {
+        let site = Site(name: "s", zones: [Zone(id: "z")], points: [],
+                        agents: [Agent(name: "facilities-agent", uid: 2001, read: [], write: [])],
+                        operators: [Operator(gid: 3000)])
+        let accounts = AccountDatabase(users: [.init(name: "fa", uid: 2001, gid: 2001)],
+                                       groups: [.init(name: "redline-operators", gid: 3000, members: ["fa"])])
+        do {
+            try RedlineDaemon.checkOperatorSeparation(site, accounts: accounts)
+            Issue.record("an agent in the operator group was accepted")
+        } catch {
+            #expect(error.exitCode == 78)
+            #expect(error.message.contains("agent 'facilities-agent' (uid 2001, user 'fa') is a member of operator group 'redline-operators' (gid 3000)"), "\(error)")
+        }
+        let clean = AccountDatabase(users: [.init(name: "fa", uid: 2001, gid: 2001)], groups: [.init(name: "redline-operators", gid: 3000, members: [])])
+        #expect(throws: Never.self) { try RedlineDaemon.checkOperatorSeparation(site, accounts: clean) }
     }
 }
