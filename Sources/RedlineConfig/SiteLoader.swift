@@ -151,6 +151,8 @@ struct SiteParser {
     static let roleOverride = "a site cannot change a profile point's role (see README, Configuration); roles come only from the device profile"
     static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
                                 "override": roleOverride, "overrides": roleOverride]
+    /// Where the timing envelope is explained.
+    static let envelopeRef = "see README, Configuration: the timing envelope"
 
     func parse() -> Site? {
         guard let root = r.compose(),
@@ -158,12 +160,14 @@ struct SiteParser {
         else { return nil }
         let name = f["site"].flatMap { r.string($0, "site name") }
         _ = f["description"].flatMap { r.string($0, "description") }
-        let timing = f["timing"].map(parseTiming) ?? Timing()
+        let timing = f["timing"].map(parseTiming) ?? ParsedTiming()
         let zones = f["zones"].map(parseZones) ?? []
         let (buses, brokenBuses) = f["buses"].map(parseBuses) ?? ([], [])
         let (devices, points, brokenDevices) = f["devices"].map {
-            parseDevices($0, zones: zones, buses: buses, brokenBuses: brokenBuses)
+            parseDevices($0, zones: zones.map(\.zone), buses: buses, brokenBuses: brokenBuses)
         } ?? ([], [], [])
+        checkBusTiming(buses, timing: timing, points: points)
+        if brokenDevices.isEmpty && brokenBuses.isEmpty { checkAlarmSources(zones, points: points) }
         let operators = f["operators"].map(parseOperators) ?? []
         let ids = points.map(\.id)
         func checkPattern(_ text: String, _ node: Node, _ what: String) -> PointPattern {
@@ -187,33 +191,109 @@ struct SiteParser {
         }
         let quarantine = f["quarantine"].map(parseQuarantine) ?? QuarantinePolicy()
         guard r.diagnostics.isEmpty, let name else { return nil }
-        return Site(name: name, timing: timing, zones: zones, buses: buses.map(\.bus), devices: devices,
+        return Site(name: name, timing: timing.timing, zones: zones.map(\.zone), buses: buses.map(\.bus), devices: devices,
                     points: points, agents: agents, operators: operators, approvals: approvals, quarantine: quarantine)
     }
 
     // MARK: timing
 
-    func parseTiming(_ node: Node) -> Timing {
-        guard let f = r.fields(node, "timing", allowed: ["scan-interval-ms", "stale-after-ms"]) else { return Timing() }
-        var t = Timing()
-        if let n = f["scan-interval-ms"], let v = r.int(n, "scan-interval-ms", in: 1...60_000) { t.scanIntervalMs = Int64(v) }
-        if let n = f["stale-after-ms"], let v = r.int(n, "stale-after-ms", in: 1...600_000) {
-            t.staleAfterMs = Int64(v)
-            if t.staleAfterMs <= t.scanIntervalMs {
-                r.error(n, "stale-after-ms (\(v)) must be greater than scan-interval-ms (\(t.scanIntervalMs)), or every reading would count as stale")
+    /// The timing, and whether each part is inside the compiled-in envelope (so later checks
+    /// against it do not repeat an error already reported).
+    struct ParsedTiming {
+        var timing = Timing()
+        var scanOK = true
+        var staleOK = true
+    }
+
+    /// The timing envelope: scan-interval-ms at most `Limits.maxScanIntervalMs`, stale-after-ms
+    /// at most `Limits.maxStaleAfterMs` and at most `Limits.maxStaleAfterScans` scan intervals,
+    /// and more than one scan interval. A site may tighten these, never loosen them.
+    func parseTiming(_ node: Node) -> ParsedTiming {
+        var t = ParsedTiming()
+        guard let f = r.fields(node, "timing", allowed: ["scan-interval-ms", "stale-after-ms"]) else {
+            t.scanOK = false
+            t.staleOK = false
+            return t
+        }
+        if let n = f["scan-interval-ms"] {
+            if let v = r.int(n, "scan-interval-ms", in: 1...Int(Int32.max)) {
+                if Int64(v) > Limits.maxScanIntervalMs {
+                    r.error(n, "scan-interval-ms \(v) loosens the compiled-in maximum of \(Limits.maxScanIntervalMs) ms; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.scanOK = false
+                } else {
+                    t.timing.scanIntervalMs = Int64(v)
+                }
+            } else {
+                t.scanOK = false
             }
-        } else if f["stale-after-ms"] == nil, t.staleAfterMs <= t.scanIntervalMs {
-            r.error(f["scan-interval-ms"], "scan-interval-ms (\(t.scanIntervalMs)) must be less than stale-after-ms (\(t.staleAfterMs))")
+        }
+        let scan = t.timing.scanIntervalMs
+        let maxByScans = Limits.maxStaleAfterScans * scan
+        if let n = f["stale-after-ms"] {
+            if let v = r.int(n, "stale-after-ms", in: 1...Int(Int32.max)) {
+                let stale = Int64(v)
+                if stale > Limits.maxStaleAfterMs {
+                    r.error(n, "stale-after-ms \(v) loosens the compiled-in maximum of \(Limits.maxStaleAfterMs) ms; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.staleOK = false
+                } else if t.scanOK, stale <= scan {
+                    r.error(n, "stale-after-ms (\(v)) must be greater than scan-interval-ms (\(scan)), or every reading would count as stale")
+                    t.staleOK = false
+                } else if t.scanOK, stale > maxByScans {
+                    r.error(n, "stale-after-ms \(v) is more than \(Limits.maxStaleAfterScans) scan intervals (\(Limits.maxStaleAfterScans) x \(scan) ms = \(maxByScans) ms), the compiled-in maximum; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.staleOK = false
+                } else if !t.scanOK {
+                    t.staleOK = false
+                } else {
+                    t.timing.staleAfterMs = stale
+                }
+            } else {
+                t.staleOK = false
+            }
+        } else if t.scanOK {
+            let stale = t.timing.staleAfterMs
+            if stale <= scan {
+                r.error(f["scan-interval-ms"], "scan-interval-ms (\(scan)) must be less than stale-after-ms (\(stale))")
+                t.scanOK = false
+            } else if stale > maxByScans {
+                r.error(f["scan-interval-ms"], "with scan-interval-ms \(scan), the default stale-after-ms of \(stale) is more than \(Limits.maxStaleAfterScans) scan intervals (\(maxByScans) ms), the compiled-in maximum; set stale-after-ms to at most \(maxByScans) (\(Self.envelopeRef))")
+                t.scanOK = false
+            }
         }
         return t
     }
 
+    /// Bus response timeouts below the stale window, and serial lines fast enough for the scan interval.
+    func checkBusTiming(_ buses: [ParsedBus], timing: ParsedTiming, points: [Point]) {
+        let t = timing.timing
+        for b in buses {
+            // GPIO buses have no response timeout (timeout-ms is unused there).
+            if timing.staleOK, !b.isGPIO, Int64(b.bus.timeoutMs) >= t.staleAfterMs {
+                let which = b.timeoutNode == nil ? "has the default timeout-ms of \(b.bus.timeoutMs), which" : "timeout-ms \(b.bus.timeoutMs)"
+                r.error(b.timeoutNode ?? b.idNode,
+                        "bus '\(b.bus.id)' \(which) is not below the stale window (stale-after-ms \(t.staleAfterMs)): a silent device must fault its points before their readings go stale; the compiled-in envelope requires timeout-ms < stale-after-ms (\(Self.envelopeRef))")
+            }
+            if timing.scanOK, case .modbusRTU(let settings) = b.bus.kind {
+                let mine = points.filter { $0.bus == b.bus.id }
+                let budget = SerialScanBudget(baud: settings.baud, points: mine)
+                if !budget.fits(scanIntervalMs: t.scanIntervalMs) {
+                    r.error(b.baudNode ?? b.kindNode ?? b.idNode,
+                            "bus '\(b.bus.id)' cannot sustain scan-interval-ms \(t.scanIntervalMs) at \(settings.baud) baud: one scan takes at least \(SerialScanBudget.ms(budget.totalMs)) ms (\(budget.explanation)); lengthen scan-interval-ms, raise the baud rate or split the devices over more lines (\(Self.envelopeRef))")
+                }
+            }
+        }
+    }
+
     // MARK: zones
 
-    func parseZones(_ node: Node) -> [Zone] {
+    struct ParsedZone {
+        var zone: Zone
+        var idNode: Node
+    }
+
+    func parseZones(_ node: Node) -> [ParsedZone] {
         guard let list = r.sequence(node, "zones") else { return [] }
         if list.isEmpty { r.error(node, "a site needs at least one zone") }
-        var out: [Zone] = []
+        var out: [ParsedZone] = []
         var seen: [String: Node] = [:]
         for item in list {
             guard let f = r.fields(item, "zone", allowed: ["id", "building-wide", "description"], required: ["id"]),
@@ -225,9 +305,22 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            out.append(Zone(id: id, buildingWide: bw))
+            out.append(ParsedZone(zone: Zone(id: id, buildingWide: bw), idNode: idNode))
         }
         return out
+    }
+
+    /// Every zone can go into alarm: it has an alarm input of its own (fire, gas, suppression
+    /// pre-discharge or discharged), or a building-wide zone other than itself has one (whose
+    /// alarms put every zone in alarm, as `ZoneCondition` evaluates them).
+    func checkAlarmSources(_ zones: [ParsedZone], points: [Point]) {
+        let withAlarm = Set(points.filter { $0.role.isAlarmInput }.map(\.zone))
+        for z in zones where !withAlarm.contains(z.zone.id) {
+            let covered = zones.contains { $0.zone.buildingWide && $0.zone.id != z.zone.id && withAlarm.contains($0.zone.id) }
+            if !covered {
+                r.error(z.idNode, "zone '\(z.zone.id)' has no alarm source: no fire-alarm, gas-alarm or suppression input of its own and no building-wide zone with one, so it could never be in alarm (RL-3, RL-6 and the door release E-1 would never see a fire there); add an alarm input to it or to a building-wide zone")
+            }
+        }
     }
 
     // MARK: buses
@@ -238,6 +331,8 @@ struct SiteParser {
         var kindNode: Node?
         /// The host, serial device or chip node.
         var endpointNode: Node?
+        var baudNode: Node?
+        var timeoutNode: Node?
         /// What the site calls the endpoint (`localhost:15024`, `/dev/ttyS1`, `gpiochip0`).
         var spelled: String
         /// The physical endpoint: buses on one endpoint share its address space.
@@ -258,7 +353,10 @@ struct SiteParser {
             _ = f["description"].flatMap { r.string($0, "description") }
             let kinds = ["modbus-tcp", "modbus-rtu", "gpio"].filter { f.has($0) }
             var timeout = 200
-            if let n = f["timeout-ms"], let v = r.int(n, "timeout-ms", in: 1...60_000) { timeout = v }
+            var timeoutOK = true
+            if let n = f["timeout-ms"] {
+                if let v = r.int(n, "timeout-ms", in: 1...Int(Int32.max)) { timeout = v } else { timeoutOK = false }
+            }
             guard kinds.count == 1 else {
                 r.error(kinds.count > 1 ? f[kinds[1]] : item,
                         "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu or gpio")
@@ -269,6 +367,7 @@ struct SiteParser {
             var physical: PhysicalEndpoint?
             var endpointNode: Node?
             var spelled = ""
+            var baudNode: Node?
             switch kinds[0] {
             case "modbus-tcp":
                 if let g = r.fields(f["modbus-tcp"]!, "modbus-tcp", allowed: ["host", "port"], required: ["host", "port"]),
@@ -290,6 +389,7 @@ struct SiteParser {
                     endpointNode = g["device"]
                     var s = SerialSettings(device: dev)
                     var ok = true
+                    baudNode = g["baud"]
                     if let n = g["baud"] {
                         if let b = r.int(n, "baud", in: 300...4_000_000) { s.baud = b } else { ok = false }
                     }
@@ -323,9 +423,9 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            if let kind, let physical {
+            if let kind, let physical, timeoutOK {
                 out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), idNode: idNode, kindNode: f[kinds[0]],
-                                     endpointNode: endpointNode, spelled: spelled, physical: physical))
+                                     endpointNode: endpointNode, baudNode: baudNode, timeoutNode: f["timeout-ms"], spelled: spelled, physical: physical))
             } else {
                 broken.insert(id)
             }
@@ -610,8 +710,12 @@ struct SiteParser {
             let pats = f["points"].map { r.stringList($0, "points") } ?? []
             if let n = f["points"], case .sequence(let s) = n, s.isEmpty { r.error(n, "an approval rule needs at least one point pattern") }
             let ps = pats.map { check($0.0, $0.1, "approval") }
-            if let n = f["timeout-s"], let t = r.int(n, "timeout-s", in: 1...86_400) {
-                out.append(ApprovalRule(points: ps, timeoutMs: Int64(t) * 1000))
+            if let n = f["timeout-s"], let t = r.int(n, "timeout-s", in: 1...Int(Int32.max)) {
+                if Int64(t) * 1000 > Limits.maxApprovalTimeoutMs {
+                    r.error(n, "approval timeout-s \(t) loosens the compiled-in maximum of \(Limits.maxApprovalTimeoutMs / 1000) s (1 hour); a site may only tighten it (\(Self.envelopeRef))")
+                } else {
+                    out.append(ApprovalRule(points: ps, timeoutMs: Int64(t) * 1000))
+                }
             }
         }
         return out

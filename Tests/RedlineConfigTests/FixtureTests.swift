@@ -68,6 +68,13 @@ struct FixtureTests {
         ("aliased-output-behind-localhost", [
             e(16, 10, "sra-lights", "point sra-lights.on overlaps sra-door.lock: both at unit 1 coil 0 of one physical endpoint, this host (loopback) port 15024: bus 'lights-io' (localhost:15024) and bus 'sra-door-io' (127.0.0.1:15024) reach the same device"),
         ]),
+        // Issue 11: the compiled-in timing envelope, and an alarm source for every zone.
+        ("scan-interval-loosened", [e(2, 28, "60000", "scan-interval-ms 60000 loosens the compiled-in maximum of 1000 ms")]),
+        ("stale-after-loosened", [e(2, 50, "600000", "stale-after-ms 600000 loosens the compiled-in maximum of 5000 ms")]),
+        ("bus-timeout-loosened", [e(7, 73, "60000", "bus 'bus-a' timeout-ms 60000 is not below the stale window (stale-after-ms 500)")]),
+        ("zone-without-alarm", [e(5, 10, "room", "zone 'room' has no alarm source")]),
+        ("approval-loosened", [e(21, 32, "86400", "approval timeout-s 86400 loosens the compiled-in maximum of 3600 s (1 hour)")]),
+        ("rtu-too-slow", [e(8, 56, "1200", "bus 'rs485' cannot sustain scan-interval-ms 100 at 1200 baud: one scan takes at least")]),
     ]
 
     /// Profile folders checked with `loadProfiles`: (folder, file, expected).
@@ -209,11 +216,11 @@ struct VariantTests {
                        expect: "stop-bits 3 is outside 1-2", at: "3")
         let file = try temporaryFile(Self.base.replacingOccurrences(
             of: "  - {id: gpio, gpio: {chip: gpiochip0}}",
-            with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 9600, parity: N, data-bits: 8, stop-bits: 2}, timeout-ms: 500}"))
+            with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 9600, parity: N, data-bits: 8, stop-bits: 2}, timeout-ms: 400}"))
         let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
         let bus = try #require(site.buses.first { $0.id == "rs485" })
         #expect(bus.kind == .modbusRTU(SerialSettings(device: "/dev/ttyS1", baud: 9600, parity: "N", dataBits: 8, stopBits: 2)))
-        #expect(bus.timeoutMs == 500)
+        #expect(bus.timeoutMs == 400)  // below the stale window (500)
     }
 
     @Test("site limits narrow the profile's range and may not widen it")
