@@ -161,7 +161,9 @@ cp -r "$ROOT/Devices" "$ROOT/Firmware-Configs" "$IR/rig/"
 # the daemon (rightly) treats the plant as dangerous. The VM copy keeps every device, line and
 # rule of demo-datacenter-gpio.yaml and changes only the timing (GPIOVM_TIMING, and
 # GPIOVM_MODBUS_TIMEOUT_MS on the Modbus buses); GPIOVM_TIMING=original runs the file as is.
-VM_TIMING=${GPIOVM_TIMING:-"{scan-interval-ms: 250, stale-after-ms: 4000}"}
+# The timing stays inside the compiled-in envelope (README, Configuration): stale-after-ms at
+# most 5 scan intervals and 5000 ms, bus timeouts below it.
+VM_TIMING=${GPIOVM_TIMING:-"{scan-interval-ms: 800, stale-after-ms: 4000}"}
 if [ "$VM_TIMING" != original ]; then
     sed -e "s/^timing: .*/timing: $VM_TIMING/" \
         -e "s/modbus-tcp: {host: \([^,]*\), port: \([0-9]*\)}}/modbus-tcp: {host: \1, port: \2}, timeout-ms: ${GPIOVM_MODBUS_TIMEOUT_MS:-1500}}/" \

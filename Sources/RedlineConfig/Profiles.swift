@@ -120,6 +120,51 @@ enum ProfileParser {
                       profile: DeviceProfile(name: name, description: description, file: file, points: points))
     }
 
+    /// The values a writable register must carry exactly, for its role: a temperature setpoint
+    /// the compiled-in limits (15, 27 and 32 °C: the envelope and the occupied maximum), a
+    /// boolean 0 and 1. Otherwise a write the policy allows (27 °C) would land as another value
+    /// (28 °C with scale 2).
+    static func exactValues(_ role: Role) -> [Double] {
+        if role == .temperatureSetpoint {
+            return [Limits.setpointEnvelope.lowerBound, Limits.occupiedMaxSetpoint, Limits.setpointEnvelope.upperBound]
+        }
+        return role.isBoolean ? [0, 1] : []
+    }
+
+    /// Reports, at `node`, a writable register whose encoding cannot carry `exactValues(role)` exactly.
+    static func representsCompiledLimits(name: String, role: Role, table: ModbusTable, address: Int, scale: Double,
+                                         signed: Bool, at node: Node, _ r: Reader) -> Bool {
+        let wanted = exactValues(role)
+        guard !wanted.isEmpty else { return true }
+        let probe = Point(id: name, device: "", name: name, role: role, zone: "", bus: "", unitId: 1,
+                          binding: .modbus(table: table, address: address, scale: scale, signed: signed))
+        var wrong: [String] = []
+        for v in wanted {
+            let raw = ModbusRegisterCodec.encode(v, table: table, scale: scale, signed: signed)
+            let landed = raw.map { ModbusRegisterCodec.decode(raw: $0, table: table, scale: scale, signed: signed) }
+            if probe.quantized(v) == v { continue }
+            let unit = role.unit.map { " \($0)" } ?? ""
+            wrong.append(landed.map { "\(fmt(v))\(unit) would be written as \(short($0))\(unit)" }
+                         ?? "\(fmt(v))\(unit) cannot be written at all (outside the register's range)")
+        }
+        guard !wrong.isEmpty else { return true }
+        let need = wanted.dropLast().map(fmt).joined(separator: ", ") + " and " + fmt(wanted.last!)
+        if role == .temperatureSetpoint {
+            r.error(node, "point '\(name)' (\(role.rawValue)) cannot carry the compiled-in limits exactly with scale \(fmt(scale)): \(wrong.joined(separator: ", ")); use a scale that represents \(need) °C exactly, such as 0.1, 0.5 or 1")
+        } else {
+            r.error(node, "point '\(name)' (\(role.rawValue)) carries only \(need), but with scale \(fmt(scale)): \(wrong.joined(separator: ", ")); use scale 1")
+        }
+        return false
+    }
+
+    /// A value as an integrator would write it (at most 6 significant digits): 32.199999999999996 is 32.2.
+    static func short(_ v: Double) -> String {
+        guard v.isFinite, v != 0 else { return fmt(v) }
+        let digits = max(0, 5 - Int(log10(abs(v)).rounded(.down)))
+        let p = pow(10.0, Double(digits))
+        return fmt((v * p).rounded() / p)
+    }
+
     static func describe(_ l: ProfileLocation) -> String {
         switch l {
         case .register(let t, let a): return "\(t.rawValue) \(a)"
@@ -185,9 +230,18 @@ enum ProfileParser {
             ok = false
         }
         var scale = 1.0
-        if let n = f["scale"], let s = r.double(n, "scale") {
-            if s == 0 { r.error(n, "scale must not be 0"); ok = false } else { scale = s }
-            if case .register(let t, _)? = location, t.isBit { r.error(n, "scale applies only to registers"); ok = false }
+        if let n = f["scale"] {
+            if let s = r.double(n, "scale") {
+                if !ModbusRegisterCodec.isValidScale(s) {
+                    r.error(n, "scale \(fmt(s)) is not usable: engineering value = raw x scale needs a scale above 0")
+                    ok = false
+                } else {
+                    scale = s
+                }
+                if case .register(let t, _)? = location, t.isBit { r.error(n, "scale applies only to registers"); ok = false }
+            } else {
+                ok = false
+            }
         }
         var signed = false
         if let n = f["signed"], let s = r.bool(n, "signed") {
@@ -206,6 +260,11 @@ enum ProfileParser {
             } else if !checkRange(r, role: role, min: min, max: max, what: "point '\(name ?? "?")'") {
                 ok = false
             }
+        }
+        if ok, let name, let role, case .register(let table, let address)? = location, !table.isBit, role.isOutput,
+           !representsCompiledLimits(name: name, role: role, table: table, address: address, scale: scale, signed: signed,
+                                     at: f["scale"] ?? node, r) {
+            ok = false
         }
         guard ok, let name, let role, let location else { return nil }
         return ProfilePoint(name: name, role: role, location: location, scale: scale, signed: signed,

@@ -2,6 +2,32 @@ import Foundation
 import RedlineCore
 import Yams
 
+/// What a load depends on outside the files: host names and user names.
+public struct LoaderEnvironment: Sendable {
+    /// Resolves Modbus TCP hosts (getaddrinfo), so that two spellings of one server are one endpoint.
+    public var hosts: HostResolver
+    /// Resolves agents named by user name (getpwnam).
+    public var accounts: AccountDatabase
+
+    public init(hosts: HostResolver, accounts: AccountDatabase) {
+        self.hosts = hosts
+        self.accounts = accounts
+    }
+
+    public static var system: LoaderEnvironment { LoaderEnvironment(hosts: .system, accounts: .system) }
+}
+
+/// A validated site and every file it was read from.
+public struct LoadedSite: Sendable {
+    public var site: Site
+    /// Every file the loader read: the site file, then every `*.yaml` and `*.yml` of the devices
+    /// folder (whatever its name, whether or not the site uses the profile in it).
+    public var files: [String]
+    /// The folders holding them: the site's folder, the devices folder, and the real folder of
+    /// any file reached through a symlink.
+    public var folders: [String]
+}
+
 /// Loads and validates device profiles and sites (docs/DESIGN.md §10).
 ///
 /// Every error is collected and reported as `FILE:LINE:COLUMN: message`; a site
@@ -15,20 +41,44 @@ public enum SiteLoader {
     }
 
     /// Loads and validates a site. Profiles come from `devicesDir`, default: `<dir of site file>/../Devices`.
-    public static func load(siteFile: String, devicesDir: String? = nil) throws(ConfigErrors) -> Site {
+    public static func load(siteFile: String, devicesDir: String? = nil,
+                            environment: LoaderEnvironment = .system) throws(ConfigErrors) -> Site {
+        try loadWithFiles(siteFile: siteFile, devicesDir: devicesDir, environment: environment).site
+    }
+
+    /// Loads and validates a site, and reports every file and folder it was read from
+    /// (the daemon checks each of them before it trusts the site).
+    public static func loadWithFiles(siteFile: String, devicesDir: String? = nil,
+                                     environment: LoaderEnvironment = .system) throws(ConfigErrors) -> LoadedSite {
         let dir = devicesDir ?? defaultDevicesDir(forSite: siteFile)
         let profiles = readProfiles(devicesDir: dir)
         let r = Reader(file: siteFile)
-        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir).parse()
+        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir,
+                              environment: environment).parse()
         let all = (profiles.diagnostics + r.diagnostics).ordered()
         guard all.isEmpty, let site else {
             throw ConfigErrors(diagnostics: all.isEmpty
                 ? [ConfigDiagnostic(file: siteFile, line: 1, column: 1, message: "site could not be loaded")] : all)
         }
-        return site
+        let files = [siteFile] + profiles.files
+        var folders: [String] = []
+        func addFolder(_ f: String) { if !folders.contains(f) { folders.append(f) } }
+        addFolder(folder(of: siteFile))
+        addFolder(dir)
+        for f in files {
+            addFolder(folder(of: f))
+            if let real = PathIdentity.realPath(f) { addFolder(folder(of: real)) }
+        }
+        return LoadedSite(site: site, files: files, folders: folders)
     }
 
-    /// Loads every `*.yaml` profile in `devicesDir`, keyed by profile name.
+    /// The folder holding `path` (`.` for a bare file name).
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Loads every `*.yaml` and `*.yml` profile in `devicesDir`, keyed by profile name.
     public static func loadProfiles(devicesDir: String) throws(ConfigErrors) -> [String: DeviceProfile] {
         let p = readProfiles(devicesDir: devicesDir)
         guard p.diagnostics.isEmpty else { throw ConfigErrors(diagnostics: p.diagnostics.ordered()) }
@@ -39,6 +89,8 @@ public enum SiteLoader {
         var profiles: [String: DeviceProfile] = [:]
         var broken: Set<String> = []
         var diagnostics: [ConfigDiagnostic] = []
+        /// Every file read, in order.
+        var files: [String] = []
     }
 
     static func readProfiles(devicesDir: String) -> Profiles {
@@ -56,6 +108,7 @@ public enum SiteLoader {
         var firstFile: [String: String] = [:]
         for name in names {
             let file = devicesDir.hasSuffix("/") ? devicesDir + name : devicesDir + "/" + name
+            out.files.append(file)
             let r = Reader(file: file)
             let parsed = ProfileParser.parse(file: file, reader: r)
             if let n = parsed.name {
@@ -83,18 +136,23 @@ struct SiteParser {
     let profiles: [String: DeviceProfile]
     let brokenProfiles: Set<String>
     let devicesDir: String
+    let environment: LoaderEnvironment
 
-    init(reader: Reader, profiles: [String: DeviceProfile], brokenProfiles: Set<String>, devicesDir: String) {
+    init(reader: Reader, profiles: [String: DeviceProfile], brokenProfiles: Set<String>, devicesDir: String,
+         environment: LoaderEnvironment = .system) {
         self.r = reader
         self.profiles = profiles
         self.brokenProfiles = brokenProfiles
         self.devicesDir = devicesDir
+        self.environment = environment
     }
 
     static let siteKeys = ["site", "description", "timing", "zones", "buses", "devices", "agents", "operators", "approvals", "quarantine"]
     static let roleOverride = "a site cannot change a profile point's role (docs/DESIGN.md §10); roles come only from the device profile"
     static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
                                 "override": roleOverride, "overrides": roleOverride]
+    /// Where the timing envelope is explained.
+    static let envelopeRef = "see docs/DESIGN.md §4.4, the timing envelope"
 
     func parse() -> Site? {
         guard let root = r.compose(),
@@ -102,12 +160,14 @@ struct SiteParser {
         else { return nil }
         let name = f["site"].flatMap { r.string($0, "site name") }
         _ = f["description"].flatMap { r.string($0, "description") }
-        let timing = f["timing"].map(parseTiming) ?? Timing()
+        let timing = f["timing"].map(parseTiming) ?? ParsedTiming()
         let zones = f["zones"].map(parseZones) ?? []
         let (buses, brokenBuses) = f["buses"].map(parseBuses) ?? ([], [])
         let (devices, points, brokenDevices) = f["devices"].map {
-            parseDevices($0, zones: zones, buses: buses, brokenBuses: brokenBuses)
+            parseDevices($0, zones: zones.map(\.zone), buses: buses, brokenBuses: brokenBuses)
         } ?? ([], [], [])
+        checkBusTiming(buses, timing: timing, points: points)
+        if brokenDevices.isEmpty && brokenBuses.isEmpty { checkAlarmSources(zones, points: points) }
         let operators = f["operators"].map(parseOperators) ?? []
         let ids = points.map(\.id)
         func checkPattern(_ text: String, _ node: Node, _ what: String) -> PointPattern {
@@ -131,33 +191,109 @@ struct SiteParser {
         }
         let quarantine = f["quarantine"].map(parseQuarantine) ?? QuarantinePolicy()
         guard r.diagnostics.isEmpty, let name else { return nil }
-        return Site(name: name, timing: timing, zones: zones, buses: buses.map(\.bus), devices: devices,
+        return Site(name: name, timing: timing.timing, zones: zones.map(\.zone), buses: buses.map(\.bus), devices: devices,
                     points: points, agents: agents, operators: operators, approvals: approvals, quarantine: quarantine)
     }
 
     // MARK: timing
 
-    func parseTiming(_ node: Node) -> Timing {
-        guard let f = r.fields(node, "timing", allowed: ["scan-interval-ms", "stale-after-ms"]) else { return Timing() }
-        var t = Timing()
-        if let n = f["scan-interval-ms"], let v = r.int(n, "scan-interval-ms", in: 1...60_000) { t.scanIntervalMs = Int64(v) }
-        if let n = f["stale-after-ms"], let v = r.int(n, "stale-after-ms", in: 1...600_000) {
-            t.staleAfterMs = Int64(v)
-            if t.staleAfterMs <= t.scanIntervalMs {
-                r.error(n, "stale-after-ms (\(v)) must be greater than scan-interval-ms (\(t.scanIntervalMs)), or every reading would count as stale")
+    /// The timing, and whether each part is inside the compiled-in envelope (so later checks
+    /// against it do not repeat an error already reported).
+    struct ParsedTiming {
+        var timing = Timing()
+        var scanOK = true
+        var staleOK = true
+    }
+
+    /// The timing envelope: scan-interval-ms at most `Limits.maxScanIntervalMs`, stale-after-ms
+    /// at most `Limits.maxStaleAfterMs` and at most `Limits.maxStaleAfterScans` scan intervals,
+    /// and more than one scan interval. A site may tighten these, never loosen them.
+    func parseTiming(_ node: Node) -> ParsedTiming {
+        var t = ParsedTiming()
+        guard let f = r.fields(node, "timing", allowed: ["scan-interval-ms", "stale-after-ms"]) else {
+            t.scanOK = false
+            t.staleOK = false
+            return t
+        }
+        if let n = f["scan-interval-ms"] {
+            if let v = r.int(n, "scan-interval-ms", in: 1...Int(Int32.max)) {
+                if Int64(v) > Limits.maxScanIntervalMs {
+                    r.error(n, "scan-interval-ms \(v) loosens the compiled-in maximum of \(Limits.maxScanIntervalMs) ms; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.scanOK = false
+                } else {
+                    t.timing.scanIntervalMs = Int64(v)
+                }
+            } else {
+                t.scanOK = false
             }
-        } else if f["stale-after-ms"] == nil, t.staleAfterMs <= t.scanIntervalMs {
-            r.error(f["scan-interval-ms"], "scan-interval-ms (\(t.scanIntervalMs)) must be less than stale-after-ms (\(t.staleAfterMs))")
+        }
+        let scan = t.timing.scanIntervalMs
+        let maxByScans = Limits.maxStaleAfterScans * scan
+        if let n = f["stale-after-ms"] {
+            if let v = r.int(n, "stale-after-ms", in: 1...Int(Int32.max)) {
+                let stale = Int64(v)
+                if stale > Limits.maxStaleAfterMs {
+                    r.error(n, "stale-after-ms \(v) loosens the compiled-in maximum of \(Limits.maxStaleAfterMs) ms; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.staleOK = false
+                } else if t.scanOK, stale <= scan {
+                    r.error(n, "stale-after-ms (\(v)) must be greater than scan-interval-ms (\(scan)), or every reading would count as stale")
+                    t.staleOK = false
+                } else if t.scanOK, stale > maxByScans {
+                    r.error(n, "stale-after-ms \(v) is more than \(Limits.maxStaleAfterScans) scan intervals (\(Limits.maxStaleAfterScans) x \(scan) ms = \(maxByScans) ms), the compiled-in maximum; a site may only tighten the timing envelope (\(Self.envelopeRef))")
+                    t.staleOK = false
+                } else if !t.scanOK {
+                    t.staleOK = false
+                } else {
+                    t.timing.staleAfterMs = stale
+                }
+            } else {
+                t.staleOK = false
+            }
+        } else if t.scanOK {
+            let stale = t.timing.staleAfterMs
+            if stale <= scan {
+                r.error(f["scan-interval-ms"], "scan-interval-ms (\(scan)) must be less than stale-after-ms (\(stale))")
+                t.scanOK = false
+            } else if stale > maxByScans {
+                r.error(f["scan-interval-ms"], "with scan-interval-ms \(scan), the default stale-after-ms of \(stale) is more than \(Limits.maxStaleAfterScans) scan intervals (\(maxByScans) ms), the compiled-in maximum; set stale-after-ms to at most \(maxByScans) (\(Self.envelopeRef))")
+                t.scanOK = false
+            }
         }
         return t
     }
 
+    /// Bus response timeouts below the stale window, and serial lines fast enough for the scan interval.
+    func checkBusTiming(_ buses: [ParsedBus], timing: ParsedTiming, points: [Point]) {
+        let t = timing.timing
+        for b in buses {
+            // GPIO buses have no response timeout (timeout-ms is unused there).
+            if timing.staleOK, !b.isGPIO, Int64(b.bus.timeoutMs) >= t.staleAfterMs {
+                let which = b.timeoutNode == nil ? "has the default timeout-ms of \(b.bus.timeoutMs), which" : "timeout-ms \(b.bus.timeoutMs)"
+                r.error(b.timeoutNode ?? b.idNode,
+                        "bus '\(b.bus.id)' \(which) is not below the stale window (stale-after-ms \(t.staleAfterMs)): a silent device must fault its points before their readings go stale; the compiled-in envelope requires timeout-ms < stale-after-ms (\(Self.envelopeRef))")
+            }
+            if timing.scanOK, case .modbusRTU(let settings) = b.bus.kind {
+                let mine = points.filter { $0.bus == b.bus.id }
+                let budget = SerialScanBudget(baud: settings.baud, points: mine)
+                if !budget.fits(scanIntervalMs: t.scanIntervalMs) {
+                    r.error(b.baudNode ?? b.kindNode ?? b.idNode,
+                            "bus '\(b.bus.id)' cannot sustain scan-interval-ms \(t.scanIntervalMs) at \(settings.baud) baud: one scan takes at least \(SerialScanBudget.ms(budget.totalMs)) ms (\(budget.explanation)); lengthen scan-interval-ms, raise the baud rate or split the devices over more lines (\(Self.envelopeRef))")
+                }
+            }
+        }
+    }
+
     // MARK: zones
 
-    func parseZones(_ node: Node) -> [Zone] {
+    struct ParsedZone {
+        var zone: Zone
+        var idNode: Node
+    }
+
+    func parseZones(_ node: Node) -> [ParsedZone] {
         guard let list = r.sequence(node, "zones") else { return [] }
         if list.isEmpty { r.error(node, "a site needs at least one zone") }
-        var out: [Zone] = []
+        var out: [ParsedZone] = []
         var seen: [String: Node] = [:]
         for item in list {
             guard let f = r.fields(item, "zone", allowed: ["id", "building-wide", "description"], required: ["id"]),
@@ -169,17 +305,40 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            out.append(Zone(id: id, buildingWide: bw))
+            out.append(ParsedZone(zone: Zone(id: id, buildingWide: bw), idNode: idNode))
         }
         return out
+    }
+
+    /// Every zone can go into alarm: it has an alarm input of its own (fire, gas, suppression
+    /// pre-discharge or discharged), or a building-wide zone other than itself has one (whose
+    /// alarms put every zone in alarm, as `ZoneCondition` evaluates them).
+    func checkAlarmSources(_ zones: [ParsedZone], points: [Point]) {
+        let withAlarm = Set(points.filter { $0.role.isAlarmInput }.map(\.zone))
+        for z in zones where !withAlarm.contains(z.zone.id) {
+            let covered = zones.contains { $0.zone.buildingWide && $0.zone.id != z.zone.id && withAlarm.contains($0.zone.id) }
+            if !covered {
+                r.error(z.idNode, "zone '\(z.zone.id)' has no alarm source: no fire-alarm, gas-alarm or suppression input of its own and no building-wide zone with one, so it could never be in alarm (RL-3, RL-6 and the door release E-1 would never see a fire there); add an alarm input to it or to a building-wide zone")
+            }
+        }
     }
 
     // MARK: buses
 
     struct ParsedBus {
         var bus: Bus
-        /// The physical endpoint: two buses on one endpoint share their address space.
-        var endpoint: String
+        var idNode: Node
+        var kindNode: Node?
+        /// The host, serial device or chip node.
+        var endpointNode: Node?
+        var baudNode: Node?
+        var timeoutNode: Node?
+        /// What the site calls the endpoint (`localhost:15024`, `/dev/ttyS1`, `gpiochip0`).
+        var spelled: String
+        /// The physical endpoint: buses on one endpoint share its address space.
+        var physical: PhysicalEndpoint
+        /// Index of the first bus on the same physical endpoint (itself if none before it).
+        var endpointGroup = 0
         var isGPIO: Bool { if case .gpio = bus.kind { return true } else { return false } }
     }
 
@@ -194,7 +353,10 @@ struct SiteParser {
             _ = f["description"].flatMap { r.string($0, "description") }
             let kinds = ["modbus-tcp", "modbus-rtu", "gpio"].filter { f.has($0) }
             var timeout = 200
-            if let n = f["timeout-ms"], let v = r.int(n, "timeout-ms", in: 1...60_000) { timeout = v }
+            var timeoutOK = true
+            if let n = f["timeout-ms"] {
+                if let v = r.int(n, "timeout-ms", in: 1...Int(Int32.max)) { timeout = v } else { timeoutOK = false }
+            }
             guard kinds.count == 1 else {
                 r.error(kinds.count > 1 ? f[kinds[1]] : item,
                         "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu or gpio")
@@ -202,20 +364,32 @@ struct SiteParser {
                 continue
             }
             var kind: BusKind?
-            var endpoint = ""
+            var physical: PhysicalEndpoint?
+            var endpointNode: Node?
+            var spelled = ""
+            var baudNode: Node?
             switch kinds[0] {
             case "modbus-tcp":
                 if let g = r.fields(f["modbus-tcp"]!, "modbus-tcp", allowed: ["host", "port"], required: ["host", "port"]),
-                   let host = g["host"].flatMap({ r.string($0, "host") }),
+                   let hostNode = g["host"], let host = r.string(hostNode, "host"),
                    let port = g["port"].flatMap({ r.int($0, "port", in: 1...65535) }) {
-                    kind = .modbusTCP(host: host, port: port)
-                    endpoint = "tcp:\(host):\(port)"
+                    spelled = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                    endpointNode = hostNode
+                    switch environment.hosts.resolve(host) {
+                    case .success(let addresses):
+                        kind = .modbusTCP(host: host, port: port)
+                        physical = .tcp(addresses: addresses, port: port)
+                    case .failure(let why):
+                        r.error(hostNode, "host '\(host)' does not resolve (\(why)); every Modbus TCP host must resolve when the site is loaded, so that two buses reaching one server are recognised as one")
+                    }
                 }
             case "modbus-rtu":
                 if let g = r.fields(f["modbus-rtu"]!, "modbus-rtu", allowed: ["device", "baud", "parity", "data-bits", "stop-bits"], required: ["device"]),
                    let dev = g["device"].flatMap({ r.string($0, "serial device") }) {
+                    endpointNode = g["device"]
                     var s = SerialSettings(device: dev)
                     var ok = true
+                    baudNode = g["baud"]
                     if let n = g["baud"] {
                         if let b = r.int(n, "baud", in: 300...4_000_000) { s.baud = b } else { ok = false }
                     }
@@ -229,14 +403,19 @@ struct SiteParser {
                     if let n = g["stop-bits"] {
                         if let b = r.int(n, "stop-bits", in: 1...2) { s.stopBits = b } else { ok = false }
                     }
-                    if ok { kind = .modbusRTU(s) }
-                    endpoint = "rtu:\(dev)"
+                    if ok {
+                        kind = .modbusRTU(s)
+                        physical = .serial(path: PathIdentity.physical(dev))
+                    }
+                    spelled = dev
                 }
             default:
                 if let g = r.fields(f["gpio"]!, "gpio", allowed: ["chip"], required: ["chip"]),
                    let chip = g["chip"].flatMap({ r.string($0, "chip") }) {
+                    endpointNode = g["chip"]
                     kind = .gpio(chip: chip)
-                    endpoint = "gpio:\(chip)"
+                    physical = .gpioChip(PathIdentity.gpioChip(chip))
+                    spelled = chip
                 }
             }
             if let first = seen[id] {
@@ -244,10 +423,32 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            if let kind { out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), endpoint: endpoint)) }
-            else { broken.insert(id) }
+            if let kind, let physical, timeoutOK {
+                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), idNode: idNode, kindNode: f[kinds[0]],
+                                     endpointNode: endpointNode, baudNode: baudNode, timeoutNode: f["timeout-ms"], spelled: spelled, physical: physical))
+            } else {
+                broken.insert(id)
+            }
         }
-        return (out, broken)
+        // Buses on one physical endpoint share one address space (union-find: an address shared
+        // by a name resolving to several joins all of them).
+        var parent = Array(out.indices)
+        func root(_ i: Int) -> Int { var i = i; while parent[i] != i { i = parent[i] }; return i }
+        for i in out.indices {
+            for j in 0..<i where out[i].physical.isSame(as: out[j].physical) {
+                let (a, b) = (root(i), root(j))
+                if a != b { parent[max(a, b)] = min(a, b) }
+            }
+        }
+        for i in out.indices { out[i].endpointGroup = root(i) }
+        // One serial line has one master: two buses on it would interleave their frames.
+        for i in out.indices {
+            guard case .modbusRTU = out[i].bus.kind,
+                  let j = (0..<i).first(where: { out[$0].endpointGroup == out[i].endpointGroup }) else { continue }
+            r.error(out[i].endpointNode ?? out[i].idNode, "bus '\(out[i].bus.id)' is on the same serial line as bus '\(out[j].bus.id)' (\(out[i].spelled) and \(out[j].spelled) are both \(out[i].physical)); a line has one master, so declare the devices of both on one bus")
+            broken.insert(out[i].bus.id)
+        }
+        return (out.filter { !broken.contains($0.bus.id) }, broken)
     }
 
     // MARK: devices
@@ -260,8 +461,8 @@ struct SiteParser {
         var points: [Point] = []
         var broken: Set<String> = []
         var seen: [String: Node] = [:]
-        /// endpoint + unit + location -> point id that holds it.
-        var occupied: [String: String] = [:]
+        /// physical endpoint + unit + location -> the point that holds it, and its bus.
+        var occupied: [String: (point: String, bus: ParsedBus)] = [:]
         let zoneIDs = Set(zones.map(\.id))
         for item in list {
             let before = r.diagnostics.count
@@ -393,21 +594,32 @@ struct SiteParser {
             for pp in profile.points {
                 let pid = "\(id).\(pp.name)"
                 let binding: PointBinding
-                let slot: String
+                // Where the point physically is: the physical endpoint (not the bus's spelling of
+                // it), unit and register, or chip and line. GPIO lines bound by name are resolved
+                // against the real chip when the daemon starts (GPIOBackend.resolveLines).
+                let location: String
                 switch pp.location {
                 case .register(let table, let address):
                     binding = .modbus(table: table, address: address, scale: pp.scale, signed: pp.signed)
-                    slot = "\(bus.endpoint) unit \(unit ?? 0) \(table.rawValue) \(address)"
+                    location = "unit \(unit ?? 0) \(table.rawValue) \(address)"
                 case .line(let line):
                     let l = lines[pp.name] ?? line
                     binding = .gpio(line: l, activeLow: pp.activeLow)
-                    slot = "\(bus.endpoint) line \(l)"
+                    switch l {
+                    case .offset(let o): location = "line \(o)"
+                    case .name(let n): location = "line named '\(n)'"
+                    }
                 }
+                let slot = "\(bus.endpointGroup) \(location)"
                 if let other = occupied[slot] {
-                    r.error(idNode, "point \(pid) overlaps \(other): both at bus '\(bus.bus.id)' \(slot.split(separator: " ", maxSplits: 1).last.map(String.init) ?? slot)")
+                    if other.bus.bus.id == bus.bus.id {
+                        r.error(idNode, "point \(pid) overlaps \(other.point): both at bus '\(bus.bus.id)' \(location)")
+                    } else {
+                        r.error(idNode, "point \(pid) overlaps \(other.point): both at \(location) of one physical endpoint, \(bus.physical): bus '\(bus.bus.id)' (\(bus.spelled)) and bus '\(other.bus.bus.id)' (\(other.bus.spelled)) reach the same device")
+                    }
                     broken.insert(id)
                 } else {
-                    occupied[slot] = pid
+                    occupied[slot] = (pid, bus)
                 }
                 let lim = limits[pp.name]
                 points.append(Point(id: pid, device: id, name: pp.name, role: pp.role, zone: zone, bus: bus.bus.id,
@@ -442,10 +654,28 @@ struct SiteParser {
         var uids: [UInt32: (String, Node)] = [:]
         let operatorUIDs = Set(operators.compactMap(\.uid))
         for item in list {
-            guard let f = r.fields(item, "agent", allowed: ["name", "uid", "read", "write", "description"], required: ["name", "uid"]) else { continue }
+            guard let f = r.fields(item, "agent", allowed: ["name", "uid", "user", "read", "write", "description"], required: ["name"]) else { continue }
             _ = f["description"].flatMap { r.string($0, "description") }
             let name = f["name"].flatMap { r.identifier($0, "agent name") }
-            let uid = f["uid"].flatMap { r.int($0, "uid", in: 0...Int(UInt32.max)) }.map(UInt32.init)
+            // The account: by uid, or by user name resolved now (getpwnam), never both.
+            var uid: UInt32?
+            let uidNode = f["uid"] ?? f["user"]
+            switch (f["uid"], f["user"]) {
+            case (let n?, nil):
+                uid = r.int(n, "uid", in: 0...Int(UInt32.max)).map(UInt32.init)
+            case (nil, let n?):
+                if let user = r.string(n, "user") {
+                    if let account = environment.accounts.userNamed(user) {
+                        uid = account.uid
+                    } else {
+                        r.error(n, "unknown user '\(user)': no such account in the user database (getpwnam); create it or name the agent by uid")
+                    }
+                }
+            case (_?, let n?):
+                r.error(n, "an agent has exactly one of uid or user, not both")
+            case (nil, nil):
+                r.error(item, "agent is missing 'uid' or 'user'")
+            }
             let read = f["read"].map { r.stringList($0, "read") } ?? []
             let write = f["write"].map { r.stringList($0, "write") } ?? []
             let readP = read.map { check($0.0, $0.1, "read grant") }
@@ -457,7 +687,7 @@ struct SiteParser {
                     ok = false
                 } else { names[name] = n }
             }
-            if let uid, let n = f["uid"] {
+            if let uid, let n = uidNode {
                 if let (other, first) = uids[uid] {
                     r.error(n, "uid \(uid) is listed twice: already agent '\(other)' (at \(first.mark?.description ?? "?")); one uid is one agent")
                     ok = false
@@ -480,8 +710,12 @@ struct SiteParser {
             let pats = f["points"].map { r.stringList($0, "points") } ?? []
             if let n = f["points"], case .sequence(let s) = n, s.isEmpty { r.error(n, "an approval rule needs at least one point pattern") }
             let ps = pats.map { check($0.0, $0.1, "approval") }
-            if let n = f["timeout-s"], let t = r.int(n, "timeout-s", in: 1...86_400) {
-                out.append(ApprovalRule(points: ps, timeoutMs: Int64(t) * 1000))
+            if let n = f["timeout-s"], let t = r.int(n, "timeout-s", in: 1...Int(Int32.max)) {
+                if Int64(t) * 1000 > Limits.maxApprovalTimeoutMs {
+                    r.error(n, "approval timeout-s \(t) loosens the compiled-in maximum of \(Limits.maxApprovalTimeoutMs / 1000) s (1 hour); a site may only tighten it (\(Self.envelopeRef))")
+                } else {
+                    out.append(ApprovalRule(points: ps, timeoutMs: Int64(t) * 1000))
+                }
             }
         }
         return out

@@ -62,6 +62,32 @@ public struct PolicyState: Sendable {
 }
 
 public enum Policy {
+    /// The command as it will land on the device: its value quantized through the point's
+    /// encoding (docs/DESIGN.md §4.2). `representable` is false when the encoding cannot
+    /// carry the value at all (then the value is left as asked, for the red lines to name,
+    /// and `decideQuantized` denies what they would not).
+    public static func quantize(_ command: WriteCommand, site: Site) -> (command: WriteCommand, representable: Bool) {
+        guard let point = site.point(command.point) else { return (command, true) }
+        guard let q = point.quantized(command.value) else { return (command, false) }
+        var c = command
+        c.value = q
+        return (c, true)
+    }
+
+    /// Decides on the value that will be written: quantizes, then decides; a value the
+    /// encoding cannot carry is denied (`out-of-range`) wherever no red line denies it first.
+    public static func decideQuantized(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> (WriteCommand, Decision) {
+        let (q, representable) = quantize(command, site: state.site)
+        let d = decide(q, in: state, approved: approved)
+        guard !representable else { return (q, d) }
+        switch d {
+        case .allowed, .held:
+            return (q, .denied(.outOfRange, "\(fmt(command.value)) cannot be written to \(command.point): its encoding cannot carry it"))
+        case .denied, .unknownPoint:
+            return (q, d)
+        }
+    }
+
     /// Decides a write. Small, total and pure: forbid always wins, and there is
     /// no path that allows a write without passing every red line.
     ///

@@ -148,4 +148,27 @@ public enum Limits {
     public static let quarantineThreshold = 3
     /// docs/DESIGN.md §6.1: the quarantine window, in milliseconds (10 minutes).
     public static let quarantineWindowMs: Int64 = 600_000
+
+    // The timing envelope (README, "Timing envelope"). A site may tighten these, never loosen them.
+
+    /// Longest scan interval (ms): every input is read at least once a second.
+    public static let maxScanIntervalMs: Int64 = 1000
+    /// Longest stale window (ms): a reading older than this is unknown, whatever the site says.
+    public static let maxStaleAfterMs: Int64 = 5000
+    /// A reading goes stale after at most this many scan intervals (a few missed scans, not minutes).
+    public static let maxStaleAfterScans: Int64 = 5
+    /// Longest approval timeout (ms, 1 hour): a held write is decided on a plant seen recently.
+    public static let maxApprovalTimeoutMs: Int64 = 3_600_000
+    // A bus's response timeout must be below the stale window: a silent device faults its
+    // points before their last readings would have gone stale anyway.
+
+    // Serial (Modbus RTU) scan budget, see `SerialScanBudget`.
+
+    /// Bits per character on a Modbus serial line (start, 8 data, parity or second stop, stop).
+    public static let serialBitsPerCharacter = 11.0
+    /// Silent interval between frames, in characters (t3.5); fixed at 1.75 ms above 19200 baud.
+    public static let serialInterFrameCharacters = 3.5
+    public static let serialInterFrameFixedMs = 1.75
+    /// Allowance per transaction for the device to turn the line round and answer (ms).
+    public static let serialTurnaroundMs = 10.0
 }

@@ -76,15 +76,22 @@ final class Arbiter: Sendable {
             throw RPCError(.busy, "\(agent.name) has \(pendingHeld) requests waiting for an operator (limit \(limits.heldPerAgent)); wait for them to be decided")
         }
         let rid = ledger.newRequestId()
-        let cmd = WriteCommand(agent: agent.name, point: point.id, value: value)
+        // What is decided is what will be written: the value quantized through the point's encoding.
+        let asked = WriteCommand(agent: agent.name, point: point.id, value: value)
+        let (cmd, representable) = Policy.quantize(asked, site: site)
+        let requested: Double? = cmd.value != value || !representable ? value : nil
 
         // Decided without the plant when no reading could change the outcome: no I/O, no lane.
         let pre = policyState(snapshot: scanner.snapshot)
+        if !representable {
+            let (_, d) = Policy.decideQuantized(asked, in: pre)
+            return await conclude(rid, cmd, d, freeText: freeText, peer: peer, approvedBy: nil, requested: requested)
+        }
         if Policy.deniedWhateverThePlant(cmd, in: pre) {
-            return await conclude(rid, cmd, Policy.decide(cmd, in: pre), freeText: freeText, peer: peer, approvedBy: nil, readingsAt: nil)
+            return await conclude(rid, cmd, Policy.decide(cmd, in: pre), freeText: freeText, peer: peer, approvedBy: nil, requested: requested)
         }
         return await lane.run(agent: agent.name) {
-            await self.decideAndExecute(rid, cmd, freeText: freeText, peer: peer, approvedBy: nil)
+            await self.decideAndExecute(rid, cmd, freeText: freeText, peer: peer, approvedBy: nil, requested: requested)
         }
     }
 
@@ -101,7 +108,8 @@ final class Arbiter: Sendable {
     }
 
     /// Decides on fresh readings and, if allowed, writes (guarded) and reads back. Runs in the lane only.
-    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?) async -> WriteAnswer {
+    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?,
+                                  requested: Double? = nil) async -> WriteAnswer {
         guard let point = site.point(cmd.point) else {
             return WriteAnswer(requestId: rid, outcome: .denied, rule: .rl8, explanation: "no such point")
         }
@@ -117,10 +125,10 @@ final class Arbiter: Sendable {
             let state = policyState(snapshot: snap)
             let decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
             guard decision == .allowed else {
-                return await conclude(rid, cmd, decision, freeText: freeText, peer: peer, approvedBy: approvedBy, readingsAt: nil)
+                return await conclude(rid, cmd, decision, freeText: freeText, peer: peer, approvedBy: approvedBy, requested: requested)
             }
             do {
-                try await audit.append(kind: "decision", fields(rid, cmd, freeText, peer, approvedBy, attempt)
+                try await audit.append(kind: "decision", fields(rid, cmd, freeText, peer, approvedBy, attempt, requested)
                                        + [("outcome", "allowed")])
             } catch {
                 return failure(rid, cmd, approvedBy, "audit log unavailable (\(error)); nothing was written")
@@ -213,11 +221,13 @@ final class Arbiter: Sendable {
     }
 
     private func fields(_ rid: String, _ cmd: WriteCommand, _ freeText: [(String, JSON)], _ peer: Peer?, _ approvedBy: Peer?,
-                        _ attempt: Int) -> [(String, JSON)] {
+                        _ attempt: Int, _ requested: Double? = nil) -> [(String, JSON)] {
         var f: [(String, JSON)] = [
             ("requestId", .string(rid)), ("agent", .string(cmd.agent)),
             ("point", .string(cmd.point)), ("value", .number(cmd.value)),
         ]
+        // The value asked for, when the encoding made it another (the decision is on `value`).
+        if let requested { f.append(("requested", .number(requested))) }
         if let peer { f.append(("uid", .number(Double(peer.uid)))) }
         // Free text goes to the log as sent (each part capped at 4 KiB, with the hash and length
         // of the whole); the decision never saw it (RL-10).
@@ -231,8 +241,8 @@ final class Arbiter: Sendable {
 
     /// Audits and answers a decision that is not an allowed write.
     private func conclude(_ rid: String, _ cmd: WriteCommand, _ decision: Decision, freeText: [(String, JSON)], peer: Peer?,
-                          approvedBy: Peer?, readingsAt: Int64?) async -> WriteAnswer {
-        let base = fields(rid, cmd, freeText, peer, approvedBy, 1)
+                          approvedBy: Peer?, requested: Double? = nil) async -> WriteAnswer {
+        let base = fields(rid, cmd, freeText, peer, approvedBy, 1, requested)
         let now = clock()
         switch decision {
         case .unknownPoint:

@@ -33,36 +33,29 @@ public struct StartupError: Error, CustomStringConvertible {
 }
 
 public enum RedlineDaemon {
-    /// Refuses a file anyone but its owner (root or the daemon's user) can write, as sshd does.
+    /// Refuses a file anyone but its owner (root or the daemon's user) can write, as sshd does
+    /// (exit 66 if it does not exist). Every file and folder of a loaded site: `checkConfigFiles`.
     public static func checkPermissions(_ path: String) throws(StartupError) {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard access(path, F_OK) == 0 else {
             throw StartupError(message: "\(path): \(String(cString: strerror(errno)))", exitCode: 66)
         }
-        let mode = st.st_mode & 0o7777
-        if mode & 0o022 != 0 {
-            throw StartupError(message: "\(path) is writable by \(mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(mode, radix: 8))); "
-                               + "a safety configuration must be writable by its owner only: chmod go-w \(path)", exitCode: 78)
-        }
-        if st.st_uid != 0 && st.st_uid != geteuid() {
-            throw StartupError(message: "\(path) is owned by uid \(st.st_uid), neither root nor redlined's user (\(geteuid())); chown it", exitCode: 78)
-        }
+        let problems = ConfigFileCheck.problems(files: [path], folders: [])
+        if !problems.isEmpty { throw StartupError(message: problems.map(\.message).joined(separator: "\n"), exitCode: 78) }
     }
 
     /// Loads and checks everything, then serves until SIGTERM or SIGINT.
     public static func run(_ o: DaemonOptions, logger: Logger) async throws {
         try checkPermissions(o.configPath)
-        let site: Site
+        let loaded: LoadedSite
         do {
-            site = try SiteLoader.load(siteFile: o.configPath, devicesDir: o.devicesDir)
+            loaded = try SiteLoader.loadWithFiles(siteFile: o.configPath, devicesDir: o.devicesDir)
         } catch {
             throw StartupError(message: "invalid site configuration:\n" + error.diagnostics.map(\.description).joined(separator: "\n"), exitCode: 78)
         }
-        let devicesDir = o.devicesDir ?? defaultDevicesDir(forSiteFile: o.configPath)
-        for profile in Set(site.devices.map(\.profile)).sorted() {
-            let path = "\(devicesDir)/\(profile).yaml"
-            if access(path, F_OK) == 0 { try checkPermissions(path) }
-        }
+        let site = loaded.site
+        try checkConfigFiles(loaded)
+        try checkOperatorSeparation(site)
+        try checkGPIOLines(site)
 
         let audit: AuditLog
         do {
@@ -139,12 +132,6 @@ public enum RedlineDaemon {
         unlink(o.operatorSocket)
         _ = try? await audit.append(kind: "stop", [("site", .string(site.name))])
         logger.info("redlined stopped")
-    }
-
-    /// `<dir of site file>/../Devices`, as the loader resolves it.
-    static func defaultDevicesDir(forSiteFile path: String) -> String {
-        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        return (dir.isEmpty ? "" : dir) + "/../Devices"
     }
 
     static func gid(of group: String) throws(StartupError) -> gid_t {

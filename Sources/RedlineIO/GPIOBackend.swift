@@ -17,9 +17,15 @@ import Musl
 /// `activeLow` bindings are handled by the kernel (libgpiod's active-low flag): values
 /// read and written here are always logical.
 ///
-/// A line that cannot be requested (missing name, held by another consumer) does not stop
-/// the others from being held: its point fails every access with the reason, and the
-/// request is tried again on the next access. Only a chip that cannot be opened fails `init`.
+/// Lines bound by name are resolved to offsets against the chip once, when the backend is
+/// made (`resolveLines`): a name no line carries, a name several lines carry, an offset the
+/// chip does not have, and a line two points resolve onto (by offset or by two names) are
+/// refused for good, and the point fails every access. The daemon makes the same check at
+/// start-up over all GPIO buses (`startupProblems`) and refuses to start on any of them.
+///
+/// A line that cannot be requested (held by another consumer) does not stop the others from
+/// being held: its point fails every access with the reason, and the request is tried again
+/// on the next access. Only a chip that cannot be opened fails `init`.
 ///
 /// Not thread-safe: every call, `init` included, happens on the bus's own thread.
 public final class GPIOBackend: BusBackend {
@@ -34,6 +40,10 @@ public final class GPIOBackend: BusBackend {
     private var chip: OpaquePointer?
     private let logger: Logger
     private var points: [String: Point] = [:]
+    /// The offset each point's line resolved to, when the backend was made.
+    private var offsets: [String: Int] = [:]
+    /// Points whose binding was refused when the backend was made (never retried).
+    private var refused: [String: DeviceError] = [:]
     private var held: [String: Held] = [:]
     /// Why a point's line is not held (logged once per distinct reason).
     private var failed: [String: DeviceError] = [:]
@@ -49,6 +59,12 @@ public final class GPIOBackend: BusBackend {
         }
         self.chip = c
         for p in points { self.points[p.id] = p }
+        let resolved = Self.resolveLines(points, on: GPIOChipLines(chip: c))
+        offsets = resolved.offsets
+        for (id, why) in resolved.refusals {
+            refused[id] = .unsupported(why)
+            logger.error("GPIO line binding refused", metadata: ["point": "\(id)", "error": "\(why)"])
+        }
         // Outputs first: they matter most and should reach their safe value at once.
         for p in points.sorted(by: { ($0.role.isOutput ? 0 : 1, $0.id) < ($1.role.isOutput ? 0 : 1, $1.id) }) {
             _ = acquire(p)
@@ -121,7 +137,9 @@ public final class GPIOBackend: BusBackend {
         guard case .gpio(let ref, let activeLow) = p.binding else {
             return .failure(.unsupported("\(p.id) is not bound to a GPIO line"))
         }
-        let result = request(chip: chip, point: p, ref: ref, activeLow: activeLow)
+        if let why = refused[p.id] { return .failure(why) }
+        guard let offset = offsets[p.id] else { return .failure(.unsupported("\(p.id): line \(ref) of \(chipName) was not resolved")) }
+        let result = request(chip: chip, point: p, ref: ref, offset: offset, activeLow: activeLow)
         switch result {
         case .success(let h):
             held[p.id] = h
@@ -137,19 +155,13 @@ public final class GPIOBackend: BusBackend {
         return result
     }
 
-    private func request(chip: OpaquePointer, point p: Point, ref: GPIOLine, activeLow: Bool) -> Result<Held, DeviceError> {
+    private func request(chip: OpaquePointer, point p: Point, ref: GPIOLine, offset o: Int, activeLow: Bool) -> Result<Held, DeviceError> {
         redline_gpiod_clear_errno()
-        let found: OpaquePointer?
-        switch ref {
-        case .offset(let o):
-            guard o >= 0, o < Int(gpiod_chip_num_lines(chip)) else {
-                return .failure(.connection("\(chipName) has no line \(o)"))
-            }
-            found = gpiod_chip_get_line(chip, UInt32(o))
-        case .name(let n):
-            found = gpiod_chip_find_line(chip, n)
+        // By the offset resolved when the backend was made: the line checked is the line held.
+        guard o >= 0, o < Int(gpiod_chip_num_lines(chip)) else {
+            return .failure(.connection("\(chipName) has no line \(o)"))
         }
-        guard let line = found else {
+        guard let line = gpiod_chip_get_line(chip, UInt32(o)) else {
             return .failure(.connection("\(chipName) has no line \(ref): \(Self.lastError())"))
         }
         if let other = held.first(where: { $0.value.line == line }) {
@@ -172,6 +184,80 @@ public final class GPIOBackend: BusBackend {
         return .success(Held(line: line, isOutput: p.role.isOutput))
     }
 
+    // MARK: - Resolving lines against the chip
+
+    /// Resolves each point's line to an offset of `chip`. Refused (point id -> why): a name no
+    /// line carries, a name several lines carry, an offset the chip does not have, and every
+    /// point of a line that two or more points resolve onto (by offset, by name, or both).
+    public static func resolveLines(_ points: [Point], on chip: GPIOChipLines) -> (offsets: [String: Int], refusals: [String: String]) {
+        var offsets: [String: Int] = [:]
+        var refusals: [String: String] = [:]
+        for p in points.sorted(by: { $0.id < $1.id }) {
+            guard case .gpio(let ref, _) = p.binding else {
+                refusals[p.id] = "\(p.id) is not bound to a GPIO line"
+                continue
+            }
+            switch ref {
+            case .offset(let o):
+                if o >= 0, o < chip.names.count { offsets[p.id] = o }
+                else { refusals[p.id] = "\(p.id): \(chip.chip) has no line \(o) (it has \(chip.names.count) lines)" }
+            case .name(let n):
+                let hits = chip.names.indices.filter { chip.names[$0] == n }
+                if hits.count == 1 { offsets[p.id] = hits[0] }
+                else if hits.isEmpty { refusals[p.id] = "\(p.id): no line of \(chip.chip) is named '\(n)'" }
+                else { refusals[p.id] = "\(p.id): \(hits.count) lines of \(chip.chip) are named '\(n)' (offsets \(hits.map(String.init).joined(separator: ", "))); bind it by offset" }
+            }
+        }
+        var byOffset: [Int: [String]] = [:]
+        for (id, o) in offsets { byOffset[o, default: []].append(id) }
+        for (o, ids) in byOffset where ids.count > 1 {
+            let spelled = ids.sorted().map { id -> String in
+                let p = points.first { $0.id == id }
+                if case .gpio(.name(let n), _)? = p?.binding { return "\(id) (named '\(n)')" }
+                return "\(id) (offset \(o))"
+            }
+            for id in ids {
+                offsets[id] = nil
+                refusals[id] = "\(id): line \(o) of \(chip.chip) is bound more than once: \(spelled.joined(separator: ", "))"
+            }
+        }
+        return (offsets, refusals)
+    }
+
+    /// The start-up check of every GPIO bus of a site against the real chips: one line per
+    /// refusal (empty when every line resolves onto a line of its own). Buses whose chips are
+    /// one chip (by libgpiod's name for it: `0`, `gpiochip0` and `/dev/gpiochip0` are one) are
+    /// checked together. A chip that cannot be opened is a refusal only when a line on it is
+    /// bound by name (offsets are checked again whenever the chip appears).
+    public static func startupProblems(buses: [Bus], points: [Point]) -> [String] {
+        var problems: [String] = []
+        var byChip: [String: (chip: GPIOChipLines, buses: [String])] = [:]
+        var order: [String] = []
+        for bus in buses {
+            guard case .gpio(let spelled) = bus.kind else { continue }
+            let mine = points.filter { $0.bus == bus.id }
+            switch GPIOChipLines.read(chip: spelled) {
+            case .success(let lines):
+                if byChip[lines.chip] == nil { order.append(lines.chip); byChip[lines.chip] = (lines, []) }
+                byChip[lines.chip]!.buses.append(bus.id)
+            case .failure(let why):
+                let named = mine.filter { if case .gpio(.name, _) = $0.binding { return true } else { return false } }
+                if !named.isEmpty {
+                    problems.append("GPIO bus '\(bus.id)': cannot resolve the line names of \(named.map(\.id).joined(separator: ", ")) against chip \(spelled): \(why)")
+                }
+            }
+        }
+        for chip in order {
+            let (lines, busIDs) = byChip[chip]!
+            let mine = points.filter { busIDs.contains($0.bus) }
+            for (_, why) in resolveLines(mine, on: lines).refusals.sorted(by: { $0.key < $1.key }) {
+                let via = busIDs.count > 1 ? " (buses \(busIDs.map { "'\($0)'" }.joined(separator: ", ")) are all \(chip))" : ""
+                problems.append("GPIO: \(why)\(via)")
+            }
+        }
+        return problems
+    }
+
     private func describe(_ p: Point) -> String {
         if case .gpio(let ref, _) = p.binding { return "\(chipName) line \(ref) (\(p.id))" }
         return p.id
@@ -181,5 +267,37 @@ public final class GPIOBackend: BusBackend {
         let e = redline_gpiod_errno()
         guard e != 0, let s = strerror(e) else { return "unknown error" }
         return String(cString: s)
+    }
+}
+
+/// The lines of a GPIO chip as libgpiod reports them: its name and each line's name by offset.
+public struct GPIOChipLines: Sendable, Hashable {
+    /// libgpiod's name of the chip (`gpiochip0`), whatever it was opened as.
+    public var chip: String
+    /// Line names by offset (`nil` for an unnamed line).
+    public var names: [String?]
+
+    public init(chip: String, names: [String?]) {
+        self.chip = chip
+        self.names = names
+    }
+
+    /// Reads an open chip.
+    init(chip c: OpaquePointer) {
+        chip = String(cString: gpiod_chip_name(c))
+        names = (0..<gpiod_chip_num_lines(c)).map { o in
+            gpiod_chip_get_line(c, o).flatMap { gpiod_line_name($0) }.map { String(cString: $0) }
+        }
+    }
+
+    /// Opens `chip` (name, path, label or number, as libgpiod looks it up), reads it and closes it.
+    public static func read(chip: String) -> Result<GPIOChipLines, DeviceError> {
+        redline_gpiod_clear_errno()
+        guard let c = gpiod_chip_open_lookup(chip) else {
+            let e = redline_gpiod_errno()
+            return .failure(.connection("cannot open GPIO chip \(chip): \(e != 0 ? String(cString: strerror(e)) : "unknown error")"))
+        }
+        defer { gpiod_chip_close(c) }
+        return .success(GPIOChipLines(chip: c))
     }
 }

@@ -46,40 +46,17 @@ func modbusExceptionName(_ code: Int) -> String {
     }
 }
 
-/// Engineering value <-> raw Modbus encoding of a point.
+/// Engineering value <-> raw Modbus encoding of a point: RedlineCore's codec, the one
+/// `Point.quantized(_:)` is computed with (so the policy and the wire agree).
 enum ModbusCodec {
     /// Decodes a raw register or bit into engineering units.
     static func decode(raw: UInt16, table: ModbusTable, scale: Double, signed: Bool) -> Double {
-        if table.isBit { return raw == 0 ? 0 : 1 }
-        let n = signed ? Double(Int16(bitPattern: raw)) : Double(raw)
-        return applyScale(n, scale)
+        ModbusRegisterCodec.decode(raw: raw, table: table, scale: scale, signed: signed)
     }
 
-    /// raw x scale, computed as raw / 10^k for decimal scales so that 2090 x 0.01 is exactly 20.9.
-    static func applyScale(_ n: Double, _ scale: Double) -> Double {
-        guard scale != 0, scale.isFinite else { return n * scale }
-        let inverse = 1 / scale
-        let rounded = inverse.rounded()
-        if rounded > 1, abs(inverse - rounded) < 1e-9 * rounded { return n / rounded }
-        return n * scale
-    }
-
-    /// Encodes an engineering value for a write; `nil` if it cannot be represented.
+    /// Encodes an engineering value; `nil` if it cannot be represented.
     static func encode(_ value: Double, table: ModbusTable, scale: Double, signed: Bool) -> UInt16? {
-        guard value.isFinite else { return nil }
-        if table.isBit {
-            if value == 0 { return 0 }
-            if value == 1 { return 1 }
-            return nil
-        }
-        guard scale.isFinite, scale != 0 else { return nil }
-        let n = (value / scale).rounded()
-        if signed {
-            guard n >= -32768, n <= 32767 else { return nil }
-            return UInt16(bitPattern: Int16(n))
-        }
-        guard n >= 0, n <= 65535 else { return nil }
-        return UInt16(n)
+        ModbusRegisterCodec.encode(value, table: table, scale: scale, signed: signed)
     }
 }
 
@@ -114,52 +91,26 @@ final class ModbusBackend: BusBackend {
 
     func read(_ points: [Point]) -> [String: Result<Double, DeviceError>] {
         var out: [String: Result<Double, DeviceError>] = [:]
-        struct Key: Hashable { var unit: Int; var table: ModbusTable }
-        var groups: [Key: [(Point, Int)]] = [:]
-        var order: [Key] = []
-        for p in points {
-            guard case .modbus(let table, let address, _, _) = p.binding else {
-                out[p.id] = .failure(.unsupported("\(p.id) is not a Modbus point"))
-                continue
+        // The same plan the scan budget of a serial line is computed from (ModbusReadPlan).
+        let (reads, rejected) = ModbusReadPlan.plan(points)
+        for (i, why) in rejected {
+            let p = points[i]
+            switch why {
+            case .notModbus: out[p.id] = .failure(.unsupported("\(p.id) is not a Modbus point"))
+            case .noValidUnit: out[p.id] = .failure(.unsupported("\(p.id) has no valid unit id"))
+            case .invalidAddress: out[p.id] = .failure(.unsupported("\(p.id) has an invalid address"))
             }
-            guard let unit = p.unitId, (1...247).contains(unit) else {
-                out[p.id] = .failure(.unsupported("\(p.id) has no valid unit id"))
-                continue
-            }
-            guard (0...65535).contains(address) else {
-                out[p.id] = .failure(.unsupported("\(p.id) has an invalid address"))
-                continue
-            }
-            let k = Key(unit: unit, table: table)
-            if groups[k] == nil { order.append(k) }
-            groups[k, default: []].append((p, address))
         }
-        for k in order {
-            let members = groups[k]!.sorted { $0.1 < $1.1 }
-            let limit = k.table.isBit ? 2000 : 125
-            // Contiguous runs only: never read addresses the profile did not declare.
-            var runs: [[(Point, Int)]] = []
-            for m in members {
-                if var last = runs.last, let end = last.last?.1,
-                   m.1 <= end + 1, m.1 - last[0].1 < limit {
-                    last.append(m)
-                    runs[runs.count - 1] = last
-                } else {
-                    runs.append([m])
+        for r in reads {
+            switch readRaw(unit: r.unit, table: r.table, address: r.start, count: r.count) {
+            case .success(let raws):
+                for i in r.points {
+                    let p = points[i]
+                    guard case .modbus(_, let a, let scale, let signed) = p.binding else { continue }
+                    out[p.id] = .success(ModbusCodec.decode(raw: raws[a - r.start], table: r.table, scale: scale, signed: signed))
                 }
-            }
-            for run in runs {
-                let start = run[0].1
-                let count = run.last!.1 - start + 1
-                switch readRaw(unit: k.unit, table: k.table, address: start, count: count) {
-                case .success(let raws):
-                    for (p, a) in run {
-                        guard case .modbus(_, _, let scale, let signed) = p.binding else { continue }
-                        out[p.id] = .success(ModbusCodec.decode(raw: raws[a - start], table: k.table, scale: scale, signed: signed))
-                    }
-                case .failure(let e):
-                    for (p, _) in run { out[p.id] = .failure(e) }
-                }
+            case .failure(let e):
+                for i in r.points { out[points[i].id] = .failure(e) }
             }
         }
         return out
@@ -173,9 +124,15 @@ final class ModbusBackend: BusBackend {
         guard let unit = point.unitId, (1...247).contains(unit), (0...65535).contains(address) else {
             return .failure(.unsupported("\(point.id) has no valid unit id or address"))
         }
-        guard let raw = ModbusCodec.encode(value, table: table, scale: scale, signed: signed) else {
-            return .failure(.outOfRange(value))
+        // Encoded through Point.wireValue, the function Point.quantized is: the raw value on
+        // the wire decodes to exactly the quantized value. A value the encoding would change
+        // (22.35 on a 0.1 register) is refused rather than rounded behind the decision's back:
+        // the caller decides on `point.quantized(value)` and writes that.
+        guard let wire = point.wireValue(for: value) else { return .failure(.outOfRange(value)) }
+        guard wire.value == value else {
+            return .failure(.unsupported("\(point.id) cannot hold \(fmt(value)) exactly (it would be \(fmt(wire.value))); decide on and write the quantized value"))
         }
+        let raw = wire.raw
         let fc: FunctionCode = table == .coil ? .writeSingleCoil : .writeSingleRegister
         let wireValue: UInt16 = table == .coil ? (raw == 0 ? 0x0000 : 0xFF00) : raw
         let pdu: [UInt8] = [fc.rawValue, UInt8(address >> 8), UInt8(address & 0xFF),

@@ -13,6 +13,8 @@ struct Check: ParsableCommand {
             FILE:LINE:COLUMN: message, and exits non-zero on errors.
             With --matrix, prints which agent may do what to each life-safety point and which \
             red line stops it, derived by evaluating the real policy on calm and dangerous plants.
+            For each serial (Modbus RTU) bus, prints the time one scan takes on the line and how \
+            it was computed; a site whose line cannot sustain its scan interval is an error.
             """
     )
 
@@ -44,6 +46,11 @@ struct Check: ParsableCommand {
         } else {
             if json { throw ValidationError("--json applies only with --matrix") }
             print("ok: \(site.name) (\(site.points.count) points, \(site.agents.count) agents)")
+            for bus in site.buses {
+                guard case .modbusRTU(let s) = bus.kind else { continue }
+                let budget = SerialScanBudget(baud: s.baud, points: site.points.filter { $0.bus == bus.id })
+                print("scan budget of bus '\(bus.id)': \(SerialScanBudget.ms(budget.totalMs)) ms of the \(site.timing.scanIntervalMs) ms scan interval (\(budget.explanation))")
+            }
         }
     }
 }

@@ -34,7 +34,9 @@ struct EnvelopePropertyTests {
         if let lo = profile.0 { point += ", min: \(yaml(lo))" }
         if let hi = profile.1 { point += ", max: \(yaml(hi))" }
         point += "}\n"
-        try ("profile: gen\ndescription: generated\npoints:\n" + point + "  - {name: occupied, role: occupancy, table: discrete-input, address: 0}\n")
+        try ("profile: gen\ndescription: generated\npoints:\n" + point + "  - {name: occupied, role: occupancy, table: discrete-input, address: 0}\n"
+             // Every zone needs an alarm source.
+             + "  - {name: alarm, role: fire-alarm, table: discrete-input, address: 1}\n")
             .write(to: devices.appendingPathComponent("gen.yaml"), atomically: true, encoding: .utf8)
         var limits = ""
         if site.0 != nil || site.1 != nil {

@@ -62,6 +62,19 @@ struct FixtureTests {
         ("yaml-syntax", [e(6, 6, ":", "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping at 5:5)")]),
         ("wrong-type", [e(7, 53, "\"15020\"", "port must be an integer, not a string ('15020')")]),
         ("stale-after", [e(2, 49, "100", "stale-after-ms (100) must be greater than scan-interval-ms (100)")]),
+        // Issue 11: agents by user name.
+        ("agent-unknown-user", [e(15, 11, "redline-no-such-user", "unknown user 'redline-no-such-user': no such account in the user database")]),
+        // Issue 11: physical identity, not spelling.
+        ("aliased-output-behind-localhost", [
+            e(16, 10, "sra-lights", "point sra-lights.on overlaps sra-door.lock: both at unit 1 coil 0 of one physical endpoint, this host (loopback) port 15024: bus 'lights-io' (localhost:15024) and bus 'sra-door-io' (127.0.0.1:15024) reach the same device"),
+        ]),
+        // Issue 11: the compiled-in timing envelope, and an alarm source for every zone.
+        ("scan-interval-loosened", [e(2, 28, "60000", "scan-interval-ms 60000 loosens the compiled-in maximum of 1000 ms")]),
+        ("stale-after-loosened", [e(2, 50, "600000", "stale-after-ms 600000 loosens the compiled-in maximum of 5000 ms")]),
+        ("bus-timeout-loosened", [e(7, 73, "60000", "bus 'bus-a' timeout-ms 60000 is not below the stale window (stale-after-ms 500)")]),
+        ("zone-without-alarm", [e(5, 10, "room", "zone 'room' has no alarm source")]),
+        ("approval-loosened", [e(21, 32, "86400", "approval timeout-s 86400 loosens the compiled-in maximum of 3600 s (1 hour)")]),
+        ("rtu-too-slow", [e(8, 56, "1200", "bus 'rs485' cannot sustain scan-interval-ms 100 at 1200 baud: one scan takes at least")]),
     ]
 
     /// Profile folders checked with `loadProfiles`: (folder, file, expected).
@@ -81,6 +94,16 @@ struct FixtureTests {
             e(5, 95, "yes-please", "signed must be true or false"),
         ]),
         ("unknown-key", "test-device.yaml", [e(4, 5, "{", "a point with a table needs an address"), e(4, 49, "adress", "unknown key 'adress' in profile point")]),
+        // Issue 11: decide on what will be written.
+        ("scale-zero", "test-device.yaml", [e(4, 94, "0", "scale 0 is not usable: engineering value = raw x scale needs a scale above 0")]),
+        ("scale-negative", "test-device.yaml", [e(4, 94, "-1", "scale -1 is not usable")]),
+        ("scale-inexact", "test-device.yaml", [
+            e(4, 94, "0.7", "cannot carry the compiled-in limits exactly with scale 0.7: 15 °C would be written as 14.7 °C, 27 °C would be written as 27.3 °C, 32 °C would be written as 32.2 °C"),
+        ]),
+        ("scale-coarse", "test-device.yaml", [
+            e(4, 94, "2", "cannot carry the compiled-in limits exactly with scale 2: 15 °C would be written as 16 °C, 27 °C would be written as 28 °C"),
+            e(5, 80, "2", "point 'run' (cooling-run) carries only 0 and 1, but with scale 2: 1 would be written as 2; use scale 1"),
+        ]),
     ]
 
     /// The text of `file` starting at a 1-based line and column (in Unicode scalars, as libyaml counts).
@@ -193,11 +216,11 @@ struct VariantTests {
                        expect: "stop-bits 3 is outside 1-2", at: "3")
         let file = try temporaryFile(Self.base.replacingOccurrences(
             of: "  - {id: gpio, gpio: {chip: gpiochip0}}",
-            with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 9600, parity: N, data-bits: 8, stop-bits: 2}, timeout-ms: 500}"))
+            with: "  - {id: rs485, modbus-rtu: {device: /dev/ttyS1, baud: 9600, parity: N, data-bits: 8, stop-bits: 2}, timeout-ms: 400}"))
         let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
         let bus = try #require(site.buses.first { $0.id == "rs485" })
         #expect(bus.kind == .modbusRTU(SerialSettings(device: "/dev/ttyS1", baud: 9600, parity: "N", dataBits: 8, stopBits: 2)))
-        #expect(bus.timeoutMs == 500)
+        #expect(bus.timeoutMs == 400)  // below the stale window (500)
     }
 
     @Test("site limits narrow the profile's range and may not widen it")

@@ -311,3 +311,37 @@ import Testing
         #expect(FreeText.stored([("reason", .string(long + "x"))])["sha256"] != stored["sha256"])
     }
 }
+
+@Suite("What is decided is what is written") struct QuantizedDecisionTests {
+    @Test func decisionsAreOnTheQuantizedValue() {
+        let occupied = Demo.state(Demo.occupied)
+        // Scale 0.1: 27.04 lands as 27.0 (allowed in an occupied room), 27.06 as 27.1 (RL-5).
+        let (q1, d1) = Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "crac-1.setpoint", value: 27.04), in: occupied)
+        #expect(q1.value == 27 && d1 == .allowed)
+        let (q2, d2) = Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "crac-1.setpoint", value: 27.06), in: occupied)
+        #expect(q2.value == 27.1 && d2.rule == .rl5)
+        // 32.04 lands as 32.0: inside the envelope; 14.96 as 15.0.
+        #expect(Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "crac-1.setpoint", value: 32.04), in: Demo.state()).1 == .allowed)
+        #expect(Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "crac-1.setpoint", value: 14.96), in: Demo.state()).1 == .allowed)
+    }
+
+    @Test func aScaleTwoRegisterTurns27Into28AndTheDecisionSeesIt() {
+        var site = Demo.makeSite()
+        var points = site.points
+        let k = points.firstIndex { $0.id == "crac-4.setpoint" }!
+        points[k].binding = .modbus(table: .holdingRegister, address: 0, scale: 2, signed: false)
+        site = Site(name: site.name, timing: site.timing, zones: site.zones, buses: site.buses, devices: site.devices,
+                    points: points, agents: site.agents, operators: site.operators, approvals: site.approvals)
+        let state = PolicyState(site: site, snapshot: Demo.snapshot(Demo.occupied), now: Demo.now)
+        let (q, d) = Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "crac-4.setpoint", value: 27), in: state)
+        #expect(q.value == 28)
+        #expect(d.rule == .rl5, "27 would land as 28 °C in an occupied room")
+    }
+
+    @Test func aValueTheEncodingCannotCarryIsDenied() {
+        // A boolean coil carries only 0 or 1: RL-7 names 0.5 first.
+        #expect(Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "office-lights.on", value: 0.5), in: Demo.state()).1.rule == .rl7)
+        // dispatch.delay is RL-2 whatever its value; a register with 70000 s is out of the register's range.
+        #expect(Policy.decideQuantized(WriteCommand(agent: Demo.facilities, point: "dispatch.delay", value: 70_000), in: Demo.state()).1.rule == .rl2)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import RedlineConfig
 import RedlineCore
 @testable import RedlineDaemon
 import RedlineTestSupport
@@ -46,6 +47,71 @@ struct StartupTests {
             #expect(r.stderr.contains("chmod go-w"), "\(r.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")))
+    }
+
+    /// Runs redlined until it exits or `seconds` pass, then stops it: the status is nil if it was still running.
+    func runDaemonBriefly(_ args: [String], seconds: Double = 15) throws -> (status: Int32?, stderr: String) {
+        let exe = try #require(TestPaths.executable("redlined"))
+        let dir = TempDir()
+        let errPath = dir.file("stderr")
+        #expect(FileManager.default.createFile(atPath: errPath, contents: nil))
+        let err = try #require(FileHandle(forWritingAtPath: errPath))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        let finished = !p.isRunning
+        if !finished { p.terminate() }
+        p.waitUntilExit()
+        try err.close()
+        let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return (finished ? p.terminationStatus : nil, text)
+    }
+
+    /// The demo site with a private copy of Devices/ plus `door.yml`, a profile the site never names.
+    func demoWithSpareProfile(_ dir: TempDir) throws -> (site: String, devices: String, door: String) {
+        let devices = dir.file("Devices")
+        try FileManager.default.createDirectory(atPath: devices, withIntermediateDirectories: true)
+        chmod(dir.path, 0o755)
+        chmod(devices, 0o755)
+        let repoDevices = root.appendingPathComponent("Devices").path
+        for name in try FileManager.default.contentsOfDirectory(atPath: repoDevices) where name.hasSuffix(".yaml") {
+            try FileManager.default.copyItem(atPath: repoDevices + "/" + name, toPath: devices + "/" + name)
+            chmod(devices + "/" + name, 0o644)
+        }
+        let door = try dir.write("Devices/door.yml", "profile: spare-door\ndescription: A spare door controller\npoints:\n  - {name: lock, role: egress-lock, table: coil, address: 0}\n")
+        chmod(door, 0o644)
+        let site = dir.file("site.yaml")
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path, toPath: site)
+        chmod(site, 0o644)
+        return (site, devices, door)
+    }
+
+    @Test func worldWritableProfileWithAnyNameIsRefusedAtStartup() throws {
+        // Before issue 11 only DIR/<profile>.yaml of the profiles the site used was checked:
+        // a world-writable door.yml was loaded (and its profile trusted) without a word.
+        let dir = TempDir()
+        let (site, devices, door) = try demoWithSpareProfile(dir)
+        chmod(door, 0o666)
+        let r = try runDaemonBriefly(["--config", site, "--devices", devices, "--agent-socket", dir.file("a.sock"),
+                                      "--operator-socket", dir.file("o.sock"), "--audit", dir.file("audit")])
+        #expect(r.status == 78, "\(r.stderr)")
+        #expect(r.stderr.contains("chmod go-w \(door)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")))
+    }
+
+    @Test func writableDevicesFolderIsRefusedAtStartup() throws {
+        let dir = TempDir()
+        let (site, devices, _) = try demoWithSpareProfile(dir)
+        chmod(devices, 0o777)
+        let r = try runDaemonBriefly(["--config", site, "--devices", devices, "--agent-socket", dir.file("a.sock"),
+                                      "--operator-socket", dir.file("o.sock"), "--audit", dir.file("audit")])
+        #expect(r.status == 78, "\(r.stderr)")
+        #expect(r.stderr.contains("folder \(devices) is writable by anyone (mode 777)") && r.stderr.contains("chmod go-w \(devices)"), "\(r.stderr)")
     }
 
     @Test("an invalid site is refused with FILE:LINE:COLUMN for each error")
@@ -108,5 +174,25 @@ struct StartupTests {
         }
         #expect(messages.first?.hasPrefix("READY=1") == true, "\(messages)")
         #expect(messages.filter { $0 == "WATCHDOG=1" }.count >= 3)
+    }
+}
+
+@Suite("Start-up refusal: an agent in an operator group")
+struct OperatorSeparationStartupTests {
+    @Test func agentInAnOperatorGroupStopsTheDaemonWithExit78() throws {
+        let site = Site(name: "s", zones: [Zone(id: "z")], points: [],
+                        agents: [Agent(name: "facilities-agent", uid: 2001, read: [], write: [])],
+                        operators: [Operator(gid: 3000)])
+        let accounts = AccountDatabase(users: [.init(name: "fa", uid: 2001, gid: 2001)],
+                                       groups: [.init(name: "redline-operators", gid: 3000, members: ["fa"])])
+        do {
+            try RedlineDaemon.checkOperatorSeparation(site, accounts: accounts)
+            Issue.record("an agent in the operator group was accepted")
+        } catch {
+            #expect(error.exitCode == 78)
+            #expect(error.message.contains("agent 'facilities-agent' (uid 2001, user 'fa') is a member of operator group 'redline-operators' (gid 3000)"), "\(error)")
+        }
+        let clean = AccountDatabase(users: [.init(name: "fa", uid: 2001, gid: 2001)], groups: [.init(name: "redline-operators", gid: 3000, members: [])])
+        #expect(throws: Never.self) { try RedlineDaemon.checkOperatorSeparation(site, accounts: clean) }
     }
 }
