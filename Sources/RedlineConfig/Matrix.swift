@@ -14,6 +14,7 @@ public struct CauseEffectMatrix: Sendable {
         case occupied
         case alarm = "in alarm"
         case hazard
+        case occupiedHazard = "occupied in hazard"
 
         public var description: String {
             switch self {
@@ -21,6 +22,7 @@ public struct CauseEffectMatrix: Sendable {
             case .occupied: return "calm, but every occupancy input reads 1"
             case .alarm: return "calm, but every fire/gas alarm and suppression input is active"
             case .hazard: return "calm, but every temperature input reads 45 °C"
+            case .occupiedHazard: return "every occupancy input reads 1 and every temperature input 45 °C (E-1 and E-3 drive their outputs: RL-11)"
             }
         }
     }
@@ -80,11 +82,11 @@ public struct CauseEffectMatrix: Sendable {
         for p in site.points where !p.role.isOutput {
             var v: Double
             switch p.role {
-            case .temperature: v = s == .hazard ? 45 : 22
+            case .temperature: v = s == .hazard || s == .occupiedHazard ? 45 : 22
             case .oxygen: v = 20.9
             case .co2: v = 0.04
             case .humidity: v = 45
-            case .occupancy: v = s == .occupied ? 1 : 0
+            case .occupancy: v = s == .occupied || s == .occupiedHazard ? 1 : 0
             default: v = p.role.isAlarmInput && s == .alarm ? 1 : 0
             }
             snap[p.id] = .good(v, at: now)
@@ -139,8 +141,10 @@ public struct CauseEffectMatrix: Sendable {
         var outcomes: [Outcome] = []
         for v in vals {
             for s in tried {
-                let state = PolicyState(site: site, snapshot: snapshots[s]!, now: now)
-                let d = Policy.decide(WriteCommand(agent: agent.name, point: p.id, value: v), in: state)
+                // The effects' drives on that plant, as the daemon would hold them (RL-11).
+                let driven = EffectsMachine(site: site).step(snapshot: snapshots[s]!, previous: EffectState(), now: now).state.driven
+                let state = PolicyState(site: site, snapshot: snapshots[s]!, now: now, driven: driven)
+                let d = Policy.decideQuantized(WriteCommand(agent: agent.name, point: p.id, value: v), in: state).1
                 outcomes.append(Outcome(value: v, scenario: s, result: result(d)))
             }
         }

@@ -7,8 +7,12 @@ import Testing
 
 /// The daemon's own safety actions hold their timing whatever agents do (issue: liveness).
 /// Real simulator and daemon; agents connect as their own uids through setpriv.
+///
+/// These suites load the machine on purpose (63 agent connections with 60 KB lines), so
+/// `scripts/test.sh` runs every suite named `UnderLoad...` on its own, after the others:
+/// run in parallel with them, the flood would make their timing flaky, not these.
 @Suite("Liveness under agent load", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
-struct LivenessTests {
+struct UnderLoadLivenessTests {
     static let facilities: UInt32 = 2001
     static let reporting: UInt32 = 2002
     /// The demo site's scan interval.
@@ -151,6 +155,15 @@ struct LivenessTests {
         }
         #expect(try s.sim.plant()["sra-door.lock"] == (outcome == "executed" ? 1 : 0), "the operator's answer matches the plant")
     }
+
+}
+
+/// Bounded admission: shares, in-flight bounds, half-close and idle connections.
+@Suite("Admission bounds", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct AdmissionTests {
+    static let facilities: UInt32 = 2001
+    static let reporting: UInt32 = 2002
+    static func floodLine(_ k: Int, _ i: Int) -> String { UnderLoadLivenessTests.floodLine(k, i) }
 
     @Test("starvation: an agent holding every connection it may have cannot stop another agent or an operator from being served")
     func starvation() throws {

@@ -21,12 +21,17 @@ public final class PlantAndDaemon: @unchecked Sendable {
     /// Starts both for `site` (a file under Firmware-Configs by default), waiting until the daemon is ready.
     /// With `manualClock` the simulator runs `--clock manual` (plant time moves only on `plant.advance`).
     public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], manualClock: Bool = false,
-                daemonEnvironment: [String: String]? = nil, file: String = #filePath) throws {
+                daemonEnvironment: [String: String]? = nil, siteEdit: ((String) -> String)? = nil,
+                file: String = #filePath) throws {
         root = TestPaths.packageRoot(from: file)
         dir = TempDir(prefix: "rle2e")
         chmod(dir.path, 0o755)  // agents (other uids) must reach the socket
         let src = root.appendingPathComponent("Firmware-Configs").appendingPathComponent(site).path
         siteFile = try TestSites.withFreePorts(src, in: dir).path
+        if let siteEdit {
+            let text = try String(contentsOfFile: siteFile, encoding: .utf8)
+            try siteEdit(text).write(toFile: siteFile, atomically: true, encoding: .utf8)
+        }
         chmod(siteFile, 0o644)
         agentSocket = dir.file("agent.sock")
         operatorSocket = dir.file("operator.sock")
@@ -126,10 +131,12 @@ public final class PeerConnection: @unchecked Sendable {
 
     public static var canSwitchUser: Bool { getuid() == 0 }
 
-    public init(path: String, uid: UInt32) throws {
+    /// `groups`: supplementary groups the peer process holds (none by default).
+    public init(path: String, uid: UInt32, groups: [UInt32] = []) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups",
-                             "socat", "-t", "0.5", "STDIO", "UNIX-CONNECT:\(path)"]
+        let groupArgs = groups.isEmpty ? ["--clear-groups"] : ["--groups", groups.map(String.init).joined(separator: ",")]
+        process.arguments = ["--reuid", String(uid), "--regid", String(uid)] + groupArgs
+            + ["socat", "-t", "0.5", "STDIO", "UNIX-CONNECT:\(path)"]
         process.standardInput = toPeer
         process.standardOutput = fromPeer
         process.standardError = FileHandle.nullDevice

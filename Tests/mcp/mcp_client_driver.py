@@ -90,8 +90,8 @@ async def main_session(server_cmd, control_path):
                   names == EXPECTED_TOOLS and len(tools) == 4, f"got {sorted(names)}")
             for t in tools:
                 d = t.description or ""
-                has_all = all(f"RL-{n}:" in d for n in range(0, 11))
-                check(f"{t.name} description names RL-0..RL-10 and says a denial is final",
+                has_all = all(f"RL-{n}:" in d for n in range(0, 12))
+                check(f"{t.name} description names RL-0..RL-11 and says a denial is final",
                       has_all and "denial is final" in d and "override codes" in d)
             wp = next((t for t in tools if t.name == "write_point"), None)
             schema = wp.input_schema if wp else {}
