@@ -247,6 +247,30 @@ struct AdmissionTests {
     }
 }
 
+/// The counters `status` shows agree with what agents were told.
+@Suite("Status counters", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct CounterTests {
+    @Test("writes count each request once, whatever its outcome; an approval is not a new write")
+    func countersAgree() throws {
+        let s = try PlantAndDaemon()
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        #expect(try c.write("office-lights.on", 1)["outcome"]?.stringValue == "executed")
+        #expect(try c.write("dispatch.cancel", 1)["rule"]?.stringValue == "RL-2")
+        let held = try c.write("sra-door.lock", 1)
+        let rid = try #require(held["requestId"]?.stringValue)
+        #expect(try s.operatorCall("approvals.approve", ["requestId": .string(rid)])["outcome"]?.stringValue == "executed")
+        try s.sim.fault("office-lights", "timeout")
+        #expect(try c.write("office-lights.on", 0)["outcome"]?.stringValue == "failed")
+        let k = try s.operatorCall("status")["counters"]
+        #expect(k?["writes"]?.numberValue == 4, "\(k?.encoded() ?? "")")
+        #expect(k?["executed"]?.numberValue == 2)
+        #expect(k?["held"]?.numberValue == 1)
+        #expect(k?["failed"]?.numberValue == 1)
+        #expect(k?["denied"]?["RL-2"]?.numberValue == 1)
+    }
+}
+
 /// E-4 and RL-11 on a live plant.
 @Suite("E-4 and RL-11 end to end", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct LifeSupportRestoreTests {
