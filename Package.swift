@@ -157,7 +157,12 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "RedlineDaemonTests",
-            dependencies: ["RedlineDaemon", "RedlineTestSupport"],
+            dependencies: [
+                "RedlineDaemon", "RedlineTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",

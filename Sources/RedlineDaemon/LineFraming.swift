@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One inbound frame: a complete line, or a line that exceeded the limit (already discarded).
-enum Frame: Sendable {
+enum Frame: Sendable, Equatable {
     case line(ByteBuffer)
     case tooLong(Int)
 }
