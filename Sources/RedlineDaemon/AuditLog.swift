@@ -60,6 +60,9 @@ public final class AuditLog: Sendable {
         /// Batches written and records in them (for status and benchmarks).
         var batches = 0
         var records = 0
+        /// The last write failure while it lasts (cleared by the next durable batch), and records lost to it.
+        var failure: String?
+        var lostRecords = 0
     }
 
     public enum OpenError: Error, CustomStringConvertible {
@@ -101,6 +104,10 @@ public final class AuditLog: Sendable {
 
     /// Write batches so far and the records they held (group commit at work).
     public var batchStats: (batches: Int, records: Int) { state.withLock { ($0.batches, $0.records) } }
+
+    /// Why the log cannot be written right now (nil while it can), and how many records
+    /// failures have refused so far: `status` shows both, so operators see why writes fail.
+    public var health: (failure: String?, lostRecords: Int) { state.withLock { ($0.failure, $0.lostRecords) } }
 
     /// Appends a record; returns its `seq` once written (and fsynced).
     @discardableResult
@@ -180,6 +187,8 @@ public final class AuditLog: Sendable {
                 st.lastHash = st.durableHash
                 let rest = st.pending
                 st.pending.removeAll()
+                st.failure = "\(failure)"
+                st.lostRecords += batch.count + rest.count
                 return rest
             }
             for p in batch + dropped { p.waiter?(.failure(failure)) }
@@ -189,6 +198,7 @@ public final class AuditLog: Sendable {
         state.withLock { st in
             st.durableSeq = batch.last!.seq
             st.durableHash = batch.last!.hash
+            st.failure = nil
             st.size += bytes.count
             st.batches += 1
             st.records += batch.count

@@ -110,7 +110,7 @@ final class Engine: Sendable {
 
     func status() -> JSON {
         Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                    deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, now: clock())
+                    deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, audit: audit.health, now: clock())
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }

@@ -61,7 +61,8 @@ enum Wire {
     }
 
     static func status(site: Site, ledger s: Ledger.State, snapshot snap: PlantSnapshot, effects: EffectState,
-                       deviceJobs: [BusPriority: Int], auditSeq: UInt64, now: Int64) -> JSON {
+                       deviceJobs: [BusPriority: Int], auditSeq: UInt64, audit health: (failure: String?, lostRecords: Int),
+                       now: Int64) -> JSON {
         let zones: [JSON] = site.zones.map { z in
             let c = ZoneCondition.evaluate(zone: z.id, site: site, snapshot: snap, now: now)
             return .obj([("id", .string(z.id)), ("occupied", .bool(c.occupied)), ("inAlarm", .bool(c.inAlarm)),
@@ -106,6 +107,8 @@ enum Wire {
         out.append(("requestHistory", .number(Double(s.approvals.historyCount))))
         out.append(("deviceJobs", jobs))
         out.append(("auditSeq", .number(Double(auditSeq))))
+        out.append(("audit", .obj([("writable", .bool(health.failure == nil)), ("error", health.failure.map { .string($0) }),
+                                   ("refusedRecords", .number(Double(health.lostRecords)))])))
         return .object(out)
     }
 }

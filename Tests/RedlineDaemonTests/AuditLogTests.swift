@@ -132,3 +132,95 @@ struct RPCParseTests {
         #expect(got == [true, true, true, true, true, false, true, false])
     }
 }
+
+@Suite("Audit log on a full disk", .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+struct AuditDiskFullTests {
+    @Test("a failed append leaves nothing behind: the file is cut back, the failure shows, and the chain continues when space returns")
+    func diskFull() async throws {
+        let dir = TempDir()
+        let mnt = dir.file("small")
+        mkdir(mnt, 0o755)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0)
+        defer {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [mnt]
+            try? u.run()
+            u.waitUntilExit()
+        }
+        let path = mnt + "/audit.jsonl"
+        let log = try AuditLog(options: .init(path: path))
+        let filler = String(repeating: "f", count: 2000)
+        var failures = 0
+        var written = 0
+        for i in 0..<200 {
+            do {
+                try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(filler))])
+                written += 1
+            } catch {
+                failures += 1
+                if failures >= 3 { break }
+            }
+        }
+        #expect(failures >= 1, "the tmpfs filled up")
+        #expect(log.health.failure != nil)
+        #expect(log.health.lostRecords >= failures)
+        // Nothing half-written: the file verifies as it stands.
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        guard case .ok(let n, _, _) = AuditChain.verify(bytes) else { Issue.record("\(AuditChain.verify(bytes))"); return }
+        #expect(n == written)
+        // Space comes back (the log is rotated away by hand here): the next record chains on the last good one.
+        try FileManager.default.removeItem(atPath: path)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.file("kept.jsonl")))
+        log.close()
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let again = try AuditLog(options: .init(path: path))
+        try await again.append(kind: "decision", [("after", "space came back")])
+        again.close()
+        let v = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        guard case .ok(let m, _, _) = v else { Issue.record("\(v)"); return }
+        #expect(m == written + 1)
+    }
+
+    @Test("records queued behind a failed batch fail too; the log keeps its last good length and writes again")
+    func failureThenRecovery() async throws {
+        let dir = TempDir()
+        let mnt = dir.file("small")
+        mkdir(mnt, 0o755)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0)
+        defer {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [mnt]
+            try? u.run()
+            u.waitUntilExit()
+        }
+        let path = mnt + "/audit.jsonl"
+        let log = try AuditLog(options: .init(path: path))
+        try await log.append(kind: "start", [])
+        // Fill the disk with another file, then free it.
+        let hog = mnt + "/hog"
+        _ = FileManager.default.createFile(atPath: hog, contents: Data(repeating: 0, count: 60 * 1024))
+        var failed = false
+        for _ in 0..<10 {
+            do { try await log.append(kind: "decision", [("pad", .string(String(repeating: "p", count: 3000)))]) } catch { failed = true; break }
+        }
+        #expect(failed)
+        try FileManager.default.removeItem(atPath: hog)
+        try await log.append(kind: "decision", [("after", "recovered")])
+        #expect(log.health.failure == nil)
+        log.close()
+        let v = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        guard case .ok = v else { Issue.record("the log does not verify after recovery: \(v)"); return }
+    }
+}
