@@ -133,27 +133,33 @@ struct RPCParseTests {
     }
 }
 
+/// A 64 KiB tmpfs, mounted for one test.
+struct SmallDisk {
+    let path: String
+    init(in dir: TempDir) throws {
+        path = dir.file("small")
+        mkdir(path, 0o755)
+        try Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", path])
+    }
+    func unmount() { try? Self.run("/bin/umount", [path]) }
+    static func run(_ tool: String, _ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw TestSupportError("\(tool) \(args) failed") }
+    }
+}
+
 @Suite("Audit log on a full disk", .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
 struct AuditDiskFullTests {
     @Test("a failed append leaves nothing behind: the file is cut back, the failure shows, and the chain continues when space returns")
     func diskFull() async throws {
         let dir = TempDir()
-        let mnt = dir.file("small")
-        mkdir(mnt, 0o755)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]
-        try mount.run()
-        mount.waitUntilExit()
-        try #require(mount.terminationStatus == 0)
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [mnt]
-            try? u.run()
-            u.waitUntilExit()
-        }
-        let path = mnt + "/audit.jsonl"
+        let mnt = try SmallDisk(in: dir)
+        defer { mnt.unmount() }
+        let path = mnt.path + "/audit.jsonl"
         let log = try AuditLog(options: .init(path: path))
         let filler = String(repeating: "f", count: 2000)
         var failures = 0
@@ -190,26 +196,13 @@ struct AuditDiskFullTests {
     @Test("records queued behind a failed batch fail too; the log keeps its last good length and writes again")
     func failureThenRecovery() async throws {
         let dir = TempDir()
-        let mnt = dir.file("small")
-        mkdir(mnt, 0o755)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]
-        try mount.run()
-        mount.waitUntilExit()
-        try #require(mount.terminationStatus == 0)
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [mnt]
-            try? u.run()
-            u.waitUntilExit()
-        }
-        let path = mnt + "/audit.jsonl"
+        let mnt = try SmallDisk(in: dir)
+        defer { mnt.unmount() }
+        let path = mnt.path + "/audit.jsonl"
         let log = try AuditLog(options: .init(path: path))
         try await log.append(kind: "start", [])
         // Fill the disk with another file, then free it.
-        let hog = mnt + "/hog"
+        let hog = mnt.path + "/hog"
         _ = FileManager.default.createFile(atPath: hog, contents: Data(repeating: 0, count: 60 * 1024))
         var failed = false
         for _ in 0..<10 {
