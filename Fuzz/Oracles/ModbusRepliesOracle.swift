@@ -76,7 +76,8 @@ public enum ModbusRepliesOracle {
         switch fc {
         case 1, 2, 3, 4:
             let count = Int(request[3]) * 256 + Int(request[4])
-            let n = fc <= 2 ? (count + 7) / 8 : count * 2
+            // The byte count is one byte: a request asking for more gets a (wrong) capped answer.
+            let n = min(255, fc <= 2 ? (count + 7) / 8 : count * 2)
             var d = Array(data.prefix(n))
             d += [UInt8](repeating: 0, count: max(0, n - d.count))
             return [fc, UInt8(truncatingIfNeeded: n)] + d
