@@ -129,6 +129,27 @@ let package = Package(
             path: "Benchmarks/decision-bench",
             swiftSettings: strict),
 
+        // Fuzzing (issue 15): the oracles, shared by the fuzz targets and FuzzRegressionTests,
+        // and one executable per target. Built normally, a fuzz target replays files and folders
+        // given as arguments; built by scripts/fuzz.sh (--sanitize=fuzzer -DREDLINE_LIBFUZZER) it is
+        // a libFuzzer binary.
+        .target(
+            name: "RedlineFuzzOracles",
+            dependencies: [
+                "RedlineCore", "RedlineConfig", "RedlineDaemon", "RedlineHIL",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/Oracles",
+            swiftSettings: strict),
+        .executableTarget(name: "fuzz-json", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/json", swiftSettings: strict),
+        .executableTarget(name: "fuzz-rpc-lines", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/rpc-lines", swiftSettings: strict),
+        .executableTarget(name: "fuzz-audit-verify", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/audit-verify", swiftSettings: strict),
+        .executableTarget(name: "fuzz-modbus-replies", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/modbus-replies", swiftSettings: strict),
+        .executableTarget(name: "fuzz-site-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/site-yaml", swiftSettings: strict),
+        .executableTarget(name: "fuzz-scenario-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/scenario-yaml", swiftSettings: strict),
+
         // Tests: one target per module, plus end-to-end with real processes.
         .target(
             name: "RedlineTestSupport",
@@ -163,6 +184,10 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["RedlineFuzzOracles"],
             swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",

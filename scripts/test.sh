@@ -19,10 +19,18 @@ load_rc=0
 swift test --skip-build --filter UnderLoad || load_rc=$?
 [ "$load_rc" = 0 ] || swift_rc=$load_rc
 
+# Fuzzing (issue 15): every libFuzzer target for FUZZ_SECONDS (default 60) each; any crash or
+# oracle failure fails the run and leaves a minimized input in Tests/FuzzRegressions/. FUZZ_SKIP=1 skips.
+fuzz_rc=0
+if [ "${FUZZ_SKIP:-0}" != 1 ]; then
+    bash scripts/fuzz.sh all "${FUZZ_SECONDS:-60}" || fuzz_rc=$?
+fi
+
 # The GPIO rig: a QEMU virtual machine with the kernel's gpio-sim driver (GPIOVM_SKIP=1 skips it).
 rig_rc=0
 bash Simulators/gpio-vm/test.sh || rig_rc=$?
 
 if [ "$swift_rc" != 0 ]; then echo "test.sh: swift test failed (exit $swift_rc)" >&2; fi
 if [ "$rig_rc" != 0 ]; then echo "test.sh: the GPIO rig failed (exit $rig_rc)" >&2; fi
-[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ]
+if [ "$fuzz_rc" != 0 ]; then echo "test.sh: fuzzing found a crash or an oracle failure (exit $fuzz_rc)" >&2; fi
+[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ]

@@ -69,11 +69,10 @@ public enum AuditChain {
             let rec: JSON
             do { rec = try JSON.parse(bytes) } catch { return fail(nil, "not JSON (\(error))") }
             guard case .object(let kv) = rec,
-                  let seqD = rec["seq"]?.numberValue, seqD >= 1, seqD == seqD.rounded(),
+                  let seqD = rec["seq"]?.numberValue, seqD >= 1, let seq = UInt64(exactly: seqD),
                   let prev = rec["prev"]?.stringValue, let h = rec["hash"]?.stringValue,
                   rec["kind"]?.stringValue != nil, rec["time"]?.stringValue != nil
             else { return fail(nil, "missing seq, time, kind, prev or hash") }
-            let seq = UInt64(seqD)
             let body = JSON.object(kv.filter { $0.0 != "hash" })
             guard AuditChain.hash(body) == h else { return fail(seq, "hash does not match the record") }
             if started {

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One inbound frame: a complete line, or a line that exceeded the limit (already discarded).
-enum Frame: Sendable, Equatable {
+package enum Frame: Sendable, Equatable {
     case line(ByteBuffer)
     case tooLong(Int)
 }
@@ -9,18 +9,18 @@ enum Frame: Sendable, Equatable {
 /// Splits the byte stream at `\n`. A line longer than `maxLength` is dropped
 /// up to its newline and reported once as `.tooLong`, so one bad client line
 /// never stalls or grows the daemon.
-struct LineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = Frame
-    let maxLength: Int
+package struct LineDecoder: ByteToMessageDecoder {
+    package typealias InboundOut = Frame
+    package let maxLength: Int
     private var discarding = false
     private var discarded = 0
     /// Bytes at the start of the buffer already searched for a newline: a long line
     /// arriving in many chunks is scanned once, not once per chunk.
     private var scanned = 0
 
-    init(maxLength: Int) { self.maxLength = maxLength }
+    package init(maxLength: Int) { self.maxLength = maxLength }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
         let from = view.startIndex + min(scanned, view.count)
         if let nl = view[from...].firstIndex(of: 0x0A) {
@@ -57,7 +57,7 @@ struct LineDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    package mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A final line without a newline is still a request.
         if buffer.readableBytes > 0, !discarding {
             let line = buffer.readSlice(length: buffer.readableBytes)!

@@ -143,7 +143,7 @@ public struct Scenario: Sendable {
         let defaultAgent = top["agent"]?.stringValue
         var stepsNode: Node?
         for (k, v) in m where k.string == "steps" { stepsNode = v }
-        guard let stepsNode, case .sequence(let seq) = stepsNode else { throw ScenarioError("\(file): missing `steps:` list") }
+        guard let stepsNode, case .sequence(let seq) = stepsNode else { throw ScenarioError("\(file):\(stepsNode.map(YAMLJSON.line) ?? 1): missing `steps:` list") }
         var steps: [Step] = []
         for node in seq {
             let line = YAMLJSON.line(node)
@@ -155,7 +155,10 @@ public struct Scenario: Sendable {
             }
         }
         let clock = top["clock"]?.stringValue
-        if let clock, clock != "manual", clock != "real" { throw ScenarioError("\(file): clock must be `manual` or `real`") }
+        if let clock, clock != "manual", clock != "real" {
+            let at = m.first { $0.key.string == "clock" }.map { YAMLJSON.line($0.value) } ?? 1
+            throw ScenarioError("\(file):\(at): clock must be `manual` or `real`")
+        }
         return Scenario(name: name, file: file, description: top["description"]?.stringValue ?? "", clock: clock,
                         site: top["site"]?.stringValue, steps: steps)
     }

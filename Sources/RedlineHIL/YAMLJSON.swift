@@ -11,12 +11,18 @@ public struct ScenarioError: Error, Sendable, CustomStringConvertible {
 enum YAMLJSON {
     static func load(_ text: String, file: String) throws(ScenarioError) -> Node {
         do {
-            guard let node = try Yams.compose(yaml: text) else { throw ScenarioError("\(file): empty scenario file") }
+            guard let node = try Yams.compose(yaml: text) else { throw ScenarioError("\(file):1: empty scenario file") }
             return node
         } catch let e as ScenarioError {
             throw e
         } catch {
-            throw ScenarioError("\(file): not valid YAML: \(error)")
+            // Positions: libyaml's, where it gives one (1-based), else the first line.
+            var line = 1
+            switch error as? YamlError {
+            case .scanner(_, _, let mark, _)?, .parser(_, _, let mark, _)?, .composer(_, _, let mark, _)?: line = max(1, mark.line)
+            default: break
+            }
+            throw ScenarioError("\(file):\(line): not valid YAML: \(error)")
         }
     }
 
@@ -39,5 +45,6 @@ enum YAMLJSON {
         }
     }
 
-    static func line(_ node: Node) -> Int { (node.mark?.line ?? 0) }
+    /// The node's line, 1-based; 1 when libyaml gives none.
+    static func line(_ node: Node) -> Int { max(1, node.mark?.line ?? 1) }
 }

@@ -137,11 +137,10 @@ final class ModbusBackend: BusBackend {
         let wireValue: UInt16 = table == .coil ? (raw == 0 ? 0x0000 : 0xFF00) : raw
         let pdu: [UInt8] = [fc.rawValue, UInt8(address >> 8), UInt8(address & 0xFF),
                             UInt8(wireValue >> 8), UInt8(wireValue & 0xFF)]
+        // Single writes echo the request exactly (checked by ModbusReply.check in transact).
         switch transact(unit: unit, pdu: pdu) {
         case .failure(let e): return .failure(e)
-        case .success(let rsp):
-            // Single writes echo the request exactly.
-            guard rsp == pdu else { return fail(.malformed("write response does not echo the request"), close: true) }
+        case .success: break
         }
         switch readRaw(unit: unit, table: table, address: address, count: 1) {
         case .failure(let e): return .failure(e)
@@ -172,24 +171,17 @@ final class ModbusBackend: BusBackend {
         let pdu: [UInt8] = [fc.rawValue, UInt8(address >> 8), UInt8(address & 0xFF), UInt8(count >> 8), UInt8(count & 0xFF)]
         switch transact(unit: unit, pdu: pdu) {
         case .failure(let e): return .failure(e)
-        case .success(let rsp):
-            let expected = table.isBit ? (count + 7) / 8 : count * 2
-            guard rsp.count >= 2, Int(rsp[1]) == expected, rsp.count == 2 + expected else {
-                return fail(.malformed("byte count \(rsp.count >= 2 ? Int(rsp[1]) : -1), expected \(expected)"), close: true)
-            }
-            var values = [UInt16](repeating: 0, count: count)
-            if table.isBit {
-                for i in 0..<count { values[i] = UInt16((rsp[2 + i / 8] >> UInt8(i % 8)) & 1) }
-            } else {
-                for i in 0..<count { values[i] = UInt16(rsp[2 + 2 * i]) << 8 | UInt16(rsp[3 + 2 * i]) }
-            }
+        case .success(let values):
+            guard values.count == count else { return fail(.malformed("\(values.count) values, expected \(count)"), close: true) }
             return .success(values)
         }
     }
 
-    /// Sends one request PDU to `unit` and returns the response PDU (function code first).
-    /// Exception responses become `.exception`; anything unexpected is `.malformed`.
-    func transact(unit: Int, pdu: [UInt8]) -> Result<[UInt8], DeviceError> {
+    /// Sends one request PDU to `unit` and checks the reply with `ModbusReply.check` (framing, unit,
+    /// function code, byte count, echo of writes: the pure function the fuzz target `modbus-replies`
+    /// and the tests exercise). Returns the values of a read, nothing for a write. Exception
+    /// responses become `.exception`; anything unexpected is `.malformed` and closes the link.
+    func transact(unit: Int, pdu: [UInt8]) -> Result<[UInt16], DeviceError> {
         guard let first = pdu.first, FunctionCode(rawValue: first) != nil else {
             return .failure(.unsupported("function code not permitted"))
         }
@@ -203,34 +195,19 @@ final class ModbusBackend: BusBackend {
         let n = Int(buffer.withUnsafeMutableBufferPointer { modbus_receive_confirmation(ctx, $0.baseAddress) })
         if n < 0 { return fail(errnoError(), close: true) }
         if n == 0 { return fail(.malformed("response from another unit"), close: true) }
-        let header = Int(modbus_get_header_length(ctx))
+        // libmodbus has framed the reply (and, for RTU, checked the CRC, checked again here);
+        // the frame is the MBAP header and PDU for TCP, unit, PDU and CRC for RTU.
         let frame = Array(buffer[0..<min(n, buffer.count)])
-        let body: ArraySlice<UInt8>
-        if isTCP {
-            guard frame.count >= header + 1 else { return fail(.malformed("short frame"), close: true) }
-            let tid = UInt16(frame[0]) << 8 | UInt16(frame[1])
-            let protocolID = UInt16(frame[2]) << 8 | UInt16(frame[3])
-            let length = Int(frame[4]) << 8 | Int(frame[5])
-            guard tid == 0, protocolID == 0 else { return fail(.malformed("bad MBAP header"), close: true) }
-            guard length == frame.count - 6 else { return fail(.malformed("MBAP length \(length) for \(frame.count - 6) bytes"), close: true) }
-            guard Int(frame[6]) == unit else { return fail(.malformed("response from unit \(frame[6]), expected \(unit)"), close: true) }
-            body = frame[header...]
-        } else {
-            // libmodbus has checked the CRC; it covers the last two bytes.
-            guard frame.count >= header + 1 + 2 else { return fail(.malformed("short frame"), close: true) }
-            guard Int(frame[0]) == unit else { return fail(.malformed("response from unit \(frame[0]), expected \(unit)"), close: true) }
-            body = frame[header..<(frame.count - 2)]
-        }
-        let rsp = Array(body)
-        if rsp[0] == first | 0x80 {
-            guard rsp.count == 2 else { return fail(.malformed("bad exception frame"), close: true) }
-            let code = Int(rsp[1])
+        switch ModbusReply.check(unit: UInt8(unit), request: pdu, reply: frame, framing: isTCP ? .tcp(transactionID: 0) : .rtu) {
+        case .success(let values):
             succeeded()
-            return .failure(.exception(code: code, modbusExceptionName(code)))
+            return .success(values)
+        case .failure(.exception(let code)):
+            succeeded()
+            return .failure(.exception(code: Int(code), modbusExceptionName(Int(code))))
+        case .failure(.malformed(let why)):
+            return fail(.malformed(why), close: true)
         }
-        guard rsp[0] == first else { return fail(.malformed("function code \(rsp[0]), expected \(first)"), close: true) }
-        succeeded()
-        return .success(rsp)
     }
 
     // MARK: Connection management

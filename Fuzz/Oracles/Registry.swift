@@ -1,0 +1,13 @@
+/// Every fuzz target by name (the folder under Fuzz/, the regression folder under Tests/FuzzRegressions/).
+public enum FuzzTargets {
+    public static let all: [(name: String, oracle: Oracle)] = [
+        ("json", JSONOracle.check),
+        ("rpc-lines", RPCLinesOracle.check),
+        ("audit-verify", AuditOracle.check),
+        ("modbus-replies", ModbusRepliesOracle.check),
+        ("site-yaml", SiteOracle.check),
+        ("scenario-yaml", ScenarioOracle.check),
+    ]
+
+    public static func oracle(named name: String) -> Oracle? { all.first { $0.name == name }?.oracle }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import RedlineConfig
+import RedlineCore
+
+/// `site-yaml`: SiteLoader on site and profile YAML (seeded from Firmware-Configs/*.yaml,
+/// Devices/*.yaml and the configuration fixtures).
+///
+/// Input: a site file, optionally followed by a line `#@@profile NAME.yaml` and a profile that
+/// replaces Devices/NAME.yaml (or is added, for a new name). Oracles: no crash; every error is
+/// `FILE:LINE:COLUMN: message` with a file that was read and a line and column from 1; and an
+/// accepted site never widens an envelope (a configured min/max outside its role's envelope or
+/// an empty range), never aliases an output (two outputs on the same physical bus endpoint, unit,
+/// table and address, or GPIO chip and line), never loosens the timing envelope
+/// (0 < scan <= 1000 ms, 0 < stale <= min(5000, 5 x scan)).
+public enum SiteOracle {
+    public static let profileMarker = "#@@profile "
+
+    /// The project root: REDLINE_ROOT, else the checkout this file was compiled from.
+    static let root: String = {
+        if let r = ProcessInfo.processInfo.environment["REDLINE_ROOT"] { return r }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }()
+
+    struct Work: Sendable {
+        let dir: String
+        let devices: String
+        let site: String
+        let profiles: [String: Data]
+    }
+
+    /// A private folder with a copy of the real device profiles (made once per process).
+    static let work: Work = {
+        let fm = FileManager.default
+        let dir = NSTemporaryDirectory() + "redline-fuzz-site-\(getpid())"
+        let devices = dir + "/Devices"
+        try? fm.createDirectory(atPath: devices, withIntermediateDirectories: true)
+        try? fm.createDirectory(atPath: dir + "/Firmware-Configs", withIntermediateDirectories: true)
+        var profiles: [String: Data] = [:]
+        let src = root + "/Devices"
+        for name in (try? fm.contentsOfDirectory(atPath: src)) ?? [] where name.hasSuffix(".yaml") {
+            if let d = fm.contents(atPath: src + "/" + name) {
+                profiles[name] = d
+                _ = fm.createFile(atPath: devices + "/" + name, contents: d)
+            }
+        }
+        return Work(dir: dir, devices: devices, site: dir + "/Firmware-Configs/site.yaml", profiles: profiles)
+    }()
+
+    /// Hosts resolve to themselves (loopback to this host): no DNS from a fuzz run.
+    static func resolve(_ host: String) -> String {
+        let h = host.lowercased()
+        return h == "localhost" || h.hasPrefix("127.") || h == "::1" ? HostResolver.thisHost : h
+    }
+
+    static let environment = LoaderEnvironment(
+        hosts: HostResolver { .success([resolve($0)]) },
+        accounts: AccountDatabase(
+            users: [.init(name: "root", uid: 0, gid: 0), .init(name: "facilities-agent", uid: 2001, gid: 2001),
+                    .init(name: "reporting-agent", uid: 2002, gid: 2002), .init(name: "operator", uid: 1000, gid: 1000)],
+            groups: [.init(name: "root", gid: 0, members: []), .init(name: "operators", gid: 1000, members: ["operator"])]))
+
+    public static func check(_ input: [UInt8]) throws(OracleFailure) {
+        let w = work
+        let fm = FileManager.default
+        var siteBytes = input
+        var replaced: String?
+        if let r = input.firstRange(of: Array(("\n" + profileMarker).utf8)) {
+            siteBytes = Array(input[..<r.lowerBound])
+            let rest = input[r.upperBound...]
+            let nl = rest.firstIndex(of: 0x0A) ?? rest.endIndex
+            var name = String(decoding: rest[..<nl], as: UTF8.self)
+            if !name.hasSuffix(".yaml") || name.contains("/") || name.hasPrefix(".") || name.count > 64 { name = "zz-fuzz.yaml" }
+            let body = nl < rest.endIndex ? Data(rest[(nl + 1)...]) : Data()
+            _ = fm.createFile(atPath: w.devices + "/" + name, contents: body)
+            replaced = name
+        }
+        defer {
+            if let name = replaced {
+                if let original = w.profiles[name] {
+                    _ = fm.createFile(atPath: w.devices + "/" + name, contents: original)
+                } else {
+                    try? fm.removeItem(atPath: w.devices + "/" + name)
+                }
+            }
+        }
+        _ = fm.createFile(atPath: w.site, contents: Data(siteBytes))
+
+        let site: Site
+        do {
+            site = try SiteLoader.load(siteFile: w.site, devicesDir: w.devices, environment: environment)
+        } catch {
+            for d in error.diagnostics { try checkDiagnostic(d, work: w) }
+            guard !error.diagnostics.isEmpty else { throw OracleFailure("a refused site with no diagnostic") }
+            return
+        }
+        try checkAccepted(site)
+    }
+
+    static func checkDiagnostic(_ d: ConfigDiagnostic, work w: Work) throws(OracleFailure) {
+        guard d.line >= 1, d.column >= 1 else { throw OracleFailure("diagnostic without a position: \(d)") }
+        guard d.file == w.site || d.file == w.devices || d.file.hasPrefix(w.devices + "/") else {
+            throw OracleFailure("diagnostic names a file that was not read: \(d)")
+        }
+        let text = d.description
+        guard text.hasPrefix("\(d.file):\(d.line):\(d.column): "), !d.message.isEmpty else {
+            throw OracleFailure("diagnostic is not FILE:LINE:COLUMN: message: \(text)")
+        }
+    }
+
+    static func checkAccepted(_ site: Site) throws(OracleFailure) {
+        let t = site.timing
+        guard t.scanIntervalMs > 0, t.scanIntervalMs <= 1000 else { throw OracleFailure("accepted scan interval \(t.scanIntervalMs) ms") }
+        guard t.staleAfterMs > 0, t.staleAfterMs <= min(5000, 5 * t.scanIntervalMs) else {
+            throw OracleFailure("accepted stale-after \(t.staleAfterMs) ms with scan \(t.scanIntervalMs) ms")
+        }
+        var endpoints: [String: String] = [:]
+        for b in site.buses {
+            switch b.kind {
+            case .modbusTCP(let host, let port): endpoints[b.id] = "tcp \(resolve(host)):\(port)"
+            case .modbusRTU(let s): endpoints[b.id] = "rtu \(s.device)"
+            case .gpio(let chip): endpoints[b.id] = "gpio \(chip)"
+            }
+        }
+        var outputs: [String: String] = [:]
+        for p in site.points {
+            let env = p.role.envelope
+            if let lo = p.min, !(lo >= env.lowerBound && lo <= env.upperBound) {
+                throw OracleFailure("\(p.id): min \(lo) outside the \(p.role) envelope \(env)")
+            }
+            if let hi = p.max, !(hi >= env.lowerBound && hi <= env.upperBound) {
+                throw OracleFailure("\(p.id): max \(hi) outside the \(p.role) envelope \(env)")
+            }
+            if let lo = p.min, let hi = p.max, lo > hi { throw OracleFailure("\(p.id): empty range \(lo)...\(hi)") }
+            let wr = p.writeRange
+            guard wr.lowerBound >= env.lowerBound, wr.upperBound <= env.upperBound else {
+                throw OracleFailure("\(p.id): write range \(wr) wider than the envelope \(env)")
+            }
+            guard p.role.isOutput else { continue }
+            guard let ep = endpoints[p.bus] else { throw OracleFailure("\(p.id) is on an undeclared bus \(p.bus)") }
+            let key: String
+            switch p.binding {
+            case .modbus(let table, let address, _, _): key = "\(ep) unit \(p.unitId.map(String.init) ?? "-") \(table) \(address)"
+            case .gpio(let line, _): key = "\(ep) line \(line)"
+            }
+            if let other = outputs[key] { throw OracleFailure("outputs \(other) and \(p.id) alias \(key)") }
+            outputs[key] = p.id
+        }
+    }
+}

@@ -1,0 +1,18 @@
+// Fuzz target `modbus-replies`: see Fuzz/Oracles/ModbusRepliesOracle.swift for what it checks, scripts/fuzz.sh to run it.
+// scripts/fuzz.sh compiles this target as one module with the code it fuzzes
+// (REDLINE_FUZZ_SINGLE_MODULE), so that libFuzzer sees the coverage of all of it.
+#if !REDLINE_FUZZ_SINGLE_MODULE
+import RedlineFuzzOracles
+#endif
+
+#if REDLINE_LIBFUZZER
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    FuzzHarness.fuzz(data, size, ModbusRepliesOracle.check)
+}
+#else
+/// Without libFuzzer: replays the files and folders given as arguments through the same oracle.
+@main enum Replay {
+    static func main() { FuzzHarness.replayMain(ModbusRepliesOracle.check) }
+}
+#endif

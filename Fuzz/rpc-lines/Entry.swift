@@ -1,0 +1,14 @@
+// Fuzz target `rpc-lines`: see Fuzz/Oracles/RPCLinesOracle.swift for what it checks, scripts/fuzz.sh to run it.
+import RedlineFuzzOracles
+
+#if REDLINE_LIBFUZZER
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    FuzzHarness.fuzz(data, size, RPCLinesOracle.check)
+}
+#else
+/// Without libFuzzer: replays the files and folders given as arguments through the same oracle.
+@main enum Replay {
+    static func main() { FuzzHarness.replayMain(RPCLinesOracle.check) }
+}
+#endif
