@@ -76,6 +76,13 @@ public struct CauseEffectMatrix: Sendable {
 
     // MARK: deriving cells from the policy
 
+    /// The policy state of a scenario's plant, with the effects' drives on it as the daemon
+    /// would hold them (so RL-11 shows where an effect holds an output).
+    public static func state(site: Site, snapshot: PlantSnapshot) -> PolicyState {
+        let driven = EffectsMachine(site: site).step(snapshot: snapshot, previous: EffectState(), now: now).state.driven
+        return PolicyState(site: site, snapshot: snapshot, now: now, driven: driven)
+    }
+
     /// The plant of a scenario: every input of the site fresh and good at `now`.
     public static func snapshot(_ site: Site, _ s: Scenario) -> PlantSnapshot {
         var snap = PlantSnapshot()
@@ -141,9 +148,7 @@ public struct CauseEffectMatrix: Sendable {
         var outcomes: [Outcome] = []
         for v in vals {
             for s in tried {
-                // The effects' drives on that plant, as the daemon would hold them (RL-11).
-                let driven = EffectsMachine(site: site).step(snapshot: snapshots[s]!, previous: EffectState(), now: now).state.driven
-                let state = PolicyState(site: site, snapshot: snapshots[s]!, now: now, driven: driven)
+                let state = Self.state(site: site, snapshot: snapshots[s]!)
                 let d = Policy.decideQuantized(WriteCommand(agent: agent.name, point: p.id, value: v), in: state).1
                 outcomes.append(Outcome(value: v, scenario: s, result: result(d)))
             }

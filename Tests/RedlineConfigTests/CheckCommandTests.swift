@@ -137,8 +137,8 @@ struct CheckCommandTests {
                 for o in try #require(cell["outcomes"]?.arrayValue) {
                     let value = try #require(o["value"]?.numberValue)
                     let scenario = try #require(o["scenario"]?.stringValue.flatMap(CauseEffectMatrix.Scenario.init(rawValue:)))
-                    let state = PolicyState(site: site, snapshot: CauseEffectMatrix.snapshot(site, scenario), now: CauseEffectMatrix.now)
-                    let d = Policy.decide(WriteCommand(agent: agent, point: id, value: value), in: state)
+                    let state = CauseEffectMatrix.state(site: site, snapshot: CauseEffectMatrix.snapshot(site, scenario))
+                    let d = Policy.decideQuantized(WriteCommand(agent: agent, point: id, value: value), in: state).1
                     #expect(o["result"]?.stringValue == CauseEffectMatrix.result(d), "\(agent) \(id)=\(value) \(scenario)")
                     checked += 1
                 }
