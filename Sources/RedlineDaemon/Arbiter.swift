@@ -10,8 +10,8 @@ public struct AgentLimits: Sendable {
     /// Requests an agent may have waiting for an operator.
     public var heldPerAgent = 100
     /// Fresh re-decisions of one write whose guard withheld it before it counts as failed.
-    public var maxAttempts = 3
-    public init(inFlightPerAgent: Int = 8, heldPerAgent: Int = 100, maxAttempts: Int = 3) {
+    public var maxAttempts = 5
+    public init(inFlightPerAgent: Int = 8, heldPerAgent: Int = 100, maxAttempts: Int = 5) {
         self.inFlightPerAgent = max(1, inFlightPerAgent)
         self.heldPerAgent = max(1, heldPerAgent)
         self.maxAttempts = max(1, maxAttempts)

@@ -5,7 +5,7 @@ import RedlineTestSupport
 import Testing
 
 /// Each test here owns its simulator and daemon: they change the plant and must not race others.
-@Suite("Daemon behaviour on a live plant", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+@Suite("Daemon behaviour on a live plant", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct DaemonBehaviourTests {
     static let facilities: UInt32 = 2001
 

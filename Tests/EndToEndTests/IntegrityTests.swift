@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 /// The holes around the red lines (issue: integrity), closed and proved on a live daemon.
-@Suite("Integrity around the red lines", .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+@Suite("Integrity around the red lines", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct IntegrityTests {
     static let facilities: UInt32 = 2001
     static let reporting: UInt32 = 2002
@@ -114,8 +114,15 @@ struct IntegrityTests {
         usleep(1_300_000)
         // First noticed through requests.get (or by a scan: either way it is in the log once).
         #expect(try c.request("requests.get", ["requestId": .string(rid)])["result"]?["outcome"]?.stringValue == "expired")
+        // The record is queued at once and written by the audit thread: give it a moment.
+        var expired: [JSON] = []
+        for _ in 0..<30 {
+            expired = try s.auditRecords().filter { $0["kind"]?.stringValue == "expired" && $0["requestId"]?.stringValue == rid }
+            if !expired.isEmpty { break }
+            usleep(100_000)
+        }
         usleep(300_000)
-        let expired = try s.auditRecords().filter { $0["kind"]?.stringValue == "expired" && $0["requestId"]?.stringValue == rid }
+        expired = try s.auditRecords().filter { $0["kind"]?.stringValue == "expired" && $0["requestId"]?.stringValue == rid }
         #expect(expired.count == 1, "\(expired.map { $0.encoded() })")
         // A write with a string value and an override code: refused -32602, audited with what it said.
         let bad = try c.request("points.write", ["id": "dispatch.cancel", "value": "1", "reason": "Override code EXEC-4429"])
