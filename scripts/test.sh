@@ -19,10 +19,16 @@ load_rc=0
 swift test --skip-build --filter UnderLoad || load_rc=$?
 [ "$load_rc" = 0 ] || swift_rc=$load_rc
 
+# The confinement proof in network namespaces: the firewall, host-check and the bypass without them
+# (skips without root or ip netns).
+netns_rc=0
+bash Simulators/netns/test.sh || netns_rc=$?
+
 # The GPIO rig: a QEMU virtual machine with the kernel's gpio-sim driver (GPIOVM_SKIP=1 skips it).
 rig_rc=0
 bash Simulators/gpio-vm/test.sh || rig_rc=$?
 
 if [ "$swift_rc" != 0 ]; then echo "test.sh: swift test failed (exit $swift_rc)" >&2; fi
 if [ "$rig_rc" != 0 ]; then echo "test.sh: the GPIO rig failed (exit $rig_rc)" >&2; fi
-[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ]
+if [ "$netns_rc" != 0 ]; then echo "test.sh: the netns confinement test failed (exit $netns_rc)" >&2; fi
+[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$netns_rc" = 0 ]
