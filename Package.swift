@@ -65,6 +65,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // Host confinement: the firewall and udev rules generated from a site, and host-check.
+        .target(name: "CHostShim"),
+        .target(
+            name: "RedlineHost",
+            dependencies: ["RedlineCore", "RedlineConfig", "CHostShim"],
+            swiftSettings: strict),
         .target(
             name: "RedlineHIL",
             dependencies: ["RedlineCore", "RedlineConfig", "RedlineClient", .product(name: "Yams", package: "Yams")],
@@ -79,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL", "RedlineHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -164,6 +170,10 @@ let package = Package(
             name: "RedlineConfigTests",
             dependencies: ["RedlineConfig", "RedlineCore", .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineHostTests",
+            dependencies: ["RedlineHost", "RedlineConfig", "RedlineCore"],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineIOTests",

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config; do
+# nftables and iproute2: the confinement test in network namespaces (Simulators/netns/test.sh).
+for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

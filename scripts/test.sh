@@ -26,6 +26,11 @@ if [ "${FUZZ_SKIP:-0}" != 1 ]; then
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-60}" || fuzz_rc=$?
 fi
 
+# The confinement proof in network namespaces: the firewall, host-check and the bypass without them
+# (skips without root or ip netns).
+netns_rc=0
+bash Simulators/netns/test.sh || netns_rc=$?
+
 # The GPIO rig: a QEMU virtual machine with the kernel's gpio-sim driver (GPIOVM_SKIP=1 skips it).
 rig_rc=0
 bash Simulators/gpio-vm/test.sh || rig_rc=$?
@@ -33,4 +38,5 @@ bash Simulators/gpio-vm/test.sh || rig_rc=$?
 if [ "$swift_rc" != 0 ]; then echo "test.sh: swift test failed (exit $swift_rc)" >&2; fi
 if [ "$rig_rc" != 0 ]; then echo "test.sh: the GPIO rig failed (exit $rig_rc)" >&2; fi
 if [ "$fuzz_rc" != 0 ]; then echo "test.sh: fuzzing found a crash or an oracle failure (exit $fuzz_rc)" >&2; fi
-[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ]
+if [ "$netns_rc" != 0 ]; then echo "test.sh: the netns confinement test failed (exit $netns_rc)" >&2; fi
+[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$netns_rc" = 0 ]

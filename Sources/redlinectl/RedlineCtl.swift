@@ -14,6 +14,7 @@ struct RedlineCtl: AsyncParsableCommand {
             Audit.self,
             HIL.self,
             MCPServe.self,
+            Firewall.self, UdevRulesCommand.self, HostCheckCommand.self,
         ]
     )
 }
