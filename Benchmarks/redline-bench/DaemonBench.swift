@@ -15,7 +15,7 @@ import Glibc
 /// The bench starts `redline-sim` and `redlined` itself, on free ports in a temp folder, with
 /// a copy of the site in which the measured agent's uid is the bench's own (SO_PEERCRED sees
 /// the bench) and the operators are another uid (the bench reaches the operator socket
-/// through `setpriv` + `socat` as that uid). Two daemon phases on the same simulator:
+/// through `setpriv` + `socat` as that uid). Three daemon phases on the same simulator:
 ///
 /// - Phase A, audit fsync on (the production setting): idle RSS after start-up, `points.write`
 ///   end to end vs plain libmodbus write + read-back (loopback devices, then every device the
@@ -23,13 +23,16 @@ import Glibc
 ///   concurrent clients, and alarm-to-door-release reaction.
 /// - Phase B, `--no-audit-fsync`: `points.write` vs plain libmodbus again (the 2x targets and
 ///   the daemon's own time, target <= 250 us p50 against the slow device).
+/// - Phase F, the flood (issue 10): a read-only agent, run as its own uid by `flood-agent`,
+///   holds every connection but one; E-1 reaction with the room's sensor slow, and the age of
+///   a write's readings at actuation, each against a baseline without the flood in the same run.
 ///
 /// Every figure is a ratio against a baseline measured in the same run or a plain figure
 /// for the notes; nothing here is a timed assertion.
 struct DaemonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "redlined end to end: write vs plain libmodbus (also against slow devices), read throughput, alarm-to-release reaction, idle RSS.",
+        abstract: "redlined end to end: write vs plain libmodbus, read throughput, E-1 reaction (also under an agent flood), readings age, idle RSS.",
         discussion: """
             Starts its own redline-sim and redlined (found next to this executable, or in \
             $REDLINE_BIN) on free ports, with a copy of the site in which the agent's uid is \
@@ -38,10 +41,11 @@ struct DaemonBench: AsyncParsableCommand {
             run, never assertions; the load average is printed with each phase (bench, \
             simulator and daemon share the CPUs, and these machines are noisy).
 
-            PHASES (--phases, default a,b). a: redlined with audit fsync on: idle RSS, \
+            PHASES (--phases, default a,b,f). a: redlined with audit fsync on: idle RSS, \
             points.write vs plain libmodbus, points.read throughput, alarm -> door release. \
             b: redlined --no-audit-fsync: points.write vs plain libmodbus, alarm -> door \
-            release.
+            release. f: an agent flood against redlined --max-connections M \
+            --max-connections-per-uid M (M: --max-connections, default 64), audit fsync on.
 
             WRITE PATH (a, b). points.write of --write-point (a coil) end to end against plain \
             libmodbus write + read-back of the same coil on a connection of its own, \
@@ -61,6 +65,33 @@ struct DaemonBench: AsyncParsableCommand {
             timing" lines are not used: they count whole milliseconds. The thread hand-offs of \
             one write (12 with one condition bus) are counted from the code and printed with \
             the path, beside the measured cost of one wake-up of a sleeping thread.
+
+            FLOOD (f; --flood N, default M - 1; 0 skips the phase). --flood-agent (default \
+            reporting-agent, read-only) runs as its own uid from the site (setpriv + the \
+            hidden `redline-bench flood-agent`) and holds N connections, each sending \
+            points.write with a --flood-reason-bytes reason (default 60000) as fast as it is \
+            answered: even connections write --flood-point (visible, no grant), odd ones \
+            --flood-unknown-point. The bench's agent keeps the last connection. The flooding \
+            agent is quarantined after three red-line denials (RL-6 during an alarm); an \
+            operator releases it before each flood.
+
+            E-1 UNDER THE FLOOD. For each of --sensor-delays-ms (default 50,150) the room's \
+            sensor (--sensor, default sra-env) is slowed. Each round locks the door through \
+            an approval (the agent writes the lock, it is held, the operator approves; first \
+            with the sensor slow, and once that fails closed, with the sensor healthy and \
+            slowed after), sets fire-panel.alarm to 1 at a random phase of the scan and times \
+            it until the plant shows the door released. The panel latches: between rounds \
+            the alarm is cleared with plant.set fire-panel.alarm 0 (plant.reset would also \
+            clear the slow mode). --flood-reactions rounds without the flood (the baseline), \
+            then with it: p50, p99 and their ratios.
+
+            READINGS AGE. With the sensor at --age-sensor-delay-ms (default 20, so that writes \
+            can execute) the agent executes --age-writes writes of --age-point (default \
+            crac-1.setpoint; its zone's condition inputs include the sensor), without and \
+            with the flood: p50/p99 of readingsAgeMs from the audit's result records, the \
+            attempts withheld and the writes failed, and where each write's time went (from \
+            the records' seal times). Phase f's audit log is not rotated \
+            (--audit-rotate-mib 65536) so that it can be read from an offset.
 
             Example (release builds of the three executables, then as root):
               swift build -c release --product redline-bench
@@ -102,8 +133,8 @@ struct DaemonBench: AsyncParsableCommand {
     @Option(help: "Seconds to wait after the daemon is ready before reading its idle RSS.")
     var settleSeconds = 3.0
 
-    @Option(help: "Phases to run, comma-separated: a (audit fsync on), b (--no-audit-fsync).")
-    var phases = "a,b"
+    @Option(help: "Phases to run, comma-separated: a (audit fsync on), b (--no-audit-fsync), f (agent flood).")
+    var phases = "a,b,f"
 
     @Option(help: "Per-transaction delay in ms of the slow-device pass of the write benchmark (0: skip the pass).")
     var deviceDelayMs = 5
@@ -111,14 +142,65 @@ struct DaemonBench: AsyncParsableCommand {
     @Option(help: "Timed writes of the slow-device pass, for each of the daemon and plain libmodbus.")
     var slowWrites = 200
 
+    @Option(help: "Connections the flooding agent holds in phase f (default: --max-connections minus one; 0: no flood).")
+    var flood: Int?
+
+    @Option(help: "Phase f's redlined --max-connections and --max-connections-per-uid.")
+    var maxConnections = 64
+
+    @Option(help: "Read-only agent that floods in phase f (runs as its uid from the site).")
+    var floodAgent = "reporting-agent"
+
+    @Option(help: "Bytes of the reason of each flood request.")
+    var floodReasonBytes = 60_000
+
+    @Option(help: "Point the flood writes on even connections (visible to the flooding agent, no grant).")
+    var floodPoint = "crac-1.setpoint"
+
+    @Option(help: "Point the flood writes on odd connections (not in the site).")
+    var floodUnknownPoint = "no-such-device.point"
+
+    @Option(help: "Device slowed during phase f (the room's environment sensor).")
+    var sensor = "sra-env"
+
+    @Option(help: "Per-transaction delays (ms) of --sensor for the E-1 rounds, comma-separated.")
+    var sensorDelaysMs = "50,150"
+
+    @Option(help: "E-1 rounds per sensor delay, for each of the baseline and the flood.")
+    var floodReactions = 20
+
+    @Option(help: "Per-transaction delay (ms) of --sensor for the readings-age writes.")
+    var ageSensorDelayMs = 20
+
+    @Option(help: "Writes of --age-point for the readings age, for each of the baseline and the flood.")
+    var ageWrites = 100
+
+    @Option(help: "Point the agent writes for the readings age (a zone whose condition inputs include --sensor).")
+    var agePoint = "crac-1.setpoint"
+
+    @Option(help: "Seconds of flood before measuring.")
+    var floodWarmupSeconds = 1.5
+
     @Flag(help: "Keep the temp folder (site copy, logs, audit logs).")
     var keep = false
 
     func validate() throws {
-        let known: Set<String> = ["a", "b"]
+        let known: Set<String> = ["a", "b", "f"]
         let p = Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
-        guard !p.isEmpty, p.isSubset(of: known) else { throw ValidationError("--phases takes a comma-separated subset of a,b") }
-        guard (0...1000).contains(deviceDelayMs) else { throw ValidationError("--device-delay-ms must be 0-1000") }
+        guard !p.isEmpty, p.isSubset(of: known) else { throw ValidationError("--phases takes a comma-separated subset of a,b,f") }
+        guard maxConnections >= 2 else { throw ValidationError("--max-connections must be at least 2 (the flood and the bench's agent)") }
+        if let flood, !(0..<maxConnections).contains(flood) {
+            throw ValidationError("--flood must be 0-\(maxConnections - 1): the bench's agent needs one of the \(maxConnections) connections")
+        }
+        guard (0...1000).contains(deviceDelayMs), (0...5000).contains(ageSensorDelayMs) else { throw ValidationError("delays must be 0-1000 ms (device) and 0-5000 ms (sensor)") }
+        guard sensorDelays != nil else { throw ValidationError("--sensor-delays-ms takes comma-separated whole milliseconds") }
+        guard (0...65_000).contains(floodReasonBytes) else { throw ValidationError("--flood-reason-bytes must be 0-65000 (lines are limited to 64 KiB)") }
+    }
+
+    var sensorDelays: [Int]? {
+        let parts = sensorDelaysMs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && (0...5000).contains($0!) }) else { return nil }
+        return parts.map { $0! }
     }
 
     func run() async throws {
@@ -127,7 +209,11 @@ struct DaemonBench: AsyncParsableCommand {
                          writes: writes, clients: clients, idsPerRequest: idsPerRequest, readSeconds: readSeconds,
                          reactions: reactions, settleSeconds: settleSeconds, keep: keep,
                          phases: Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }),
-                         deviceDelayMs: deviceDelayMs, slowWrites: slowWrites)
+                         deviceDelayMs: deviceDelayMs, slowWrites: slowWrites, flood: flood ?? (maxConnections - 1),
+                         maxConnections: maxConnections, floodAgent: floodAgent, floodReasonBytes: floodReasonBytes,
+                         floodPoint: floodPoint, floodUnknownPoint: floodUnknownPoint, sensor: sensor,
+                         sensorDelays: sensorDelays ?? [], floodReactions: floodReactions, ageSensorDelayMs: ageSensorDelayMs,
+                         ageWrites: ageWrites, agePoint: agePoint, floodWarmupSeconds: floodWarmupSeconds)
         try await onThread("redline-bench-daemon") { try DaemonBenchRun(cfg).run() }
     }
 
@@ -147,6 +233,19 @@ struct DaemonBench: AsyncParsableCommand {
         var phases: Set<String>
         var deviceDelayMs: Int
         var slowWrites: Int
+        var flood: Int
+        var maxConnections: Int
+        var floodAgent: String
+        var floodReasonBytes: Int
+        var floodPoint: String
+        var floodUnknownPoint: String
+        var sensor: String
+        var sensorDelays: [Int]
+        var floodReactions: Int
+        var ageSensorDelayMs: Int
+        var ageWrites: Int
+        var agePoint: String
+        var floodWarmupSeconds: Double
     }
 }
 
@@ -230,6 +329,11 @@ final class DaemonBenchRun {
             try reaction(d, site: site, simControl: simControl, label: "fsync off")
             statusLine(d)
             loadAverage("phase B end")
+        }
+
+        // Phase F: a read-only agent floods the agent socket (issue 10).
+        if cfg.phases.contains("f") {
+            try floodPhase(daemonExe: daemonExe, siteFile: siteFile, devicesDir: devicesDir, dir: dir, site: site, simControl: simControl)
         }
 
         print("\n== summary ==")
