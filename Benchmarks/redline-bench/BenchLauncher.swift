@@ -87,8 +87,11 @@ final class BenchChild: @unchecked Sendable {
     var peakRssKiB: Int? { Self.statusField("VmHWM", pid: pid) }
 
     /// User + system CPU time of all threads, in microseconds (/proc/PID/stat, clock-tick resolution).
-    var cpuMicros: UInt64? {
-        guard let text = Self.readProc("/proc/\(pid)/stat"),
+    var cpuMicros: UInt64? { Self.cpuMicros(pid: pid) }
+
+    /// User + system CPU time of all threads of `pid`, in microseconds.
+    static func cpuMicros(pid: Int32) -> UInt64? {
+        guard let text = readProc("/proc/\(pid)/stat"),
               let close = text.lastIndex(of: ")") else { return nil }
         // Fields after "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
         let f = text[text.index(after: close)...].split(separator: " ")

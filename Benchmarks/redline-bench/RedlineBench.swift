@@ -6,5 +6,5 @@ struct RedlineBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redline-bench",
         abstract: "Redline benchmarks (figures for the notes; never timing assertions in tests).",
-        subcommands: [IOBench.self, DaemonBench.self])
+        subcommands: [IOBench.self, DaemonBench.self, FloodAgent.self])
 }
