@@ -169,7 +169,10 @@ final class Arbiter: Sendable {
                     resultFields.append(("readingsAgeMs", .number(Double(a))))
                     ledger.recordActuationAge(a)
                 }
-                try? await auditOrLog("result", resultFields)
+                // Queued, not awaited: the decision record was durable before the write (what must
+                // be), and the result is sealed in order before anything later; waiting for its
+                // fsync would only add a second disk flush and two thread hand-offs to every write.
+                audit.submit(kind: "result", resultFields)
                 ledger.state.withLock { s in
                     s.counters.executed += 1
                     if approvedBy == nil { s.counters.writes += 1 }

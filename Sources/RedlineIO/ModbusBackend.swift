@@ -206,6 +206,9 @@ final class ModbusBackend: BusBackend {
             succeeded()
             return .failure(.exception(code: Int(code), modbusExceptionName(Int(code))))
         case .failure(.malformed(let why)):
+            // The link answered: reconnect at the shortest backoff, as for any reply, so a device
+            // that recovers from sending garbage is read again within a scan or two.
+            succeeded()
             return fail(.malformed(why), close: true)
         }
     }

@@ -131,7 +131,11 @@ struct DaemonBehaviourTests {
         try s.sim.fault("fire-panel", "none")
         try s.sim.fault("sra-occupancy", "none")
         try s.waitScans(3)
-        #expect(try c.write("office-lights.on", 1)["outcome"]?.stringValue == "executed")
+        let again = try c.write("office-lights.on", 1)
+        #expect(again["outcome"]?.stringValue == "executed", "\(again.encoded())")
+        if again["outcome"]?.stringValue != "executed", let log = try? String(contentsOfFile: s.dir.file("redlined.log"), encoding: .utf8) {
+            for l in log.split(separator: "\n") where l.contains("fire-panel") { print("  daemon: \(l.suffix(250))") }
+        }
     }
 
     @Test("quarantine: three red-line denials in ten minutes stop every write until an operator releases the agent")
