@@ -39,6 +39,11 @@ func resetPlant(_ s: PlantAndDaemon) throws {
         if let id = a["requestId"]?.stringValue { _ = try? s.operatorCall("approvals.deny", ["requestId": .string(id)]) }
     }
     try s.waitScans(2)
+    // The previous case's effects may have re-asserted their outputs once more on readings taken
+    // before the reset (E-3's strobe, say), and effects never switch an output back when they end.
+    // Now that they have seen the calm plant and ended, reset again so every output starts calm.
+    try s.sim.call("plant.reset")
+    try s.waitScans(2)
 }
 
 /// Agent uids of the demo site, from the real loader.
