@@ -65,9 +65,9 @@ public struct HostResolver: Sendable {
 
     /// getaddrinfo, plus this machine's interface addresses (getifaddrs), read once per resolver.
     public static var system: HostResolver {
-        let local = localAddresses()
+        let local = NetAddress.interfaceAddresses()
         return HostResolver { host in
-            lookup(host).map { Set($0.map { canonical($0, local: local) }) }
+            NetAddress.lookup(host).map { Set($0.map { canonical($0, local: local) }) }
         }
     }
 
@@ -79,9 +79,16 @@ public struct HostResolver: Sendable {
         if a.hasPrefix("127.") || a == "::1" || a == "0.0.0.0" || a == "::" || local.contains(a) { return thisHost }
         return a
     }
+}
 
-    /// Numeric addresses of `host` (AF_INET and AF_INET6).
-    static func lookup(_ host: String) -> Result<[String], Failure> {
+/// Numeric address helpers over getaddrinfo, inet_ntop and getifaddrs.
+public enum NetAddress {
+    public static func isLoopback(_ a: String) -> Bool {
+        a.hasPrefix("127.") || a == "::1" || a.lowercased().hasPrefix("::ffff:127.")
+    }
+
+    /// Numeric addresses of `host` (AF_INET and AF_INET6), deduplicated.
+    public static func lookup(_ host: String) -> Result<[String], HostResolver.Failure> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc) || canImport(Musl)
@@ -90,18 +97,17 @@ public struct HostResolver: Sendable {
         hints.ai_socktype = SOCK_STREAM
         #endif
         var res: UnsafeMutablePointer<addrinfo>?
-        // Bracketed IPv6 literals ([::1]) are the address inside.
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let rc = getaddrinfo(name, nil, &hints, &res)
-        guard rc == 0 else { return .failure(Failure(String(cString: gai_strerror(rc)))) }
+        guard rc == 0 else { return .failure(HostResolver.Failure(String(cString: gai_strerror(rc)))) }
         defer { freeaddrinfo(res) }
         var out: [String] = []
         var p = res
         while let ai = p {
-            if let s = numeric(ai.pointee.ai_addr) { out.append(s) }
+            if let s = numeric(ai.pointee.ai_addr), !out.contains(s) { out.append(s) }
             p = ai.pointee.ai_next
         }
-        return out.isEmpty ? .failure(Failure("no IPv4 or IPv6 address")) : .success(out)
+        return out.isEmpty ? .failure(HostResolver.Failure("no IPv4 or IPv6 address")) : .success(out)
     }
 
     static func numeric(_ sa: UnsafeMutablePointer<sockaddr>?) -> String? {
@@ -119,9 +125,12 @@ public struct HostResolver: Sendable {
                 return withUnsafeBytes(of: &addr) { text(AF_INET, $0.baseAddress!) }
             }
         case AF_INET6:
-            return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+            return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 -> String? in
                 var addr = sin6.pointee.sin6_addr
-                return withUnsafeBytes(of: &addr) { text(AF_INET6, $0.baseAddress!) }
+                guard let s = withUnsafeBytes(of: &addr, { text(AF_INET6, $0.baseAddress!) }) else { return nil }
+                // IPv4-mapped IPv6 is the IPv4 address.
+                if s.lowercased().hasPrefix("::ffff:"), s.dropFirst(7).contains(".") { return String(s.dropFirst(7)) }
+                return s
             }
         default:
             return nil
@@ -129,17 +138,14 @@ public struct HostResolver: Sendable {
     }
 
     /// Addresses of this machine's interfaces.
-    static func localAddresses() -> Set<String> {
+    public static func interfaceAddresses() -> Set<String> {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0 else { return [] }
         defer { freeifaddrs(list) }
         var out = Set<String>()
         var p = list
         while let ifa = p {
-            if let s = numeric(ifa.pointee.ifa_addr) {
-                // Link-local IPv6 carries a zone (fe80::1%eth0) only in scoped forms; inet_ntop omits it.
-                out.insert(s)
-            }
+            if let s = numeric(ifa.pointee.ifa_addr) { out.insert(s) }
             p = ifa.pointee.ifa_next
         }
         return out
