@@ -103,9 +103,15 @@ final class Engine: Sendable {
 
     func release(agent name: String, by peer: Peer) async throws(RPCError) -> JSON {
         guard site.agent(named: name) != nil else { throw RPCError(.invalidParams, "no agent \"\(name)\"") }
-        let was = ledger.state.withLock { $0.quarantine.release(name) }
-        _ = try? await audit.append(kind: "release", [("agent", .string(name)), ("by", .number(Double(peer.uid))), ("wasQuarantined", .bool(was))])
-        return .obj([("agent", .string(name)), ("released", .bool(was))])
+        // Audited first: a release that cannot be recorded does not happen (the agent stays quarantined).
+        let was = ledger.state.withLock { $0.quarantine.isQuarantined(name) }
+        do {
+            try await audit.append(kind: "release", [("agent", .string(name)), ("by", .number(Double(peer.uid))), ("wasQuarantined", .bool(was))])
+        } catch {
+            throw RPCError(.internalError, "the audit log cannot be written (\(error)); \(name) stays as it is")
+        }
+        let released = ledger.state.withLock { $0.quarantine.release(name) }
+        return .obj([("agent", .string(name)), ("released", .bool(released))])
     }
 
     func status() -> JSON {

@@ -86,13 +86,6 @@ final class BusWorker: Sendable {
         return ok
     }
 
-    /// Jobs waiting, by priority (for diagnostics and tests).
-    var queued: [BusPriority: Int] {
-        state.withLock { s in
-            Dictionary(uniqueKeysWithValues: BusPriority.allCases.map { ($0, s.queues[$0.rawValue].count) })
-        }
-    }
-
     /// Runs `body` on the bus thread and returns its result; `fallback` if the worker is stopped.
     func run<T: Sendable>(_ priority: BusPriority, _ fallback: T, _ body: @escaping @Sendable (any BusBackend) -> T) async -> T {
         start()
