@@ -66,11 +66,13 @@ public struct CauseEffectMatrix: Sendable {
         self.site = site
         let snapshots = Dictionary(uniqueKeysWithValues: Scenario.allCases.map { ($0, Self.snapshot(site, $0)) })
         let calm = snapshots[.calm]!
+        // One policy state per scenario (with the effects' drives), shared by every cell.
+        let states = snapshots.mapValues { Self.state(site: site, snapshot: $0) }
         calmZones = site.zones.map { ($0.id, ZoneCondition.evaluate(zone: $0.id, site: site, snapshot: calm, now: Self.now)) }
         let points = site.points.filter { Self.isLifeSafety($0.role) && $0.role.isOutput }
             + site.points.filter { Self.isLifeSafety($0.role) && !$0.role.isOutput }
         rows = points.map { p in
-            Row(point: p, cells: site.agents.map { a in Self.cell(site: site, agent: a, point: p, snapshots: snapshots) })
+            Row(point: p, cells: site.agents.map { a in Self.cell(site: site, agent: a, point: p, states: states) })
         }
     }
 
@@ -140,7 +142,7 @@ public struct CauseEffectMatrix: Sendable {
         }
     }
 
-    static func cell(site: Site, agent: Agent, point p: Point, snapshots: [Scenario: PlantSnapshot]) -> Cell {
+    static func cell(site: Site, agent: Agent, point p: Point, states: [Scenario: PolicyState]) -> Cell {
         let scenarios = Scenario.allCases
         let vals = p.role.isOutput ? values(for: p) : [1]
         // An input is never writable (RL-8); the calm plant shows it without other lines in front.
@@ -148,7 +150,7 @@ public struct CauseEffectMatrix: Sendable {
         var outcomes: [Outcome] = []
         for v in vals {
             for s in tried {
-                let state = Self.state(site: site, snapshot: snapshots[s]!)
+                let state = states[s]!
                 let d = Policy.decideQuantized(WriteCommand(agent: agent.name, point: p.id, value: v), in: state).1
                 outcomes.append(Outcome(value: v, scenario: s, result: result(d)))
             }
