@@ -190,13 +190,9 @@ enum PathIdentity {
     /// A GPIO chip as libgpiod's lookup names it: a number or `gpiochipN` is `/dev/gpiochipN`,
     /// a path is resolved, anything else is a label (resolved against the real chips at start-up).
     static func gpioChip(_ chip: String) -> String {
-        if !chip.isEmpty, chip.allSatisfy(\.isASCIIDigit) { return physical("/dev/gpiochip\(Int(chip) ?? 0)") }
-        if chip.hasPrefix("gpiochip"), !chip.contains("/") { return physical("/dev/" + chip) }
-        if chip.contains("/") { return physical(chip) }
-        return "label:" + chip
+        switch GPIOChipName(chip) {
+        case .node(let p), .path(let p): return physical(p)
+        case .label(let l): return "label:" + l
+        }
     }
-}
-
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }

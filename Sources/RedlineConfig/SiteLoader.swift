@@ -367,6 +367,8 @@ struct SiteParser {
             var physical: PhysicalEndpoint?
             var endpointNode: Node?
             var spelled = ""
+            var chipLabel: String?
+            var labelOK = true
             var baudNode: Node?
             switch kinds[0] {
             case "modbus-tcp":
@@ -410,10 +412,18 @@ struct SiteParser {
                     spelled = dev
                 }
             default:
-                if let g = r.fields(f["gpio"]!, "gpio", allowed: ["chip"], required: ["chip"]),
+                if let g = r.fields(f["gpio"]!, "gpio", allowed: ["chip", "label"], required: ["chip"]),
                    let chip = g["chip"].flatMap({ r.string($0, "chip") }) {
                     endpointNode = g["chip"]
                     kind = .gpio(chip: chip)
+                    if let ln = g["label"] {
+                        if let l = r.string(ln, "label") {
+                            if case .label(let named) = GPIOChipName(chip), named != l {
+                                r.error(ln, "chip '\(chip)' is already a label; it cannot also be required to be labelled '\(l)'")
+                                labelOK = false
+                            } else { chipLabel = l }
+                        } else { labelOK = false }
+                    }
                     physical = .gpioChip(PathIdentity.gpioChip(chip))
                     spelled = chip
                 }
@@ -423,8 +433,8 @@ struct SiteParser {
                 continue
             }
             seen[id] = idNode
-            if let kind, let physical, timeoutOK {
-                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout), idNode: idNode, kindNode: f[kinds[0]],
+            if let kind, let physical, timeoutOK, labelOK {
+                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout, chipLabel: chipLabel), idNode: idNode, kindNode: f[kinds[0]],
                                      endpointNode: endpointNode, baudNode: baudNode, timeoutNode: f["timeout-ms"], spelled: spelled, physical: physical))
             } else {
                 broken.insert(id)

@@ -66,6 +66,36 @@ public struct SerialSettings: Sendable, Hashable {
     }
 }
 
+/// How a site names a GPIO chip, as libgpiod's lookup reads it: a number (`0`) or a device
+/// name (`gpiochip0`) is the node `/dev/gpiochipN`, anything with a `/` is a path, and anything
+/// else is the chip's label (`pinctrl-rp1`). Pi kernels renumber chips between releases, so a
+/// label is the stable name; a number or device name can be pinned to a label with `label:`.
+public enum GPIOChipName: Sendable, Hashable {
+    case node(String)
+    case path(String)
+    case label(String)
+
+    public init(_ spelled: String) {
+        if !spelled.isEmpty, spelled.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            self = .node("/dev/gpiochip\(Int(spelled) ?? 0)")
+        } else if spelled.hasPrefix("gpiochip"), !spelled.contains("/") {
+            self = .node("/dev/" + spelled)
+        } else if spelled.contains("/") {
+            self = .path(spelled)
+        } else {
+            self = .label(spelled)
+        }
+    }
+
+    /// The device node or path; nil for a label (resolved against the real chips at start-up).
+    public var path: String? {
+        switch self {
+        case .node(let p), .path(let p): return p
+        case .label: return nil
+        }
+    }
+}
+
 /// A physical bus the daemon owns.
 public enum BusKind: Sendable, Hashable {
     case modbusTCP(host: String, port: Int)
@@ -78,10 +108,14 @@ public struct Bus: Sendable, Hashable {
     public var kind: BusKind
     /// Response timeout for one transaction.
     public var timeoutMs: Int
-    public init(id: String, kind: BusKind, timeoutMs: Int = 200) {
+    /// GPIO buses only: the label the chip must carry (`gpio: {chip: gpiochip4, label: pinctrl-rp1}`).
+    /// The daemon refuses to start, and the backend refuses to open the chip, when it does not.
+    public var chipLabel: String?
+    public init(id: String, kind: BusKind, timeoutMs: Int = 200, chipLabel: String? = nil) {
         self.id = id
         self.kind = kind
         self.timeoutMs = timeoutMs
+        self.chipLabel = chipLabel
     }
 }
 

@@ -91,11 +91,6 @@ public struct DeviceInventory: Sendable {
     }
 
     /// The device node of a chip named by number, `gpiochipN` or path; nil for a label.
-    public static func gpioChipPath(_ chip: String) -> String? {
-        if !chip.isEmpty, chip.allSatisfy({ $0.isASCII && $0.isNumber }) { return "/dev/gpiochip\(Int(chip) ?? 0)" }
-        if chip.hasPrefix("gpiochip"), !chip.contains("/") { return "/dev/" + chip }
-        if chip.contains("/") { return chip }
-        return nil
-    }
+    public static func gpioChipPath(_ chip: String) -> String? { GPIOChipName(chip).path }
 }
 

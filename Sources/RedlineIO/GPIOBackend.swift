@@ -50,12 +50,18 @@ public final class GPIOBackend: BusBackend {
 
     /// Opens `chip` (a name such as `gpiochip0`, a path, a label or a number) and requests
     /// the line of every GPIO point in `points`. Points with another binding are refused.
-    public init(chip: String, points: [Point], logger: Logger) throws(DeviceError) {
+    /// With `label`, the chip must carry that label (a renumbered chip is refused, not driven).
+    public init(chip: String, label: String? = nil, points: [Point], logger: Logger) throws(DeviceError) {
         self.chipName = chip
         self.logger = logger
-        redline_gpiod_clear_errno()
-        guard let c = gpiod_chip_open_lookup(chip) else {
-            throw .connection("cannot open GPIO chip \(chip): \(Self.lastError())")
+        let c: OpaquePointer
+        switch GPIOChipLines.open(chip: chip) {
+        case .success(let opened): c = opened
+        case .failure(let e): throw e
+        }
+        if let label, let problem = GPIOChipLines(chip: c).labelMismatch(spelled: chip, expected: label) {
+            gpiod_chip_close(c)
+            throw .connection(problem)
         }
         self.chip = c
         for p in points { self.points[p.id] = p }
@@ -227,8 +233,11 @@ public final class GPIOBackend: BusBackend {
     /// The start-up check of every GPIO bus of a site against the real chips: one line per
     /// refusal (empty when every line resolves onto a line of its own). Buses whose chips are
     /// one chip (by libgpiod's name for it: `0`, `gpiochip0` and `/dev/gpiochip0` are one) are
-    /// checked together. A chip that cannot be opened is a refusal only when a line on it is
-    /// bound by name (offsets are checked again whenever the chip appears).
+    /// checked together. A chip the site names by label, or pins to a label with `label:`, must
+    /// be there and carry it: no such chip, a label two chips carry, or a chip carrying another
+    /// label is a refusal (Pi kernels renumber chips between releases). A chip named by number
+    /// or device name that cannot be opened is a refusal only when a line on it is bound by name
+    /// (offsets are checked again whenever the chip appears).
     public static func startupProblems(buses: [Bus], points: [Point]) -> [String] {
         var problems: [String] = []
         var byChip: [String: (chip: GPIOChipLines, buses: [String])] = [:]
@@ -238,11 +247,20 @@ public final class GPIOBackend: BusBackend {
             let mine = points.filter { $0.bus == bus.id }
             switch GPIOChipLines.read(chip: spelled) {
             case .success(let lines):
+                if let expected = bus.chipLabel, let problem = lines.labelMismatch(spelled: spelled, expected: expected) {
+                    problems.append("GPIO bus '\(bus.id)': \(problem)")
+                    continue
+                }
                 if byChip[lines.chip] == nil { order.append(lines.chip); byChip[lines.chip] = (lines, []) }
                 byChip[lines.chip]!.buses.append(bus.id)
             case .failure(let why):
                 let named = mine.filter { if case .gpio(.name, _) = $0.binding { return true } else { return false } }
-                if !named.isEmpty {
+                if case .label = GPIOChipName(spelled) {
+                    // A label is the site's claim of which chip this is: no such chip is a mismatch.
+                    problems.append("GPIO bus '\(bus.id)': \(why)")
+                } else if let expected = bus.chipLabel {
+                    problems.append("GPIO bus '\(bus.id)': \(why); the site requires it to be labelled '\(expected)'")
+                } else if !named.isEmpty {
                     problems.append("GPIO bus '\(bus.id)': cannot resolve the line names of \(named.map(\.id).joined(separator: ", ")) against chip \(spelled): \(why)")
                 }
             }
@@ -274,30 +292,82 @@ public final class GPIOBackend: BusBackend {
 public struct GPIOChipLines: Sendable, Hashable {
     /// libgpiod's name of the chip (`gpiochip0`), whatever it was opened as.
     public var chip: String
+    /// The chip's label (`pinctrl-rp1`, `gpio-sim.0-node0`): stable across kernel releases.
+    public var label: String
     /// Line names by offset (`nil` for an unnamed line).
     public var names: [String?]
 
-    public init(chip: String, names: [String?]) {
+    public init(chip: String, label: String = "", names: [String?]) {
         self.chip = chip
+        self.label = label
         self.names = names
     }
 
     /// Reads an open chip.
     init(chip c: OpaquePointer) {
         chip = String(cString: gpiod_chip_name(c))
+        label = gpiod_chip_label(c).map { String(cString: $0) } ?? ""
         names = (0..<gpiod_chip_num_lines(c)).map { o in
             gpiod_chip_get_line(c, o).flatMap { gpiod_line_name($0) }.map { String(cString: $0) }
         }
     }
 
-    /// Opens `chip` (name, path, label or number, as libgpiod looks it up), reads it and closes it.
-    public static func read(chip: String) -> Result<GPIOChipLines, DeviceError> {
+    /// Why this chip is not the one the site means, or nil when it carries `expected`.
+    public func labelMismatch(spelled: String, expected: String) -> String? {
+        guard label != expected else { return nil }
+        return "GPIO chip \(spelled) (\(chip)) is labelled '\(label)', but the site requires '\(expected)'"
+            + " (kernels renumber chips between releases: name the chip by its label, or fix the name)"
+    }
+
+    /// Opens `chip` as libgpiod looks it up (number, device name, path or label). A label must
+    /// name exactly one chip: two chips carrying it are refused, never guessed between.
+    static func open(chip: String) -> Result<OpaquePointer, DeviceError> {
+        if case .label(let l) = GPIOChipName(chip) {
+            let carriers = chipsLabelled(l)
+            if carriers.count > 1 {
+                return .failure(.connection("GPIO chip label '\(l)' is carried by \(carriers.count) chips (\(carriers.joined(separator: ", "))); name the chip by device name and pin it with `label:`"))
+            }
+            if carriers.isEmpty {
+                return .failure(.connection("no GPIO chip is labelled '\(l)' (chips here: \(describeAll()))"))
+            }
+        }
         redline_gpiod_clear_errno()
         guard let c = gpiod_chip_open_lookup(chip) else {
             let e = redline_gpiod_errno()
             return .failure(.connection("cannot open GPIO chip \(chip): \(e != 0 ? String(cString: strerror(e)) : "unknown error")"))
         }
-        defer { gpiod_chip_close(c) }
-        return .success(GPIOChipLines(chip: c))
+        return .success(c)
+    }
+
+    /// Opens `chip` (name, path, label or number, as libgpiod looks it up), reads it and closes it.
+    public static func read(chip: String) -> Result<GPIOChipLines, DeviceError> {
+        switch open(chip: chip) {
+        case .failure(let e): return .failure(e)
+        case .success(let c):
+            defer { gpiod_chip_close(c) }
+            return .success(GPIOChipLines(chip: c))
+        }
+    }
+
+    /// Every chip of this host as `name ('label')`, for error messages.
+    static func describeAll() -> String {
+        let all = allChips()
+        return all.isEmpty ? "none" : all.map { "\($0.name) ('\($0.label)')" }.joined(separator: ", ")
+    }
+
+    /// The names of the chips carrying `label`.
+    static func chipsLabelled(_ label: String) -> [String] {
+        allChips().filter { $0.label == label }.map(\.name)
+    }
+
+    /// Every GPIO chip of this host: (libgpiod name, label), by libgpiod's iterator.
+    static func allChips() -> [(name: String, label: String)] {
+        guard let it = gpiod_chip_iter_new() else { return [] }
+        defer { gpiod_chip_iter_free(it) }
+        var out: [(name: String, label: String)] = []
+        while let c = gpiod_chip_iter_next(it) {
+            out.append((String(cString: gpiod_chip_name(c)), gpiod_chip_label(c).map { String(cString: $0) } ?? ""))
+        }
+        return out
     }
 }

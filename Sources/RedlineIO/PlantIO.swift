@@ -50,7 +50,7 @@ public final class PlantIO: Sendable {
                 ws[bus.id] = BusWorker(name: bus.id) { ModbusBackend(bus: bus, logger: captured) }
             case .gpio(let chip):
                 ws[bus.id] = BusWorker(name: bus.id) { RetryingBackend(logger: captured) { () throws(DeviceError) -> any BusBackend in
-                    try GPIOBackend(chip: chip, points: points, logger: captured)
+                    try GPIOBackend(chip: chip, label: bus.chipLabel, points: points, logger: captured)
                 } }
             }
         }

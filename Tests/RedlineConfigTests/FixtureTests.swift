@@ -223,6 +223,27 @@ struct VariantTests {
         #expect(bus.timeoutMs == 400)  // below the stale window (500)
     }
 
+    @Test("a GPIO chip may be pinned to its label; the label is checked where it is written")
+    func gpioChipLabel() throws {
+        let bus = "  - {id: gpio, gpio: {chip: gpiochip0}}"
+        let file = try temporaryFile(Self.base.replacingOccurrences(
+            of: bus, with: "  - {id: gpio, gpio: {chip: gpiochip4, label: pinctrl-rp1}}"))
+        let site = try SiteLoader.load(siteFile: file, devicesDir: devicesDir)
+        let gpio = try #require(site.buses.first { $0.id == "gpio" })
+        #expect(gpio.kind == .gpio(chip: "gpiochip4"))
+        #expect(gpio.chipLabel == "pinctrl-rp1")
+        // Named by label alone: nothing to pin.
+        let byLabel = try SiteLoader.load(siteFile: try temporaryFile(Self.base.replacingOccurrences(
+            of: bus, with: "  - {id: gpio, gpio: {chip: pinctrl-rp1}}")), devicesDir: devicesDir)
+        #expect(byLabel.buses.first { $0.id == "gpio" }?.chipLabel == nil)
+        try Self.check(bus, with: "  - {id: gpio, gpio: {chip: gpiochip0, label: \"\"}}",
+                       expect: "label must not be empty", at: "\"\"")
+        try Self.check(bus, with: "  - {id: gpio, gpio: {chip: pinctrl-rp1, label: pinctrl-bcm2711}}",
+                       expect: "chip 'pinctrl-rp1' is already a label", at: "pinctrl-bcm2711")
+        try Self.check(bus, with: "  - {id: gpio, gpio: {chip: gpiochip0, lable: pinctrl-rp1}}",
+                       expect: "lable", at: "lable")
+    }
+
     @Test("site limits narrow the profile's range and may not widen it")
     func limits() throws {
         let file = try temporaryFile(Self.base.replacingOccurrences(

@@ -88,4 +88,32 @@ struct GPIOLineResolutionTests {
         // Offsets need no resolving: the backend keeps retrying the chip, as before.
         #expect(GPIOBackend.startupProblems(buses: [bus], points: [Self.point("door.lock", .offset(0))]).isEmpty)
     }
+    @Test func aChipNamedByLabelThatNoChipCarriesRefusesStartup() {
+        // Offsets only: a label is the site's claim of which chip it is, so its absence is a
+        // mismatch, not a device that may come back.
+        let bus = Bus(id: "gpio", kind: .gpio(chip: "redline-absent-label"))
+        let problems = GPIOBackend.startupProblems(buses: [bus], points: [Self.point("door.lock", .offset(0))])
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("no GPIO chip is labelled 'redline-absent-label' (chips here: ") == true, "\(problems)")
+    }
+
+    @Test func aChipPinnedToALabelThatCannotBeOpenedRefusesStartup() {
+        let bus = Bus(id: "gpio", kind: .gpio(chip: "gpiochip-redline-absent"), chipLabel: "pinctrl-rp1")
+        let problems = GPIOBackend.startupProblems(buses: [bus], points: [Self.point("door.lock", .offset(0))])
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("the site requires it to be labelled 'pinctrl-rp1'") == true, "\(problems)")
+    }
+
+    @Test func aChipCarryingAnotherLabelIsNamed() {
+        let lines = GPIOChipLines(chip: "gpiochip4", label: "pinctrl-bcm2711", names: [nil])
+        #expect(lines.labelMismatch(spelled: "gpiochip4", expected: "pinctrl-bcm2711") == nil)
+        let why = lines.labelMismatch(spelled: "gpiochip4", expected: "pinctrl-rp1")
+        #expect(why?.hasPrefix("GPIO chip gpiochip4 (gpiochip4) is labelled 'pinctrl-bcm2711', but the site requires 'pinctrl-rp1'") == true, "\(why ?? "nil")")
+    }
+
+    @Test func theBackendRefusesAChipNamedByAnAbsentLabel() {
+        #expect(throws: DeviceError.self) {
+            _ = try GPIOBackend(chip: "redline-absent-label", points: [], logger: Logger(label: "test"))
+        }
+    }
 }

@@ -146,6 +146,41 @@ pull 0 up; sleep 0.1; vu=$(val 0)
 if [ "$vk" = 1 ] && [ "$va" = 0 ] && [ "$vu" = 1 ]; then st=PASS; else st=FAIL; fi
 result daemon-killed-line-state $st "locked line ($vk) after kill -9 of redlined: released by the kernel, it reads its bias: $va with a pull-down, $vu with a pull-up. A door is released on a daemon crash only if the wiring de-energises the lock when the line is not driven"
 pull 0 down
+
+# ---- GPIO chips by label (Pi kernels renumber chips between releases) ----
+# /init gave the bank the label redline-rig-bank0. A site naming the chip by that label
+# starts and drives the lock line; a site pinning gpiochip0 to another label, or naming a
+# label no chip carries, is refused at start-up (exit 78, EX_CONFIG) with the reason.
+variant() {  # $1 = file suffix, $2 = replacement of the gpio bus's chip mapping
+    out=$(dirname $SITE)/label-$1.yaml
+    sed "s|gpio: {chip: gpiochip0}|gpio: $2|" $SITE >$out
+    echo $out
+}
+by_label=$(variant ok "{chip: redline-rig-bank0}")
+/rig/bin/redlined --config $by_label --log-level notice >/tmp/redlined-label.out 2>&1 &
+LPID=$!
+if until_ok "gpioinfo $CHIP 2>/dev/null | grep -E '^[[:space:]]+line[[:space:]]+0:' | grep -q '\"redline\"'" 600; then
+    result gpio-chip-by-label PASS "chip: redline-rig-bank0 resolved to $CHIP; lock line held by \"redline\", reading $(val 0)"
+else
+    result gpio-chip-by-label FAIL "line 0 never held: $(tail -5 /tmp/redlined-label.out | tr '\n' ' ')"
+fi
+kill $LPID 2>/dev/null; wait $LPID 2>/dev/null
+refused() {  # $1 = name, $2 = site, $3 = text the refusal must contain
+    /rig/bin/redlined --config $2 --log-level notice >/tmp/redlined-$1.out 2>&1 &
+    rp=$!
+    n=0; while kill -0 $rp 2>/dev/null && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
+    if kill -0 $rp 2>/dev/null; then
+        kill -9 $rp; wait $rp 2>/dev/null
+        result $1 FAIL "redlined still running after 120 s: $(tail -3 /tmp/redlined-$1.out | tr '\n' ' ')"
+        return
+    fi
+    wait $rp; rc=$?
+    if [ $rc = 78 ] && grep -q "$3" /tmp/redlined-$1.out; then st=PASS; else st=FAIL; fi
+    result $1 $st "exit $rc: $(grep -m1 "$3" /tmp/redlined-$1.out || tail -2 /tmp/redlined-$1.out | tr '\n' ' ')"
+}
+refused gpio-chip-label-mismatch-refused "$(variant pinned "{chip: gpiochip0, label: pinctrl-rp1}")" "requires 'pinctrl-rp1'"
+refused gpio-chip-label-absent-refused "$(variant absent "{chip: pinctrl-rp1}")" "no GPIO chip is labelled 'pinctrl-rp1'"
+
 kill $SIMPID 2>/dev/null
 # What the daemon said about the plant while under emulation (for reading failures).
 echo "GPIOVM-NOTE redlined log: $(wc -l </tmp/redlined.out) lines, $(grep -c 'safe-state effect engaged' /tmp/redlined.out) E-1/E-3 engagements, $(grep -ci stale /tmp/redlined.out) mentioning stale"
