@@ -116,6 +116,34 @@ struct UdevRulesCommand: ParsableCommand {
     }
 }
 
+/// `redlinectl device-allow SITE [--devices DIR]`
+struct DeviceAllowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device-allow",
+        abstract: "Print a systemd drop-in allowing redlined exactly the site's serial lines and gpiochips.",
+        discussion: """
+            The unit ships DevicePolicy=closed with an example list; this drop-in resets it and allows \
+            the device nodes the site names. A GPIO chip named by label (recommended on a Pi, whose \
+            kernels renumber chips) is allowed as char-gpiochip, since its node is not fixed; redlined \
+            opens only the chip carrying that label. Install:
+              mkdir -p /etc/systemd/system/redlined.service.d
+              redlinectl device-allow /etc/redline/site.yaml > /etc/systemd/system/redlined.service.d/devices.conf
+              systemctl daemon-reload && systemctl restart redlined
+            """
+    )
+
+    @Argument(help: "The site file.")
+    var site: String
+
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices).", valueName: "DIR"))
+    var devices: String?
+
+    func run() throws {
+        let s = try loadSiteOrExit(site, devices: devices)
+        print(DeviceAllowDropIn(siteName: s.name, siteFile: site, command: commandLine()).render(DeviceInventory(site: s)), terminator: "")
+    }
+}
+
 /// `redlinectl host-check SITE [...]`
 struct HostCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

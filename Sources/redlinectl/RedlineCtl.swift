@@ -14,7 +14,7 @@ struct RedlineCtl: AsyncParsableCommand {
             Audit.self,
             HIL.self,
             MCPServe.self,
-            Firewall.self, UdevRulesCommand.self, HostCheckCommand.self,
+            Firewall.self, UdevRulesCommand.self, DeviceAllowCommand.self, HostCheckCommand.self,
         ]
     )
 }

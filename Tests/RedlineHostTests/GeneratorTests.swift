@@ -156,3 +156,54 @@ struct UdevTests {
         #expect(DeviceInventory.gpioChipPath("pinctrl-rp1") == nil)
     }
 }
+
+@Suite("systemd DeviceAllow drop-in from a site")
+struct DeviceAllowTests {
+    @Test("exactly the site's serial lines and chips, each once, after a reset; a label by device class")
+    func entries() {
+        let text = DeviceAllowDropIn(siteName: "t-site", siteFile: "site.yaml", command: "redlinectl device-allow site.yaml")
+            .render(Fixture.inventory)
+        let allows = text.split(separator: "\n").filter { $0.hasPrefix("DeviceAllow=") }.map(String.init)
+        #expect(allows == [
+            "DeviceAllow=",
+            "DeviceAllow=/dev/ttyAMA0 rw",
+            "DeviceAllow=/dev/serial/by-id/usb-FTDI_FT232R-if00-port0 rw",
+            "DeviceAllow=/dev/gpiochip0 rw",
+            "DeviceAllow=char-gpiochip rw",
+        ])
+        #expect(text.contains("[Service]\nDevicePolicy=closed\n"))
+        #expect(text.contains("# bus gpio-label: GPIO chip labelled pinctrl-bcm2711"))
+    }
+
+    @Test("a site without serial lines or chips allows no device node")
+    func none() {
+        let site = Site(name: "tcp-only", zones: [], buses: [Bus(id: "gw", kind: .modbusTCP(host: "10.0.0.1", port: 502))], points: [], agents: [])
+        let text = DeviceAllowDropIn(siteName: "tcp-only", siteFile: "s.yaml", command: "c")
+            .render(DeviceInventory(site: site, resolver: .fixed(["10.0.0.1": ["10.0.0.1"]], local: [])))
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("DeviceAllow=") } == ["DeviceAllow="])
+        #expect(text.contains("redlined opens no device node"))
+    }
+
+    @Test("systemd accepts the drop-in (systemd-analyze verify, when systemd is installed)")
+    func systemdParses() throws {
+        let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let analyze else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("redline-devallow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("t.service.d"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "[Service]\nType=oneshot\nExecStart=/bin/true\n".write(to: dir.appendingPathComponent("t.service"), atomically: true, encoding: .utf8)
+        let text = DeviceAllowDropIn(siteName: "t-site", siteFile: "site.yaml", command: "c").render(Fixture.inventory)
+        try text.write(to: dir.appendingPathComponent("t.service.d/devices.conf"), atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: analyze)
+        p.arguments = ["verify", "--man=no", dir.appendingPathComponent("t.service").path]
+        p.environment = ["SYSTEMD_UNIT_PATH": dir.path + ":"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        let out = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // Unknown or malformed directives are reported as "Unknown key" / "Failed to parse".
+        #expect(!out.contains("Unknown key") && !out.contains("Failed to parse"), "\(out)")
+    }
+}
