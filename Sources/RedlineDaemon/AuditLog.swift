@@ -96,6 +96,8 @@ public final class AuditLog: Sendable {
     struct Gap {
         var from: UInt64
         var records = 0
+        /// Earlier attempts to write this gap record, which failed too (each spent a seq).
+        var failedGapRecords = 0
         var kinds: [String: Int] = [:]
         var decisions: [String: Int] = [:]
         var effects: [String: Int] = [:]
@@ -118,6 +120,7 @@ public final class AuditLog: Sendable {
             func tally(_ d: [String: Int]) -> JSON { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) }) }
             return [("skipped", .obj([("from", .number(Double(from))), ("to", .number(Double(to)))])),
                     ("reason", .string(reason)), ("records", .number(Double(records))),
+                    ("failedGapRecords", .number(Double(failedGapRecords))),
                     ("kinds", tally(kinds)), ("decisions", tally(decisions)), ("effects", tally(effects)),
                     ("firstTime", firstTime.map { .string($0) } ?? .null), ("lastTime", lastTime.map { .string($0) } ?? .null)]
         }
@@ -356,6 +359,7 @@ public final class AuditLog: Sendable {
                 st.failure = "\(failure)"
                 st.lostRecords += batch.count
                 var g = st.gap ?? Gap(from: start, reason: "\(failure)")
+                if gapWritten { g.failedGapRecords += 1 }
                 for e in batch { g.count(e) }
                 st.gap = g
             }

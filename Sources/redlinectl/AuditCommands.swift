@@ -209,9 +209,9 @@ struct Audit: ParsableCommand {
 }
 
 /// A witness's folder: `key` (the pinned verifier key) and one `<seq>.checkpoint` per checkpoint.
-struct WitnessStore {
+final class WitnessStore {
     let dir: String
-    let key: AuditKeys.VerifierKey?
+    private(set) var key: AuditKeys.VerifierKey?
 
     init(dir: String) throws {
         self.dir = dir
@@ -231,6 +231,7 @@ struct WitnessStore {
             return
         }
         try writeFile(dir + "/key", k.text + "\n")
+        key = k
     }
 
     func checkpoints() throws -> [AuditCheckpoint] {
