@@ -99,7 +99,7 @@ public enum AuditKeys {
 
         public static func parse(_ text: String) -> VerifierKey? {
             let t = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            let parts = t.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+            let parts = t.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3, let raw = Base64.decode(parts[2]), raw.count == 33, raw[0] == 0x01,
                   let k = try? Curve25519.Signing.PublicKey(rawRepresentation: raw[1...]) else { return nil }
             let v = VerifierKey(origin: parts[0], key: k)

@@ -223,6 +223,10 @@ struct AuditFaultTests {
         let w3 = try runCtl(["audit", "witness", wdir, "--from", s.dir.file("audit.head")])
         #expect(w3.status == 0, "\(w3.output)")
         let all = try lines(s.auditPath)
+        // Record sizes by kind (for the README's disk budget), with the newline.
+        var sizes: [String: [Int]] = [:]
+        for l in all { sizes[(try? JSON.parse(l))?["kind"]?.stringValue ?? "?", default: []].append(l.utf8.count + 1) }
+        print("audit record bytes by kind: " + sizes.sorted { $0.key < $1.key }.map { "\($0.key) avg \($0.value.reduce(0, +) / $0.value.count) max \($0.value.max()!) (n=\($0.value.count))" }.joined(separator: "; "))
         let vOK = try runCtl(["audit", "verify", "--checkpoints", wdir, s.auditPath])
         #expect(vOK.status == 0, "\(vOK.output)")
 
