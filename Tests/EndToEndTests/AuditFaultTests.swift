@@ -121,6 +121,54 @@ struct AuditFaultTests {
         #expect(v.status == 0 && v.output.contains("gaps: \(from)…\(to)"), "\(v.output)")
     }
 
+    @Test("EIO on fdatasync (injected by strace into the real daemon): failed writes answer failed and reach nothing, the log cuts back, gap records follow, and it verifies",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (scripts/setup.sh)"))
+    func eioOnFsync() throws {
+        // strace attaches to the running daemon's threads: from then on every 6th fdatasync of each
+        // thread fails with EIO from the 4th on (only the audit writer calls fdatasync; with two per write and one to cut back, a period of 6 refuses every third write).
+        let s = try PlantAndDaemon()
+        defer { s.stop() }
+        let trace = try ChildProcess(executable: "/usr/bin/strace", arguments: [
+            "-f", "-qq", "-o", s.dir.file("strace.out"), "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=4+6",
+            "-p", String(s.daemon.process.processIdentifier),
+        ], logPath: s.dir.file("strace.log"))
+        defer { trace.stop() }
+        usleep(500_000)
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        var executed: [String] = []
+        var failed = 0
+        var value = 1.0
+        for _ in 0..<30 {
+            let before = try s.sim.plant()["office-lights.on"]
+            let r = try c.write("office-lights.on", value)
+            let plant = try s.sim.plant()["office-lights.on"]
+            if r["outcome"]?.stringValue == "executed" {
+                executed.append(try #require(r["requestId"]?.stringValue))
+                #expect(plant == value)
+                value = 1 - value
+            } else {
+                #expect(r["outcome"]?.stringValue == "failed", "\(r.encoded())")
+                #expect(r["explanation"]?.stringValue?.contains("Input/output error") == true, "\(r.encoded())")
+                #expect(plant == before, "a write whose decision was not durable reached the plant")
+                failed += 1
+            }
+        }
+        #expect(failed >= 3 && executed.count >= 10, "failed \(failed), executed \(executed.count)")
+        usleep(300_000)
+        let recs = try records(s.auditPath)
+        let decided = Set(recs.filter { $0["kind"]?.stringValue == "decision" }.compactMap { $0["requestId"]?.stringValue })
+        #expect(executed.allSatisfy { decided.contains($0) }, "an executed write is missing from the log")
+        let gaps = recs.filter { $0["kind"]?.stringValue == "gap" }
+        #expect(gaps.count >= 2, "\(gaps.count) gap records")
+        #expect(gaps.allSatisfy { $0["reason"]?.stringValue?.contains("Input/output error") == true })
+        let seqs = recs.compactMap { $0["seq"]?.numberValue }
+        #expect(Set(seqs).count == seqs.count)
+        let v = try runCtl(["audit", "verify", s.auditPath])
+        #expect(v.status == 0 && v.output.contains("gaps:"), "\(v.output)")
+        print("EIO on fdatasync: \(executed.count) executed, \(failed) refused, \(gaps.count) gap records; \(v.output)")
+    }
+
     @Test("a broken record refuses start-up with its seq and the repair; `audit repair` cuts, keeps and records the cut")
     func brokenRecordRefusesStartAndRepair() throws {
         let s = try PlantAndDaemon()

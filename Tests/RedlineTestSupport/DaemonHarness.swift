@@ -52,10 +52,11 @@ public final class PlantAndDaemon: @unchecked Sendable {
         guard let exe = TestPaths.executable("redlined") else {
             throw TestSupportError("redlined is not built (run `swift build` first, or set REDLINE_BIN)")
         }
-        return try ChildProcess(executable: exe, arguments: [
+        let args = [
             "--config", siteFile, "--devices", root.appendingPathComponent("Devices").path,
             "--agent-socket", agentSocket, "--operator-socket", operatorSocket, "--audit", auditPath,
-        ] + extra, logPath: logPath, environment: environment)
+        ] + extra
+        return try ChildProcess(executable: exe, arguments: args, logPath: logPath, environment: environment)
     }
 
     /// Waits until the operator socket reports `ready` (the first full scan completed).
