@@ -303,3 +303,26 @@ func utcNow() -> String {
     return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T"
         + "\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
 }
+
+/// The audit part of `redlinectl status`: whether the log can be written and why not, what went
+/// unrecorded, the last checkpoint, and retention warnings.
+func auditStatusLines(_ a: JSON?) -> [String] {
+    guard let a else { return [] }
+    func n(_ k: String) -> String { a[k]?.numberValue.map { String(UInt64($0)) } ?? "?" }
+    var out: [String] = []
+    if a["writable"]?.boolValue == false {
+        out.append("audit: NOT WRITABLE (\(a["error"]?.stringValue ?? "?")): agent writes fail closed; effects go on; "
+            + "\(n("refusedRecords")) records refused so far")
+    } else {
+        out.append("audit: writable, seq \(n("seq"))" + (a["checkpoint"]?["seq"]?.numberValue.map { ", checkpoint at seq \(UInt64($0))" } ?? "")
+            + ", witnessed up to seq \(n("witnessedSeq"))")
+    }
+    if let u = a["unrecorded"] {
+        out.append("  unrecorded since \(u["since"]?.stringValue ?? "?"): \(u["records"]?.numberValue.map { String(Int($0)) } ?? "?") records (a gap record follows once writing works)")
+    }
+    for k in ["rotationError", "headError", "retentionWarning"] {
+        if let m = a[k]?.stringValue { out.append("  \(k): \(m)") }
+    }
+    if let r = a["unwitnessedRemoved"]?.numberValue, r > 0 { out.append("  unwitnessed files removed by rotation: \(Int(r))") }
+    return out
+}

@@ -158,6 +158,7 @@ struct Status: ParsableCommand {
         let e = (r["effectsActive"]?.arrayValue ?? []).compactMap(\.stringValue)
         print("safe-state effects active: \(e.isEmpty ? "none" : e.joined(separator: ", "))")
         if let c = r["counters"] { print("counters: \(c.encoded())") }
+        for line in auditStatusLines(r["audit"]) { print(line) }
     }
 }
 

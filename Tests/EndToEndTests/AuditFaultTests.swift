@@ -82,6 +82,8 @@ struct AuditFaultTests {
         #expect(st?["writable"]?.boolValue == false)
         #expect(st?["error"]?.stringValue?.contains("No space") == true, "\(st?.encoded() ?? "")")
         #expect((st?["unrecorded"]?["records"]?.numberValue ?? 0) >= 1)
+        let shown = try runCtl(["status", "--socket", s.operatorSocket])
+        #expect(shown.output.contains("audit: NOT WRITABLE") && shown.output.contains("No space"), "\(shown.output)")
         // Effects keep running: the fire alarm releases the door with the log unwritable.
         try s.sim.set("fire-panel.alarm", 1)
         var released = false
