@@ -553,8 +553,18 @@ public final class AuditLog: Sendable {
     /// The seq of a file's last complete record (nil if none can be read).
     static func lastSeq(ofFile path: String) -> UInt64? { lastRecord(ofFile: path).map { $0.seq } }
 
+    /// The last complete record of a file, read from its last MiB only (rotation calls this on the audit thread).
     static func lastRecord(ofFile path: String) -> (seq: UInt64, hash: String)? {
-        guard let data = readFile(path), !data.isEmpty else { return nil }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return nil }
+        let size = Int(st.st_size)
+        let window = min(size, 1 << 20)
+        var data = [UInt8](repeating: 0, count: window)
+        let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, window, off_t(size - window)) }
+        guard n == window else { return nil }
         var body = data[...]
         if body.last == 0x0A { body = body.dropLast() } else if let nl = body.lastIndex(of: 0x0A) { body = body[..<nl] } else { return nil }
         let start = body.lastIndex(of: 0x0A).map { $0 + 1 } ?? body.startIndex
