@@ -164,7 +164,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "RedlineCoreTests",
-            dependencies: ["RedlineCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["RedlineCore", .product(name: "PropertyBased", package: "swift-property-based"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineConfigTests",

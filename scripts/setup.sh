@@ -5,7 +5,8 @@ set -euo pipefail
 
 need_apt=()
 # nftables and iproute2: the confinement test in network namespaces (Simulators/netns/test.sh).
-for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2; do
+# strace: EIO injected into the audit writer's fdatasync (AuditFaultTests).
+for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2 strace; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

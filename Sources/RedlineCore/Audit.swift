@@ -50,6 +50,13 @@ public enum AuditChain {
         public private(set) var lastSeq: UInt64 = 0
         public private(set) var lastHash: String = AuditChain.genesis
         public private(set) var failure: Verdict?
+        /// Seq ranges a `gap` or `repair` record says are not in the log (failed writes, a cut tail).
+        public private(set) var skipped: [ClosedRange<UInt64>] = []
+        /// The first record's seq (0 before any).
+        public private(set) var firstSeq: UInt64 = 0
+        /// Seqs whose hashes to keep (checkpoints to check), and the hashes found.
+        public var watch: Set<UInt64> = []
+        public private(set) var found: [UInt64: String] = [:]
         private var line = 0
         private var started = false
 
@@ -76,13 +83,20 @@ public enum AuditChain {
             let body = JSON.object(kv.filter { $0.0 != "hash" })
             guard AuditChain.hash(body) == h else { return fail(seq, "hash does not match the record") }
             if started {
-                guard seq == lastSeq + 1 else { return fail(seq, "expected seq \(lastSeq + 1)") }
+                if seq != lastSeq + 1, let skip = AuditChain.skip(rec), skip.lowerBound == lastSeq + 1, skip.upperBound + 1 == seq {
+                    // A gap or repair record accounts for the seqs it jumps: they were never written, or were cut.
+                    skipped.append(skip)
+                } else {
+                    guard seq == lastSeq + 1 else { return fail(seq, "expected seq \(lastSeq + 1)") }
+                }
                 guard prev == lastHash else { return fail(seq, "prev does not match the previous record's hash") }
             } else if seq == 1 {
                 guard prev == AuditChain.genesis else { return fail(seq, "first record must chain from genesis") }
             }
             // A file that starts after rotation (seq > 1) anchors on its own first record.
+            if !started { firstSeq = seq }
             started = true
+            if watch.contains(seq) { found[seq] = h }
             count += 1
             lastSeq = seq
             lastHash = h
@@ -102,6 +116,17 @@ public enum AuditChain {
         }
 
         public var verdict: Verdict { failure ?? .ok(records: count, lastSeq: lastSeq, lastHash: lastHash) }
+    }
+
+    /// Kinds of record that may jump seq, saying which seqs they account for in `skipped`.
+    public static let skipKinds: Set<String> = ["gap", "repair"]
+
+    /// The seqs a `gap` or `repair` record says are missing (`skipped: {from, to}`), if any.
+    public static func skip(_ rec: JSON) -> ClosedRange<UInt64>? {
+        guard let k = rec["kind"]?.stringValue, skipKinds.contains(k), let s = rec["skipped"],
+              let f = s["from"]?.numberValue, let t = s["to"]?.numberValue,
+              let from = UInt64(exactly: f), let to = UInt64(exactly: t), from >= 1, from <= to else { return nil }
+        return from...to
     }
 
     /// Verifies the lines of a log (split on `\n`; a final newline is expected).

@@ -18,6 +18,13 @@ public struct DaemonOptions: Sendable {
     public var auditPath = "/var/lib/redline/audit.jsonl"
     public var auditFsync = true
     public var auditMaxBytes = 64 * 1024 * 1024
+    /// Rotated audit files kept (the log is bounded by (keep + 1) × auditMaxBytes).
+    public var auditKeep = 8
+    /// A signed checkpoint every this many records and seconds (whichever comes first).
+    public var checkpointRecords = 1000
+    public var checkpointSeconds = 60.0
+    /// Start on a log shorter than the state directory's last checkpoint says (audited as a gap).
+    public var acceptMissingAuditLog = false
     public var agentGroup: String?
     public var operatorGroup: String?
     public var limits = ConnectionLimits()
@@ -57,21 +64,25 @@ public enum RedlineDaemon {
         try checkOperatorSeparation(site)
         try checkGPIOLines(site)
 
-        let audit: AuditLog
-        do {
-            audit = try AuditLog(options: .init(path: o.auditPath, fsync: o.auditFsync, maxBytes: o.auditMaxBytes))
-        } catch {
-            throw StartupError(message: "audit log: \(error)", exitCode: 74)
-        }
+        let audit = try openAudit(o, site: site, logger: logger)
         defer { audit.close() }
         if let note = audit.recoveryNote {
             logger.warning("audit log recovered", metadata: ["note": "\(note)"])
         }
-        try await audit.append(kind: "start", [
-            ("site", .string(site.name)), ("config", .string(o.configPath)), ("pid", .number(Double(getpid()))),
-            ("recovery", audit.recoveryNote.map { .string($0) } ?? .null),
-            ("redLines", .array(RedLines.all.map { .string($0.id.rawValue) })),
-        ])
+        if let missing = audit.acceptedMissing {
+            logger.critical("audit log: missing records accepted by --accept-missing-audit-log", metadata: ["what": "\(missing)"])
+        }
+        do {
+            try await audit.append(kind: "start", [
+                ("site", .string(site.name)), ("config", .string(o.configPath)), ("pid", .number(Double(getpid()))),
+                ("recovery", audit.recoveryNote.map { .string($0) } ?? .null),
+                ("acceptedMissingLog", audit.acceptedMissing.map { .string($0) } ?? .null),
+                ("checkpointKey", audit.verifierKey.map { .string($0.text) } ?? .null),
+                ("redLines", .array(RedLines.all.map { .string($0.id.rawValue) })),
+            ])
+        } catch {
+            throw StartupError(message: "audit log: cannot write the start record: \(error)", exitCode: 74)
+        }
 
         let io = PlantIO(site: site, logger: logger)
         io.start()
@@ -132,6 +143,24 @@ public enum RedlineDaemon {
         unlink(o.operatorSocket)
         _ = try? await audit.append(kind: "stop", [("site", .string(site.name))])
         logger.info("redlined stopped")
+    }
+
+    /// Opens the audit log with its signing key (created on first start) and checkpoints to the log.
+    static func openAudit(_ o: DaemonOptions, site: Site, logger: Logger) throws(StartupError) -> AuditLog {
+        let stateDir = AuditLog.dirname(o.auditPath)
+        let key = try AuditKeyFile.loadOrCreate(stateDir: stateDir)
+        let origin = "redline/\(site.name)"
+        try AuditKeyFile.publish(AuditKeys.VerifierKey(origin: origin, key: key.publicKey), stateDir: stateDir)
+        let cp = AuditLog.Checkpointing(origin: origin, key: key, everyRecords: o.checkpointRecords, everySeconds: o.checkpointSeconds) { c in
+            logger.notice("audit checkpoint", metadata: ["seq": "\(c.seq)", "checkpoint": "\(c.text)"])
+        }
+        let opts = AuditLog.Options(path: o.auditPath, fsync: o.auditFsync, maxBytes: o.auditMaxBytes, keep: o.auditKeep,
+                                    checkpoints: cp, acceptMissing: o.acceptMissingAuditLog) { w in
+            logger.warning("audit log", metadata: ["warning": "\(w)"])
+        }
+        do { return try AuditLog(options: opts) } catch {
+            throw StartupError(message: "audit log: \(error)", exitCode: 74)
+        }
     }
 
     static func gid(of group: String) throws(StartupError) -> gid_t {

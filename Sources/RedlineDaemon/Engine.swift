@@ -116,7 +116,23 @@ final class Engine: Sendable {
 
     func status() -> JSON {
         Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                    deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, audit: audit.health, now: clock())
+                    deviceJobs: io.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
+    }
+
+    /// The latest signed checkpoint and the key it verifies with (`audit.checkpoint`).
+    func auditCheckpoint() throws(RPCError) -> JSON {
+        guard let cp = audit.latestCheckpoint, let key = audit.verifierKey else {
+            throw RPCError(.internalError, "no audit checkpoint yet")
+        }
+        return .obj([("checkpoint", .string(cp.text)), ("key", .string(key.text)), ("seq", .number(Double(cp.seq)))])
+    }
+
+    /// A witness stored the checkpoint at `seq`: rotation may remove records up to it without a warning.
+    func auditWitnessed(seq: UInt64, hash: String) throws(RPCError) -> JSON {
+        guard audit.witnessed(seq: seq, hash: hash) else {
+            throw RPCError(.invalidParams, "seq \(seq) with that hash is not one of this daemon's recent checkpoints")
+        }
+        return .obj([("witnessedSeq", .number(Double(seq)))])
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }

@@ -110,6 +110,15 @@ struct OperatorService: LineService {
             case "agents.release":
                 let name = try p.string("agent", allowed: ["agent"])
                 return .success(try await engine.release(agent: name, by: peer))
+            case "audit.checkpoint":
+                _ = try p.object(allowed: [])
+                return .success(try engine.auditCheckpoint())
+            case "audit.witnessed":
+                let hash = try p.string("hash", allowed: ["seq", "hash"])
+                guard let n = req.params?["seq"]?.numberValue, let seq = UInt64(exactly: n) else {
+                    throw RPCError(.invalidParams, "seq must be a whole number")
+                }
+                return .success(try engine.auditWitnessed(seq: seq, hash: hash))
             default:
                 return .failure(RPCError(.methodNotFound, "no method \"\(req.method)\" on the operator socket"))
             }

@@ -61,7 +61,7 @@ enum Wire {
     }
 
     static func status(site: Site, ledger s: Ledger.State, snapshot snap: PlantSnapshot, effects: EffectState,
-                       deviceJobs: [BusPriority: Int], auditSeq: UInt64, audit health: (failure: String?, lostRecords: Int),
+                       deviceJobs: [BusPriority: Int], auditSeq: UInt64, audit: JSON,
                        now: Int64) -> JSON {
         let zones: [JSON] = site.zones.map { z in
             let c = ZoneCondition.evaluate(zone: z.id, site: site, snapshot: snap, now: now)
@@ -107,8 +107,7 @@ enum Wire {
         out.append(("requestHistory", .number(Double(s.approvals.historyCount))))
         out.append(("deviceJobs", jobs))
         out.append(("auditSeq", .number(Double(auditSeq))))
-        out.append(("audit", .obj([("writable", .bool(health.failure == nil)), ("error", health.failure.map { .string($0) }),
-                                   ("refusedRecords", .number(Double(health.lostRecords)))])))
+        out.append(("audit", audit))
         return .object(out)
     }
 }

@@ -158,6 +158,7 @@ struct Status: ParsableCommand {
         let e = (r["effectsActive"]?.arrayValue ?? []).compactMap(\.stringValue)
         print("safe-state effects active: \(e.isEmpty ? "none" : e.joined(separator: ", "))")
         if let c = r["counters"] { print("counters: \(c.encoded())") }
+        for line in auditStatusLines(r["audit"]) { print(line) }
     }
 }
 
@@ -233,42 +234,6 @@ struct Agents: ParsableCommand {
             let r = try call(opts.operatorPath, "agents.release", .obj([("agent", .string(agent))]))
             if opts.json { return show(r) }
             print(r["released"]?.boolValue == true ? "\(agent) released" : "\(agent) was not quarantined")
-        }
-    }
-}
-
-struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Work with audit logs.", subcommands: [Verify.self])
-
-    struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Verify a hash-chained audit log.",
-            discussion: """
-                Prints `ok N records`, or the first bad seq, and exits non-zero on any break. \
-                Give rotated files oldest first (audit.jsonl.2 audit.jsonl.1 audit.jsonl) to check the chain across them.
-                """)
-        @Argument(help: "Audit log files, oldest first.") var files: [String]
-
-        func run() throws {
-            var v = AuditChain.Verifier()
-            for f in files {
-                guard let data = readAll(f) else {
-                    printErr("redlinectl: cannot read \(f): \(String(cString: strerror(errno)))")
-                    throw ExitCode(1)
-                }
-                var start = 0
-                for (i, b) in data.enumerated() where b == 0x0A {
-                    v.feed(data[start..<i])
-                    start = i + 1
-                }
-                if start < data.count { v.feed(data[start...]) }
-                if case .broken = v.verdict {
-                    print("\(f): \(v.verdict)")
-                    throw ExitCode(2)
-                }
-            }
-            print(v.verdict.description)
         }
     }
 }

@@ -55,6 +55,21 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Rotate the audit log at this many MiB (the chain continues).", valueName: "MIB"))
     var auditRotateMib = 64
 
+    @Option(name: .long, help: ArgumentHelp("Rotate the audit log at this many bytes (overrides --audit-rotate-mib; for tests and small disks).", valueName: "BYTES"))
+    var auditRotateBytes: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Rotated audit files kept: the log takes at most (N + 1) × the rotation size.", valueName: "N"))
+    var auditKeep = 8
+
+    @Option(name: .long, help: ArgumentHelp("Sign an audit checkpoint every N records (and every --checkpoint-seconds).", valueName: "N"))
+    var checkpointRecords = 1000
+
+    @Option(name: .long, help: ArgumentHelp("Sign an audit checkpoint at least this often while records arrive.", valueName: "S"))
+    var checkpointSeconds = 60.0
+
+    @Flag(name: .long, help: "Start although the audit log holds fewer records than the state directory's last checkpoint says (missing, emptied or cut). Recorded in the log as a gap.")
+    var acceptMissingAuditLog = false
+
     @Option(name: .long, help: ArgumentHelp("Group owning the agent socket (mode 0660); default: mode 0666, peers still identified by uid.", valueName: "GROUP"))
     var agentGroup: String?
 
@@ -93,7 +108,11 @@ struct Redlined: AsyncParsableCommand {
         o.operatorSocket = operatorSocket
         o.auditPath = audit
         o.auditFsync = !noAuditFsync
-        o.auditMaxBytes = max(1, auditRotateMib) * 1024 * 1024
+        o.auditMaxBytes = auditRotateBytes.map { max(4096, $0) } ?? max(1, auditRotateMib) * 1024 * 1024
+        o.auditKeep = max(0, auditKeep)
+        o.checkpointRecords = max(1, checkpointRecords)
+        o.checkpointSeconds = max(0.1, checkpointSeconds)
+        o.acceptMissingAuditLog = acceptMissingAuditLog
         o.agentGroup = agentGroup
         o.operatorGroup = operatorGroup
         o.limits = ConnectionLimits(maxConnections: maxConnections, maxConnectionsPerUid: maxConnectionsPerUid,

@@ -1,3 +1,4 @@
+import Crypto
 import Testing
 @testable import RedlineCore
 
@@ -109,5 +110,51 @@ import Testing
         #expect(rec["kind"]?.stringValue == "decision")
         #expect(rec["prev"]?.stringValue == AuditChain.genesis)
         #expect(AuditChain.verify(Array((rec.encoded() + "\n").utf8)).description == "ok 1 records")
+    }
+}
+
+@Suite("Audit checkpoints")
+struct AuditCheckpointTests {
+    @Test("checkpoint text and verifier keys round-trip, whatever the key's base64 holds ('+' and '/' included)")
+    func roundTrip() throws {
+        var sawPlus = false
+        for i in 0..<200 {
+            let key = Curve25519.Signing.PrivateKey()
+            let vk = AuditKeys.VerifierKey(origin: "redline/site-\(i)", key: key.publicKey)
+            if vk.text.split(separator: "+").count > 3 { sawPlus = true }
+            let parsed = try #require(AuditKeys.VerifierKey.parse(vk.text), "\(vk.text)")
+            #expect(parsed.raw == vk.raw && parsed.keyId == vk.keyId)
+            let cp = try AuditCheckpoint.sign(origin: vk.origin, seq: UInt64(i + 1), hash: AuditChain.hash(.number(Double(i))),
+                                              time: "2026-12-01T00:00:00.000Z", key: key)
+            let back = try AuditCheckpoint.parse(cp.text)
+            #expect(back == cp)
+            #expect(back.verify(parsed))
+            // Any other seq, hash or origin under the same signature does not verify.
+            var other = back
+            other.seq += 1
+            #expect(!other.verify(parsed))
+        }
+        #expect(sawPlus, "no key with '+' in its base64 was tried")
+    }
+
+    @Test("a witness judges rollback, fork, foreign keys and forgeries")
+    func judge() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let vk = AuditKeys.VerifierKey(origin: "redline/a", key: key.publicKey)
+        func cp(_ seq: UInt64, _ h: Double, origin: String = "redline/a", with k: Curve25519.Signing.PrivateKey? = nil) throws -> AuditCheckpoint {
+            try AuditCheckpoint.sign(origin: origin, seq: seq, hash: AuditChain.hash(.number(h)), time: "t", key: k ?? key)
+        }
+        let c10 = try cp(10, 1)
+        #expect(CheckpointConsistency.judge(c10, last: nil, key: vk) == .extends)
+        #expect(CheckpointConsistency.judge(try cp(12, 2), last: c10, key: vk) == .extends)
+        #expect(CheckpointConsistency.judge(c10, last: c10, key: vk) == .same)
+        #expect(CheckpointConsistency.judge(try cp(9, 3), last: c10, key: vk) == .rollback(had: 10, now: 9))
+        #expect(CheckpointConsistency.judge(try cp(10, 4), last: c10, key: vk) == .fork(seq: 10))
+        #expect(CheckpointConsistency.judge(try cp(12, 5), last: try cp(14, 6), key: vk, known: [12: AuditChain.hash(.number(2))]) == .fork(seq: 12))
+        if case .foreign = CheckpointConsistency.judge(try cp(11, 1, with: .init()), last: c10, key: vk) {} else { Issue.record("another key was accepted") }
+        if case .foreign = CheckpointConsistency.judge(try cp(11, 1, origin: "redline/b"), last: c10, key: vk) {} else { Issue.record("another origin was accepted") }
+        var forged = try cp(11, 1)
+        forged.seq = 99
+        #expect(CheckpointConsistency.judge(forged, last: c10, key: vk) == .badSignature)
     }
 }

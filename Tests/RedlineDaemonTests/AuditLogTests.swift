@@ -90,6 +90,61 @@ struct AuditLogTests {
         let alone = AuditChain.verify(Array(try Data(contentsOf: URL(fileURLWithPath: p))))
         if case .broken = alone { Issue.record("newest file alone: \(alone)") }
     }
+    @Test("a failed rotation (the old name cannot be removed) leaves a log that is still written, and says so; it rotates once it can")
+    func failedRotationKeepsWriting() async throws {
+        let dir = TempDir()
+        let p = dir.file("a.jsonl")
+        // A non-empty folder where the oldest rotated file goes: unlink fails (EISDIR), and so would the rename.
+        try FileManager.default.createDirectory(atPath: p + ".1/blocker", withIntermediateDirectories: true)
+        let warnings = WarningBox()
+        let log = try AuditLog(options: .init(path: p, maxBytes: 500, keep: 1, onWarning: { warnings.add($0) }))
+        for i in 0..<8 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "x", count: 100)))]) }
+        #expect(log.statusJSON["rotationError"]?.stringValue?.contains("cannot remove \(p).1") == true, "\(log.statusJSON.encoded())")
+        #expect(warnings.all.contains { $0.contains("audit rotation failed") })
+        #expect(try lines(p).count == 8, "every record went to the current file")
+        try FileManager.default.removeItem(atPath: p + ".1")
+        try await log.append(kind: "decision", [("after", "the way is clear")])
+        #expect(log.statusJSON["rotationError"] == nil || log.statusJSON["rotationError"] == .null)
+        log.close()
+        #expect(FileManager.default.fileExists(atPath: p + ".1"))
+        var v = AuditChain.Verifier()
+        for f in [p + ".1", p] { for line in Array(try Data(contentsOf: URL(fileURLWithPath: f))).split(separator: 0x0A) { v.feed(line) } }
+        guard case .ok(let n, _, _) = v.verdict else { Issue.record("\(v.verdict)"); return }
+        #expect(n == 9)
+    }
+
+    @Test("retention: the daemon warns before rotation removes records no witness has covered, and not once they are witnessed")
+    func retentionWarnsBeforeRemovingUnwitnessed() async throws {
+        let dir = TempDir()
+        let p = dir.file("audit.jsonl")
+        let warnings = WarningBox()
+        let cp = AuditLog.Checkpointing(origin: "redline/test", key: .init(), everyRecords: 1, everySeconds: 3600)
+        let log = try AuditLog(options: .init(path: p, maxBytes: 400, keep: 1, checkpoints: cp, onWarning: { warnings.add($0) }))
+        for i in 0..<3 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "x", count: 150)))]) }
+        // One rotation: audit.jsonl.1 is the next to go, unwitnessed.
+        let warning = log.statusJSON["retentionWarning"]?.stringValue
+        #expect(warning?.contains("\(p).1") == true && warning?.contains("no witness has covered it") == true, "\(log.statusJSON.encoded())")
+        #expect(warnings.all.contains { $0.contains("will be removed at the next rotation") })
+        for i in 0..<3 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "y", count: 150)))]) }
+        #expect(log.statusJSON["unwitnessedRemoved"]?.numberValue ?? 0 >= 1, "\(log.statusJSON.encoded())")
+        #expect(warnings.all.contains { $0.contains("which no witness has covered") })
+        // A witness stores the latest checkpoint: nothing unwitnessed is left to warn about.
+        usleep(100_000)
+        let latest = try #require(log.latestCheckpoint)
+        #expect(!log.witnessed(seq: latest.seq, hash: String(repeating: "0", count: 64)), "a hash that is not ours is refused")
+        #expect(log.witnessed(seq: latest.seq, hash: latest.hash))
+        let removedBefore = log.statusJSON["unwitnessedRemoved"]?.numberValue ?? 0
+        for i in 0..<3 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "z", count: 150)))]) }
+        log.close()
+        #expect(log.statusJSON["unwitnessedRemoved"]?.numberValue == removedBefore, "a witnessed file was counted as unwitnessed")
+    }
+}
+
+final class WarningBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
 @Suite("JSON-RPC parsing")

@@ -22,6 +22,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
     /// With `manualClock` the simulator runs `--clock manual` (plant time moves only on `plant.advance`).
     public init(site: String = "demo-datacenter.yaml", daemonArgs: [String] = [], manualClock: Bool = false,
                 daemonEnvironment: [String: String]? = nil, siteEdit: ((String) -> String)? = nil,
+                auditPath audit: ((TempDir) throws -> String)? = nil,
                 file: String = #filePath) throws {
         root = TestPaths.packageRoot(from: file)
         dir = TempDir(prefix: "rle2e")
@@ -35,7 +36,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
         chmod(siteFile, 0o644)
         agentSocket = dir.file("agent.sock")
         operatorSocket = dir.file("operator.sock")
-        auditPath = dir.file("audit.jsonl")
+        auditPath = try audit?(dir) ?? dir.file("audit.jsonl")
         extraArgs = daemonArgs
         extraEnvironment = daemonEnvironment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }
         sim = try SimProcess(siteFile: siteFile, devicesDir: root.appendingPathComponent("Devices").path,
@@ -51,10 +52,11 @@ public final class PlantAndDaemon: @unchecked Sendable {
         guard let exe = TestPaths.executable("redlined") else {
             throw TestSupportError("redlined is not built (run `swift build` first, or set REDLINE_BIN)")
         }
-        return try ChildProcess(executable: exe, arguments: [
+        let args = [
             "--config", siteFile, "--devices", root.appendingPathComponent("Devices").path,
             "--agent-socket", agentSocket, "--operator-socket", operatorSocket, "--audit", auditPath,
-        ] + extra, logPath: logPath, environment: environment)
+        ] + extra
+        return try ChildProcess(executable: exe, arguments: args, logPath: logPath, environment: environment)
     }
 
     /// Waits until the operator socket reports `ready` (the first full scan completed).
@@ -76,6 +78,32 @@ public final class PlantAndDaemon: @unchecked Sendable {
                                                 operatorSocket: operatorSocket, auditPath: auditPath,
                                                 logPath: dir.file("redlined-2.log"), extra: extraArgs, environment: extraEnvironment)
         try waitReady()
+    }
+
+    /// Stops the daemon (SIGTERM, a clean stop) and leaves the simulator running.
+    public func stopDaemon() { daemon.stop() }
+
+    private var starts = 2
+
+    /// Starts a daemon on the same files with `extra` arguments added. Returns nil once it is ready,
+    /// or its exit status and stderr if it refused to start.
+    @discardableResult
+    public func startDaemon(extra: [String] = []) throws -> (status: Int32, stderr: String)? {
+        starts += 1
+        daemon = try PlantAndDaemon.startDaemon(root: root, siteFile: siteFile, agentSocket: agentSocket,
+                                                operatorSocket: operatorSocket, auditPath: auditPath,
+                                                logPath: dir.file("redlined-\(starts).log"), extra: extraArgs + extra,
+                                                environment: extraEnvironment)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !daemon.isRunning {
+                daemon.process.waitUntilExit()
+                return (daemon.process.terminationStatus, daemon.stderr)
+            }
+            if let s = try? operatorCall("status"), s["ready"]?.boolValue == true { return nil }
+            usleep(50_000)
+        }
+        throw TestSupportError("redlined neither started nor refused: \(daemon.stderr)")
     }
 
     /// One call on the operator socket as this process's user (root is an operator of the demo site).
