@@ -43,6 +43,8 @@ public final class AuditLog: Sendable {
         var bytes: [UInt8]
         var hash: String
         var waiter: Waiter?
+        /// The sealed record, for the observer (operator events) once it is durable.
+        var record: JSON
     }
 
     struct State {
@@ -80,6 +82,15 @@ public final class AuditLog: Sendable {
 
     public let options: Options
     private let state: Mutex<State>
+    /// Told of every batch of records once it is durable, on the writer thread; must not block.
+    private let observer = Mutex<(@Sendable ([JSON]) -> Void)?>(nil)
+
+    /// Sets the one observer of durable records (the daemon's operator events). It is called on
+    /// the audit thread after each successful write, with the records in seq order, and must
+    /// return at once: the log never waits for anyone it tells.
+    public func observeDurable(_ f: @escaping @Sendable ([JSON]) -> Void) {
+        observer.withLock { $0 = f }
+    }
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -143,7 +154,7 @@ public final class AuditLog: Sendable {
             let seq = st.seq + 1
             let rec = AuditChain.seal(seq: seq, time: AuditLog.timestamp(), kind: kind, fields: fields, prev: st.lastHash)
             let hash = rec["hash"]?.stringValue ?? st.lastHash
-            st.pending.append(Pending(seq: seq, bytes: Array((rec.encoded() + "\n").utf8), hash: hash, waiter: waiter))
+            st.pending.append(Pending(seq: seq, bytes: Array((rec.encoded() + "\n").utf8), hash: hash, waiter: waiter, record: rec))
             st.seq = seq
             st.lastHash = hash
             return true
@@ -208,6 +219,7 @@ public final class AuditLog: Sendable {
         }
         _ = rotateError  // the records are durable; a failed rotation keeps writing the current file
         for p in batch { p.waiter?(.success(p.seq)) }
+        if let tell = observer.withLock({ $0 }) { tell(batch.map(\.record)) }
     }
 
     public func close() {

@@ -1,6 +1,7 @@
 import Logging
 import RedlineCore
 import RedlineIO
+import Synchronization
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -22,10 +23,14 @@ final class Engine: Sendable {
     let effects: EffectsRunner
     let arbiter: Arbiter
     let liveness: Liveness
+    /// Operator events: fed by the audit log with each durable batch.
+    let events: EventHub
+    /// Which devices are faulted, by the last full scan (safety thread only).
+    private let health = Mutex(DeviceHealth())
     let clock: @Sendable () -> Int64
 
     init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,
-         limits: AgentLimits = AgentLimits(), safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
+         limits: AgentLimits = AgentLimits(), eventBuffer: Int = 1024, safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
          clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
         self.site = site
         self.io = io
@@ -37,6 +42,9 @@ final class Engine: Sendable {
         arbiter = Arbiter(site: site, io: io, scanner: scanner, audit: audit, ledger: ledger, effects: effects,
                           logger: logger, clock: clock, limits: limits, executor: lane)
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
+        let hub = EventHub(capacity: eventBuffer)
+        events = hub
+        audit.observeDurable { hub.publish(records: $0) }
     }
 
     var isReady: Bool { ledger.isReady }
@@ -54,6 +62,13 @@ final class Engine: Sendable {
         effects.update(snap, fullScan: true)
         liveness.scanned(at: clock())
         arbiter.auditExpiries()
+        // A device faulting or recovering is audited (and so told to operators); queued, never awaited.
+        let now = clock()
+        for t in health.withLock({ $0.step(site: site, snapshot: snap, now: now) }) {
+            audit.submit(kind: "device", [("device", .string(t.device)), ("zone", .string(t.zone)),
+                                          ("state", .string(t.faulted ? "faulted" : "recovered"))]
+                                         + (t.faulted ? [("why", .string(t.why))] : []))
+        }
     }
 
     // MARK: - Agent methods
@@ -115,8 +130,15 @@ final class Engine: Sendable {
     }
 
     func status() -> JSON {
-        Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                    deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, audit: audit.health, now: clock())
+        let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
+                               deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, audit: audit.health, now: clock())
+        guard case .object(var fields) = base else { return base }
+        let faulted = health.withLock { $0.faulted }
+        fields.append(("devicesFaulted", .object(faulted.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })))
+        let e = events.stats
+        fields.append(("events", .obj([("subscribers", .number(Double(e.subscribers))), ("published", .number(Double(e.published))),
+                                       ("disconnectedSlow", .number(Double(e.disconnectedSlow)))])))
+        return .object(fields)
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }
