@@ -13,6 +13,7 @@ public enum OperatorEvents {
         "effect.engaged", "effect.ended", "effect.failed",
         "device.faulted", "device.recovered",
         "daemon.ready",
+        "site.escalated", "site.cleared",
         "audit.gap",
     ]
 
@@ -92,6 +93,15 @@ public enum OperatorEvents {
                 return [event("device.faulted", "device \(s("device")) faulted: \(s("why"))", ["device", "zone", "why"])]
             case "recovered":
                 return [event("device.recovered", "device \(s("device")) recovered", ["device", "zone"])]
+            default:
+                return []
+            }
+        case "escalation":
+            switch record["state"]?.stringValue {
+            case "entered":
+                return [event("site.escalated", "site-wide escalation, agents-held: every agent write but a safe value waits for an operator (\(s("why")))", ["why", "after"])]
+            case "cleared":
+                return [event("site.cleared", "uid \(s("by")) cleared agents-held", ["by", "why"])]
             default:
                 return []
             }

@@ -129,10 +129,26 @@ final class Engine: Sendable {
         return .obj([("agent", .string(name)), ("released", .bool(released))])
     }
 
+    /// An operator's clear of `agents-held` (audited first: a clear the log cannot record does not happen).
+    func clearEscalation(by peer: Peer) async throws(RPCError) -> JSON {
+        guard let e = ledger.state.withLock({ $0.quarantine.escalation }) else {
+            return .obj([("agentsHeld", .bool(false)), ("cleared", .bool(false))])
+        }
+        do {
+            try await audit.append(kind: "escalation", [("state", "cleared"), ("by", .number(Double(peer.uid))), ("why", .string(e.why))])
+        } catch {
+            throw RPCError(.internalError, "the audit log cannot be written (\(error)); the site stays in agents-held")
+        }
+        ledger.state.withLock { _ = $0.quarantine.clearEscalation() }
+        return .obj([("agentsHeld", .bool(false)), ("cleared", .bool(true))])
+    }
+
     func status() -> JSON {
         let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
                                deviceJobs: io.jobsSubmitted, auditSeq: audit.lastSeq, audit: audit.health, now: clock())
         guard case .object(var fields) = base else { return base }
+        let escalation = ledger.state.withLock { $0.quarantine.escalation }
+        fields.append(("agentsHeld", escalation.map { e in .obj([("sinceS", .number(Double((clock() - e.since) / 1000))), ("why", .string(e.why))]) } ?? .null))
         let faulted = health.withLock { $0.faulted }
         fields.append(("devicesFaulted", .object(faulted.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })))
         let e = events.stats

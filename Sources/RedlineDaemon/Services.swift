@@ -129,6 +129,9 @@ struct OperatorService: LineService {
             case "agents.list":
                 _ = try p.object(allowed: [])
                 return .success(engine.agentsList())
+            case "escalation.clear":
+                _ = try p.object(allowed: [])
+                return .success(try await engine.clearEscalation(by: peer))
             case "agents.release":
                 let name = try p.string("agent", allowed: ["agent"])
                 return .success(try await engine.release(agent: name, by: peer))

@@ -176,3 +176,48 @@ struct EventsTests {
         #expect(r["error"]?["message"]?.stringValue?.contains("agents are never admitted") == true, "\(r.encoded())")
     }
 }
+
+/// docs/DESIGN.md §6.2 on a live plant: coordinated agents.
+@Suite("Site-wide escalation on a live plant", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct EscalationLiveTests {
+    /// The demo site with two more agents that may write the dispatch and the lights.
+    static func threeAgents(_ text: String) -> String {
+        text.replacingOccurrences(of: "operators:\n", with: """
+              - {name: agent-two, uid: 2003, read: ["*"], write: ["dispatch.cancel", "office-lights.on"]}
+              - {name: agent-three, uid: 2004, read: ["*"], write: ["dispatch.cancel", "office-lights.on"]}
+            operators:
+
+            """)
+    }
+
+    @Test("escalation: two agents quarantined means a third agent's lighting write is held; an operator clears it; writes flow again")
+    func twoQuarantinedHoldTheThird() throws {
+        let s = try PlantAndDaemon(siteEdit: Self.threeAgents)
+        let sub = try LineClient(path: s.operatorSocket, timeoutMs: 1000)
+        _ = try sub.call("events.subscribe")
+        let one = try s.agent(uid: 2001), two = try s.agent(uid: 2003), three = try s.agent(uid: 2004)
+        defer { one.close(); two.close(); three.close() }
+        #expect(try three.write("office-lights.on", 1)["outcome"]?.stringValue == "executed")
+        for _ in 0..<3 { _ = try one.write("dispatch.cancel", 1) }
+        #expect(try three.write("office-lights.on", 0)["outcome"]?.stringValue == "executed")  // one quarantine: not yet
+        for _ in 0..<3 { _ = try two.write("dispatch.cancel", 1) }
+        let held = try three.write("office-lights.on", 1)
+        #expect(held["outcome"]?.stringValue == "held", "\(held.encoded())")
+        #expect(held["explanation"]?.stringValue?.contains("agents-held") == true)
+        #expect(try s.sim.plant()["office-lights.on"] == 0)
+        let st = try s.operatorCall("status")
+        #expect(st["agentsHeld"]?["why"]?.stringValue?.contains("2 agents quarantined") == true, "\(st["agentsHeld"]?.encoded() ?? "nil")")
+        // A red line is still a denial, not a hold.
+        #expect(try three.write("dispatch.cancel", 1)["rule"]?.stringValue == "RL-2")
+        // The operator clears it (audited); writes flow again; the quarantined stay quarantined.
+        #expect(try s.operatorCall("escalation.clear")["cleared"] == .bool(true))
+        #expect(try s.operatorCall("status")["agentsHeld"] == .null)
+        #expect(try three.write("office-lights.on", 1)["outcome"]?.stringValue == "executed")
+        #expect(try s.sim.plant()["office-lights.on"] == 1)
+        #expect(try one.write("office-lights.on", 0)["rule"]?.stringValue == "quarantined")
+        let records = try s.auditRecords().filter { $0["kind"]?.stringValue == "escalation" }
+        #expect(records.compactMap { $0["state"]?.stringValue } == ["entered", "cleared"])
+        let events = EventsTests.names(EventsTests.collect(sub, timeout: 15) { EventsTests.names($0).contains("site.cleared") })
+        #expect(events.contains("site.escalated") && events.contains("site.cleared"), "\(events)")
+    }
+}
