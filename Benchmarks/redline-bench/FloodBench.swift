@@ -152,6 +152,9 @@ extension DaemonBenchRun {
         let rel = try? PeerCall.call(path: f.d.operatorSocket, uid: cfg.operatorUid, method: "agents.release",
                                      params: .obj([("agent", .string(cfg.floodAgent))]), timeout: 20)
         if rel?["released"] == .bool(true) { print("(\(cfg.floodAgent) released from quarantine by the operator before this flood)") }
+        // Earlier floods' red-line denials add up (docs/DESIGN.md §6.2): each flood starts outside agents-held.
+        let cleared = try? PeerCall.call(path: f.d.operatorSocket, uid: cfg.operatorUid, method: "escalation.clear", params: nil, timeout: 20)
+        if cleared?["cleared"] == .bool(true) { print("(site-wide escalation cleared by the operator before this flood)") }
         let p = try FloodProcess(exe: f.benchExe, uid: f.floodUid, socket: f.d.agentSocket, connections: cfg.flood,
                                  point: cfg.floodPoint, unknownPoint: cfg.floodUnknownPoint, reasonBytes: cfg.floodReasonBytes,
                                  logPath: "\(f.dir)/flood-\(DaemonBenchRun.nanos()).log")

@@ -732,7 +732,7 @@ struct SiteParser {
     }
 
     func parseQuarantine(_ node: Node) -> QuarantinePolicy {
-        guard let f = r.fields(node, "quarantine", allowed: ["threshold", "window-s"]) else { return QuarantinePolicy() }
+        guard let f = r.fields(node, "quarantine", allowed: ["threshold", "window-s", "escalation-agents", "escalation-denials"]) else { return QuarantinePolicy() }
         var threshold = Limits.quarantineThreshold
         var windowMs = Limits.quarantineWindowMs
         if let n = f["threshold"], let v = r.int(n, "threshold", in: 1...Int(Int32.max)) {
@@ -745,6 +745,18 @@ struct SiteParser {
                 r.error(n, "quarantine window \(v) s loosens the compiled-in window of \(Limits.quarantineWindowMs / 1000) s; a site may only lengthen it")
             } else { windowMs = Int64(v) * 1000 }
         }
-        return QuarantinePolicy(threshold: threshold, windowMs: windowMs)
+        var agents = Limits.escalationQuarantinedAgents
+        if let n = f["escalation-agents"], let v = r.int(n, "escalation-agents", in: 1...Int(Int32.max)) {
+            if v > Limits.escalationQuarantinedAgents {
+                r.error(n, "escalation-agents \(v) loosens the compiled-in limit of \(Limits.escalationQuarantinedAgents) quarantined agents; a site may only lower it")
+            } else { agents = v }
+        }
+        var denials = Limits.escalationDenials
+        if let n = f["escalation-denials"], let v = r.int(n, "escalation-denials", in: 1...Int(Int32.max)) {
+            if v > Limits.escalationDenials {
+                r.error(n, "escalation-denials \(v) loosens the compiled-in limit of \(Limits.escalationDenials) red-line denials across all agents; a site may only lower it")
+            } else { denials = v }
+        }
+        return QuarantinePolicy(threshold: threshold, windowMs: windowMs, escalationAgents: agents, escalationDenials: denials)
     }
 }

@@ -49,15 +49,18 @@ public struct PolicyState: Sendable {
     public var quarantined: Set<String>
     /// Outputs a safe-state effect drives right now, with the value it holds them at (RL-11).
     public var driven: [String: Drive]
+    /// The site is in `agents-held` (§6.2): every agent write but a safe value waits for an operator.
+    public var agentsHeld: Bool
 
     public init(site: Site, snapshot: PlantSnapshot, now: Int64, ready: Bool = true, quarantined: Set<String> = [],
-                driven: [String: Drive] = [:]) {
+                driven: [String: Drive] = [:], agentsHeld: Bool = false) {
         self.site = site
         self.snapshot = snapshot
         self.now = now
         self.ready = ready
         self.quarantined = quarantined
         self.driven = driven
+        self.agentsHeld = agentsHeld
     }
 }
 
@@ -92,7 +95,7 @@ public enum Policy {
     /// no path that allows a write without passing every red line.
     ///
     /// Order: visible -> ready -> quarantine -> RL-1..RL-11 -> write grant ->
-    /// configured range -> approval. `approved` skips only the approval step,
+    /// configured range -> agents-held -> approval. `approved` skips only the two hold steps,
     /// never a red line (RL-9).
     public static func decide(_ command: WriteCommand, in state: PolicyState, approved: Bool = false) -> Decision {
         decide(command, in: state, approved: approved, condition: nil)
@@ -141,6 +144,10 @@ public enum Policy {
         let range = point.writeRange
         guard range.contains(command.value) else {
             return .denied(.outOfRange, "\(fmt(command.value)) is outside the configured range of \(point.id) (\(fmt(range.lowerBound))-\(fmt(range.upperBound)))")
+        }
+        if !approved, state.agentsHeld, command.value != point.role.safeValue {
+            let timeout = state.site.approvalRule(for: point.id)?.timeoutMs ?? Limits.escalationHoldMs
+            return .held(timeoutMs: timeout, "the site is in agents-held (site-wide escalation): \(point.id) = \(fmt(command.value)) needs an operator's approval within \(timeout / 1000) s")
         }
         if !approved, let rule = state.site.approvalRule(for: point.id), command.value != point.role.safeValue {
             return .held(timeoutMs: rule.timeoutMs, "\(point.id) = \(fmt(command.value)) needs an operator's approval within \(rule.timeoutMs / 1000) s")

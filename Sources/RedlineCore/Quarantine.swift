@@ -1,12 +1,25 @@
-/// Runtime monitoring (docs/DESIGN.md §6.1) as a value driven by an explicit clock.
+/// Runtime monitoring (docs/DESIGN.md §6.1, §6.2) as a value driven by an explicit clock.
 ///
 /// An agent with `policy.threshold` red-line denials within `policy.windowMs`
-/// is quarantined until an operator releases it.
+/// is quarantined until an operator releases it. When `policy.escalationAgents` agents are
+/// quarantined within the window, or `policy.escalationDenials` red-line denials across all
+/// agents fall within it, the site enters `agents-held` until an operator clears it.
 public struct QuarantineBook: Sendable, Hashable {
     public let policy: QuarantinePolicy
     private var denials: [String: [Int64]] = [:]
     /// Quarantined agents and when quarantine began.
     public private(set) var quarantined: [String: Int64] = [:]
+    /// Every red-line denial, all agents (within the window), and every quarantine's start.
+    private var allDenials: [Int64] = []
+    private var quarantineStarts: [Int64] = []
+
+    /// The site-wide escalation: since when, and why (nil while the site is not in it).
+    public struct Escalation: Sendable, Hashable {
+        public var since: Int64
+        public var why: String
+    }
+    public private(set) var escalation: Escalation?
+    public var agentsHeld: Bool { escalation != nil }
 
     public init(policy: QuarantinePolicy) { self.policy = policy }
 
@@ -20,12 +33,33 @@ public struct QuarantineBook: Sendable, Hashable {
         var list = denials[agent, default: []].filter { now - $0 < policy.windowMs && $0 <= now }
         list.append(now)
         denials[agent] = list
+        allDenials = allDenials.filter { now - $0 < policy.windowMs && $0 <= now } + [now]
+        var entered = false
         if list.count >= policy.threshold {
             quarantined[agent] = now
             denials[agent] = []
-            return true
+            quarantineStarts = quarantineStarts.filter { now - $0 < policy.windowMs && $0 <= now } + [now]
+            entered = true
         }
-        return false
+        if escalation == nil {
+            if quarantineStarts.count >= policy.escalationAgents {
+                escalation = Escalation(since: now, why: "\(quarantineStarts.count) agents quarantined within \(policy.windowMs / 1000) s (site-wide limit \(policy.escalationAgents))")
+            } else if allDenials.count >= policy.escalationDenials {
+                escalation = Escalation(since: now, why: "\(allDenials.count) red-line denials across all agents within \(policy.windowMs / 1000) s (site-wide limit \(policy.escalationDenials))")
+            }
+        }
+        return entered
+    }
+
+    /// An operator's clear of `agents-held`. Returns false if the site was not in it. The
+    /// counts start again, so the same evidence does not escalate the site again at once.
+    @discardableResult
+    public mutating func clearEscalation() -> Bool {
+        guard escalation != nil else { return false }
+        escalation = nil
+        allDenials = []
+        quarantineStarts = []
+        return true
     }
 
     /// Recent red-line denials counted against an agent.

@@ -148,6 +148,13 @@ public enum Limits {
     public static let quarantineThreshold = 3
     /// docs/DESIGN.md §6.1: the quarantine window, in milliseconds (10 minutes).
     public static let quarantineWindowMs: Int64 = 600_000
+    /// docs/DESIGN.md §6.2: this many agents quarantined within the quarantine window put the
+    /// site in `agents-held` (coordinated agents gain nothing by spreading across identities).
+    public static let escalationQuarantinedAgents = 2
+    /// docs/DESIGN.md §6.2: this many red-line denials across all agents within the window do too.
+    public static let escalationDenials = 10
+    /// How long a write held by `agents-held` waits for an operator when no approval rule says (ms).
+    public static let escalationHoldMs: Int64 = 300_000
 
     // The timing envelope (README, "Timing envelope"). A site may tighten these, never loosen them.
 

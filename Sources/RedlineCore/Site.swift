@@ -262,9 +262,18 @@ public struct ApprovalRule: Sendable, Hashable {
 public struct QuarantinePolicy: Sendable, Hashable {
     public var threshold: Int
     public var windowMs: Int64
-    public init(threshold: Int = Limits.quarantineThreshold, windowMs: Int64 = Limits.quarantineWindowMs) {
+    /// Agents quarantined within the window that put the site in `agents-held` (§6.2).
+    public var escalationAgents: Int
+    /// Red-line denials across all agents within the window that do.
+    public var escalationDenials: Int
+    /// Each is clamped to the compiled-in limits: a site may lower a threshold, never raise it,
+    /// and lengthen the window, never shorten it.
+    public init(threshold: Int = Limits.quarantineThreshold, windowMs: Int64 = Limits.quarantineWindowMs,
+                escalationAgents: Int = Limits.escalationQuarantinedAgents, escalationDenials: Int = Limits.escalationDenials) {
         self.threshold = Swift.max(1, Swift.min(threshold, Limits.quarantineThreshold))
         self.windowMs = Swift.max(windowMs, Limits.quarantineWindowMs)
+        self.escalationAgents = Swift.max(1, Swift.min(escalationAgents, Limits.escalationQuarantinedAgents))
+        self.escalationDenials = Swift.max(1, Swift.min(escalationDenials, Limits.escalationDenials))
     }
 }
 

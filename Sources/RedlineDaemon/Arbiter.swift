@@ -103,8 +103,9 @@ final class Arbiter: Sendable {
     }
 
     private func policyState(snapshot: PlantSnapshot) -> PolicyState {
-        let (ready, quarantined) = ledger.state.withLock { ($0.ready, $0.quarantine.names) }
-        return PolicyState(site: site, snapshot: snapshot, now: clock(), ready: ready, quarantined: quarantined, driven: effects.driven)
+        let (ready, quarantined, held) = ledger.state.withLock { ($0.ready, $0.quarantine.names, $0.quarantine.agentsHeld) }
+        return PolicyState(site: site, snapshot: snapshot, now: clock(), ready: ready, quarantined: quarantined, driven: effects.driven,
+                           agentsHeld: held)
     }
 
     /// Decides on fresh readings and, if allowed, writes (guarded) and reads back. Runs in the lane only.
@@ -213,8 +214,9 @@ final class Arbiter: Sendable {
             }
             oldest = max(oldest, a)
         }
-        let (ready, quarantined) = ledger.state.withLock { ($0.ready, $0.quarantine.names) }
-        let state = PolicyState(site: site, snapshot: latest, now: now, ready: ready, quarantined: quarantined, driven: effects.driven)
+        let (ready, quarantined, held) = ledger.state.withLock { ($0.ready, $0.quarantine.names, $0.quarantine.agentsHeld) }
+        let state = PolicyState(site: site, snapshot: latest, now: now, ready: ready, quarantined: quarantined, driven: effects.driven,
+                                agentsHeld: held)
         let d = Policy.decide(cmd, in: state, approved: approved)
         guard d == .allowed else {
             return "the plant changed before the write went out (\(d.rule?.rawValue ?? "\(d)"))"
@@ -254,17 +256,24 @@ final class Arbiter: Sendable {
             return failure(rid, cmd, approvedBy, "internal: an allowed write reached conclude")
         case .denied(let rule, let why):
             try? await auditOrLog("decision", base + [("outcome", "denied"), ("rule", .string(rule.rawValue)), ("explanation", .string(why))])
-            let newlyQuarantined = ledger.state.withLock { s -> Bool in
+            let (newlyQuarantined, escalated) = ledger.state.withLock { s -> (Bool, QuarantineBook.Escalation?) in
                 s.counters.denied[rule.rawValue, default: 0] += 1
                 if approvedBy == nil { s.counters.writes += 1 }
                 record(&s, rid, cmd, approvedBy, .denied, rule, why)
-                return s.quarantine.record(agent: cmd.agent, rule: rule, at: now)
+                let was = s.quarantine.agentsHeld
+                let q = s.quarantine.record(agent: cmd.agent, rule: rule, at: now)
+                return (q, was ? nil : s.quarantine.escalation)
             }
             if newlyQuarantined {
                 logger.warning("agent quarantined after repeated red-line denials", metadata: ["agent": "\(cmd.agent)"])
                 try? await auditOrLog("quarantine", [("agent", .string(cmd.agent)), ("after", .string(rid)),
                                                      ("threshold", .number(Double(site.quarantine.threshold))),
                                                      ("windowS", .number(Double(site.quarantine.windowMs / 1000)))])
+            }
+            if let escalated {
+                logger.critical("site-wide escalation: agents-held; every agent write but a safe value waits for an operator",
+                                metadata: ["why": "\(escalated.why)"])
+                try? await auditOrLog("escalation", [("state", "entered"), ("why", .string(escalated.why)), ("after", .string(rid))])
             }
             logger.notice("write denied", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(cmd.point)",
                                                      "value": "\(fmt(cmd.value))", "rule": "\(rule.rawValue)"])

@@ -174,6 +174,15 @@ public final class AuditLog: Sendable {
 
     public let options: Options
     private let state: Mutex<State>
+    /// Told of every batch of records once it is durable, on the writer thread; must not block.
+    private let observer = Mutex<(@Sendable ([JSON]) -> Void)?>(nil)
+
+    /// Sets the one observer of durable records (the daemon's operator events). It is called on
+    /// the audit thread after each successful write, with the records in seq order, and must
+    /// return at once: the log never waits for anyone it tells.
+    public func observeDurable(_ f: @escaping @Sendable ([JSON]) -> Void) {
+        observer.withLock { $0 = f }
+    }
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -323,10 +332,12 @@ public final class AuditLog: Sendable {
         var prev = prevHash
         var bytes: [UInt8] = []
         var seqs: [UInt64] = []
+        var sealed: [JSON] = []
         var gapWritten = false
         func seal(_ kind: String, _ fields: [(String, JSON)], _ time: String) {
             let rec = AuditChain.seal(seq: seq, time: time, kind: kind, fields: fields, prev: prev)
             prev = rec["hash"]?.stringValue ?? prev
+            sealed.append(rec)
             bytes += Array((rec.encoded() + "\n").utf8)
             seqs.append(seq)
             seq += 1
@@ -378,6 +389,8 @@ public final class AuditLog: Sendable {
         }
         let offset = gapWritten ? 1 : 0
         for (i, e) in batch.enumerated() { e.waiter?(.success(seqs[i + offset])) }
+        // Operator events: the durable records (a gap record included), in seq order; never waits.
+        if let tell = observer.withLock({ $0 }) { tell(sealed) }
         if state.withLock({ $0.size }) >= options.maxBytes {
             // The records are durable; a failed rotation keeps writing the current file (and says so).
             do {

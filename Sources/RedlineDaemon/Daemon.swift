@@ -29,6 +29,8 @@ public struct DaemonOptions: Sendable {
     public var operatorGroup: String?
     public var limits = ConnectionLimits()
     public var agentLimits = AgentLimits()
+    /// Events a subscriber may fall behind by before it is disconnected.
+    public var eventBuffer = 1024
     public init(configPath: String) { self.configPath = configPath }
 }
 
@@ -95,7 +97,7 @@ public enum RedlineDaemon {
         let laneThread = DedicatedExecutor(name: "redline-arbiter")
         let operatorThread = DedicatedExecutor(name: "redline-operator")
         let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier,
-                            limits: o.agentLimits, safety: safety, lane: laneThread)
+                            limits: o.agentLimits, eventBuffer: o.eventBuffer, safety: safety, lane: laneThread)
 
         // One event loop per socket: agents' bytes never queue in front of an operator's.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -1,6 +1,7 @@
 import Logging
 import RedlineCore
 import RedlineIO
+import Synchronization
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -22,10 +23,14 @@ final class Engine: Sendable {
     let effects: EffectsRunner
     let arbiter: Arbiter
     let liveness: Liveness
+    /// Operator events: fed by the audit log with each durable batch.
+    let events: EventHub
+    /// Which devices are faulted, by the last full scan (safety thread only).
+    private let health = Mutex(DeviceHealth())
     let clock: @Sendable () -> Int64
 
     init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,
-         limits: AgentLimits = AgentLimits(), safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
+         limits: AgentLimits = AgentLimits(), eventBuffer: Int = 1024, safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
          clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
         self.site = site
         self.io = io
@@ -37,6 +42,9 @@ final class Engine: Sendable {
         arbiter = Arbiter(site: site, io: io, scanner: scanner, audit: audit, ledger: ledger, effects: effects,
                           logger: logger, clock: clock, limits: limits, executor: lane)
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
+        let hub = EventHub(capacity: eventBuffer)
+        events = hub
+        audit.observeDurable { hub.publish(records: $0) }
     }
 
     var isReady: Bool { ledger.isReady }
@@ -54,6 +62,13 @@ final class Engine: Sendable {
         effects.update(snap, fullScan: true)
         liveness.scanned(at: clock())
         arbiter.auditExpiries()
+        // A device faulting or recovering is audited (and so told to operators); queued, never awaited.
+        let now = clock()
+        for t in health.withLock({ $0.step(site: site, snapshot: snap, now: now) }) {
+            audit.submit(kind: "device", [("device", .string(t.device)), ("zone", .string(t.zone)),
+                                          ("state", .string(t.faulted ? "faulted" : "recovered"))]
+                                         + (t.faulted ? [("why", .string(t.why))] : []))
+        }
     }
 
     // MARK: - Agent methods
@@ -114,9 +129,32 @@ final class Engine: Sendable {
         return .obj([("agent", .string(name)), ("released", .bool(released))])
     }
 
+    /// An operator's clear of `agents-held` (audited first: a clear the log cannot record does not happen).
+    func clearEscalation(by peer: Peer) async throws(RPCError) -> JSON {
+        guard let e = ledger.state.withLock({ $0.quarantine.escalation }) else {
+            return .obj([("agentsHeld", .bool(false)), ("cleared", .bool(false))])
+        }
+        do {
+            try await audit.append(kind: "escalation", [("state", "cleared"), ("by", .number(Double(peer.uid))), ("why", .string(e.why))])
+        } catch {
+            throw RPCError(.internalError, "the audit log cannot be written (\(error)); the site stays in agents-held")
+        }
+        ledger.state.withLock { _ = $0.quarantine.clearEscalation() }
+        return .obj([("agentsHeld", .bool(false)), ("cleared", .bool(true))])
+    }
+
     func status() -> JSON {
-        Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                    deviceJobs: io.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
+        let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
+                               deviceJobs: io.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
+        guard case .object(var fields) = base else { return base }
+        let escalation = ledger.state.withLock { $0.quarantine.escalation }
+        fields.append(("agentsHeld", escalation.map { e in .obj([("sinceS", .number(Double((clock() - e.since) / 1000))), ("why", .string(e.why))]) } ?? .null))
+        let faulted = health.withLock { $0.faulted }
+        fields.append(("devicesFaulted", .object(faulted.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })))
+        let e = events.stats
+        fields.append(("events", .obj([("subscribers", .number(Double(e.subscribers))), ("published", .number(Double(e.published))),
+                                       ("disconnectedSlow", .number(Double(e.disconnectedSlow)))])))
+        return .object(fields)
     }
 
     /// The latest signed checkpoint and the key it verifies with (`audit.checkpoint`).

@@ -88,6 +88,28 @@ struct OperatorService: LineService {
 
     func rejected(_ error: RPCError, session: Peer) async { engine.countBadLine() }
 
+    /// `events.subscribe`: the connection becomes a stream of `event` notifications, one per
+    /// durable audit record that stands for an event (RedlineCore `OperatorEvents`), each with
+    /// its `seq`. Nothing else changes; a subscriber that falls behind is disconnected.
+    func subscription(for req: RPCRequest, session: Peer, disconnect: @escaping @Sendable () -> Void) -> Result<Subscription, RPCError>? {
+        guard req.method == "events.subscribe" else { return nil }
+        do throws(RPCError) {
+            _ = try Params(req.params, method: req.method).object(allowed: [])
+        } catch {
+            return .failure(error)
+        }
+        let hub = engine.events
+        let (id, stream) = hub.subscribe(disconnect: disconnect)
+        let ack: JSON = .obj([
+            ("subscribed", .bool(true)),
+            ("events", .array(OperatorEvents.names.map { .string($0) })),
+            ("auditSeq", .number(Double(engine.audit.durableSeq))),
+            ("ready", .bool(engine.isReady)),
+            ("bufferEvents", .number(Double(hub.capacity))),
+        ])
+        return .success(Subscription(ack: ack, method: "event", events: stream, end: { hub.unsubscribe(id) }))
+    }
+
     func handle(_ req: RPCRequest, session peer: Peer) async -> Result<JSON, RPCError> {
         let p = Params(req.params, method: req.method)
         do throws(RPCError) {
@@ -107,6 +129,9 @@ struct OperatorService: LineService {
             case "agents.list":
                 _ = try p.object(allowed: [])
                 return .success(engine.agentsList())
+            case "escalation.clear":
+                _ = try p.object(allowed: [])
+                return .success(try await engine.clearEscalation(by: peer))
             case "agents.release":
                 let name = try p.string("agent", allowed: ["agent"])
                 return .success(try await engine.release(agent: name, by: peer))

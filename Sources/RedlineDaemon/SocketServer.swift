@@ -24,6 +24,22 @@ protocol LineService: Sendable {
     func handle(_ request: RPCRequest, session: Session) async -> Result<JSON, RPCError>
     /// Records a line that could not be parsed (for auditing abuse).
     func rejected(_ error: RPCError, session: Session) async
+    /// Whether `request` turns the connection into a stream of notifications (nil: it does not;
+    /// it is handled as usual). `disconnect` closes the connection (for a subscriber that lags).
+    func subscription(for request: RPCRequest, session: Session, disconnect: @escaping @Sendable () -> Void) -> Result<Subscription, RPCError>?
+}
+
+extension LineService {
+    func subscription(for request: RPCRequest, session: Session, disconnect: @escaping @Sendable () -> Void) -> Result<Subscription, RPCError>? { nil }
+}
+
+/// A stream of notifications on one connection: the answer to the subscribing request, the
+/// notifications' `params` in order, and what to do when the connection ends.
+struct Subscription: Sendable {
+    var ack: JSON
+    var method: String
+    var events: AsyncStream<JSON>
+    var end: @Sendable () -> Void
 }
 
 /// Limits that keep one client from starving others.
@@ -76,7 +92,7 @@ struct LineServer<S: LineService>: Sendable {
                     peerFuture = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
                 }
                 return peerFuture.map { Optional($0) }.recover { _ in nil }.flatMapThrowing { cred -> Conn in
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(idle)))
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(idle)), name: "idle-timeout")
                     try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maxLength: RPC.maxLine)))
                     let async = try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -103,7 +119,7 @@ struct LineServer<S: LineService>: Sendable {
     private func serve(_ conn: NIOAsyncChannel<Frame, ByteBuffer>, peer: Peer?, refusal: String?) async {
         do {
             try await conn.executeThenClose { inbound, outbound in
-                func send(_ v: JSON) async throws {
+                @Sendable func send(_ v: JSON) async throws {
                     var buf = ByteBuffer()
                     buf.writeString(v.encoded() + "\n")
                     try await outbound.write(buf)
@@ -129,6 +145,14 @@ struct LineServer<S: LineService>: Sendable {
                     return
                 }
                 var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: monotonicSeconds())
+                // At most one subscription per connection; it streams from a task of its own while
+                // this loop goes on reading (so a closed connection ends it at once).
+                var subscribed: Subscription?
+                let streamer = StreamerTask()
+                defer {
+                    streamer.cancel()
+                    subscribed?.end()
+                }
                 for try await frame in inbound {
                     let bytes: [UInt8]
                     switch frame {
@@ -156,6 +180,36 @@ struct LineServer<S: LineService>: Sendable {
                         await service.rejected(rej.error, session: session)
                         try await send(RPC.error(id: rej.id, rej.error))
                     case .success(let req):
+                        let channel = conn.channel
+                        if let sub = service.subscription(for: req, session: session, disconnect: { channel.close(promise: nil) }) {
+                            switch sub {
+                            case .failure(let e):
+                                try await send(RPC.error(id: req.id, e))
+                            case .success(let s) where subscribed != nil:
+                                s.end()
+                                try await send(RPC.error(id: req.id, RPCError(.invalidRequest, "this connection is already subscribed")))
+                            case .success(let s):
+                                subscribed = s
+                                try await send(RPC.result(id: req.id, s.ack))
+                                // A subscriber only listens: the read-idle timeout no longer applies.
+                                _ = try? await channel.pipeline.removeHandler(name: "idle-timeout").get()
+                                let method = s.method
+                                streamer.start {
+                                    for await e in s.events {
+                                        do { try await send(.obj([("jsonrpc", "2.0"), ("method", .string(method)), ("params", e)])) } catch { break }
+                                    }
+                                    // The stream ended: the daemon is stopping, or this subscriber lagged.
+                                    channel.close(promise: nil)
+                                }
+                            }
+                            continue
+                        }
+                        if subscribed != nil {
+                            if !req.isNotification {
+                                try await send(RPC.error(id: req.id, RPCError(.invalidRequest, "this connection is subscribed to events; send requests on another connection")))
+                            }
+                            continue
+                        }
                         let answer = await service.handle(req, session: session)
                         if req.isNotification { continue }
                         switch answer {
@@ -172,6 +226,15 @@ struct LineServer<S: LineService>: Sendable {
 }
 
 /// Layout of Linux `struct ucred` (pid_t, uid_t, gid_t), which Glibc hides behind _GNU_SOURCE.
+/// The task that streams a subscription's notifications, cancelled when its connection ends.
+final class StreamerTask: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        task.withLock { $0 = Task { await body() } }
+    }
+    func cancel() { task.withLock { $0?.cancel() } }
+}
+
 struct PeerCred: Sendable {
     var pid: Int32 = 0
     var uid: UInt32 = 0

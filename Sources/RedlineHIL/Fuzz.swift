@@ -389,6 +389,7 @@ public final class Fuzzer {
             }
         } else {
             for a in cfg.site.agents { _ = try operatorCall("agents.release", .obj([("agent", .string(a.name))])) }
+            _ = try? operatorCall("escalation.clear")
         }
         result.operatorActions += 1
     }
@@ -401,6 +402,7 @@ public final class Fuzzer {
         do {
             _ = try simCall("plant.reset")
             for a in cfg.site.agents { _ = try operatorCall("agents.release", .obj([("agent", .string(a.name))])) }
+            _ = try? operatorCall("escalation.clear")
             usleep(useconds_t(3 * scanInterval * 1e6))
             try observe()
             while commandNo < cfg.commands {

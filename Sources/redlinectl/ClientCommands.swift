@@ -154,6 +154,10 @@ struct Status: ParsableCommand {
         }
         let q = (r["quarantined"]?.arrayValue ?? []).compactMap(\.stringValue)
         print("quarantined agents: \(q.isEmpty ? "none" : q.joined(separator: ", "))")
+        if let held = r["agentsHeld"], held != .null {
+            print("SITE-WIDE ESCALATION (agents-held) for \(fmt(held["sinceS"]?.numberValue ?? 0)) s: \(held["why"]?.stringValue ?? "")")
+            print("  every agent write but a safe value waits for an operator; clear with: redlinectl agents clear-escalation")
+        }
         print("pending approvals: \(fmt(r["pendingApprovals"]?.numberValue ?? 0))")
         let e = (r["effectsActive"]?.arrayValue ?? []).compactMap(\.stringValue)
         print("safe-state effects active: \(e.isEmpty ? "none" : e.joined(separator: ", "))")
@@ -209,8 +213,8 @@ struct Approvals: ParsableCommand {
 
 struct Agents: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List agents or release one from quarantine (operator socket).",
-        subcommands: [List.self, Release.self], defaultSubcommand: List.self)
+        abstract: "List agents, release one from quarantine, or clear the site-wide escalation (operator socket).",
+        subcommands: [List.self, Release.self, ClearEscalation.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List agents and their quarantine state.")
@@ -234,6 +238,23 @@ struct Agents: ParsableCommand {
             let r = try call(opts.operatorPath, "agents.release", .obj([("agent", .string(agent))]))
             if opts.json { return show(r) }
             print(r["released"]?.boolValue == true ? "\(agent) released" : "\(agent) was not quarantined")
+        }
+    }
+
+    struct ClearEscalation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clear-escalation",
+            abstract: "End the site-wide escalation (agents-held; audited). Quarantined agents stay quarantined.",
+            discussion: """
+                When two agents are quarantined within the quarantine window, or red-line denials across all \
+                agents reach the site-wide limit, every agent write but a safe value is held for an operator \
+                (docs/DESIGN.md §6.2). Release or keep the agents first (redlinectl agents list), then clear it.
+                """)
+        @OptionGroup var opts: OperatorSocketOptions
+        func run() throws {
+            let r = try call(opts.operatorPath, "escalation.clear")
+            if opts.json { return show(r) }
+            print(r["cleared"]?.boolValue == true ? "agents-held cleared" : "the site was not in agents-held")
         }
     }
 }

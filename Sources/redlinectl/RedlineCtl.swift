@@ -10,7 +10,7 @@ struct RedlineCtl: AsyncParsableCommand {
         subcommands: [
             Check.self,
             Describe.self, Read.self, Write.self, Request.self,
-            Status.self, Approvals.self, Agents.self,
+            Status.self, Approvals.self, Agents.self, Watch.self,
             Audit.self,
             HIL.self,
             MCPServe.self,

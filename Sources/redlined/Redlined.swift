@@ -91,6 +91,9 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Close a connection that sends nothing for this many seconds.", valueName: "S"))
     var idleTimeout: Int64 = 300
 
+    @Option(name: .long, help: ArgumentHelp("Events an operator subscriber (events.subscribe, redlinectl watch) may fall behind by before it is disconnected; it is never waited for.", valueName: "N"))
+    var eventBuffer = 1024
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel = "info"
 
@@ -118,6 +121,7 @@ struct Redlined: AsyncParsableCommand {
         o.limits = ConnectionLimits(maxConnections: maxConnections, maxConnectionsPerUid: maxConnectionsPerUid,
                                     ratePerSecond: rateLimit, burst: rateLimit * 2, idleTimeoutSeconds: idleTimeout)
         o.agentLimits = AgentLimits(inFlightPerAgent: maxInFlight)
+        o.eventBuffer = max(1, eventBuffer)
         do {
             try await RedlineDaemon.run(o, logger: logger)
         } catch let e as StartupError {

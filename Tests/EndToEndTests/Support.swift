@@ -35,6 +35,8 @@ func resetPlant(_ s: PlantAndDaemon) throws {
     for a in ["facilities-agent", "reporting-agent"] {
         try s.operatorCall("agents.release", ["agent": .string(a)])
     }
+    // Red-line denials of earlier cases add up across agents (§6.2): start each case outside agents-held.
+    try s.operatorCall("escalation.clear")
     for a in try s.operatorCall("approvals.list")["approvals"]?.arrayValue ?? [] {
         if let id = a["requestId"]?.stringValue { _ = try? s.operatorCall("approvals.deny", ["requestId": .string(id)]) }
     }
