@@ -9,12 +9,13 @@
 # size, unstripped and stripped. The copies in OUTDIR are unstripped; strip them when packaging.
 #
 # Usage: scripts/build-release.sh [OUTDIR]
+#   REDLINE_RELEASE_SCRATCH=DIR overrides the scratch path (a cold build in a fresh folder, for example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-out="${1:-.build-release/dist}"
-scratch=".build-release"
+scratch="${REDLINE_RELEASE_SCRATCH:-.build-release}"
+out="${1:-$scratch/dist}"
 products=(redlined redlinectl redline-sim redline-hil)
 
 mkdir -p "$out"
