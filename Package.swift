@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "redlined", targets: ["redlined"]),
         .executable(name: "redlinectl", targets: ["redlinectl"]),
         .executable(name: "redline-sim", targets: ["redline-sim"]),
+        .executable(name: "redline-hil", targets: ["redline-hil"]),
         .library(name: "RedlineCore", targets: ["RedlineCore"]),
     ],
     dependencies: [
@@ -82,12 +83,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // Shipped on a controller: no RedlineHIL (scenario runner, fuzzer). Yams comes in through
+        // RedlineConfig (check, firewall, udev-rules and host-check read the site file).
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL", "RedlineHost",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
+            ],
+            swiftSettings: strict),
+        // The engineer's and the rig's tool: HIL scenarios, guided proof tests, the adversarial agent.
+        .executableTarget(
+            name: "redline-hil",
+            dependencies: [
+                "RedlineCore", "RedlineConfig", "RedlineHIL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
 

@@ -41,7 +41,7 @@ public final class DirectChannel: RPCChannel {
 }
 
 /// A connection made by a child process running as another uid:
-/// `setpriv --reuid UID --regid UID --clear-groups <redlinectl> hil relay --socket P`.
+/// `setpriv --reuid UID --regid UID --clear-groups <redline-hil> relay --socket P`.
 /// The relay copies request lines to the socket and answers back, so the daemon
 /// identifies the agent's uid through SO_PEERCRED exactly as it would a real agent.
 public final class RelayChannel: RPCChannel {
@@ -58,7 +58,7 @@ public final class RelayChannel: RPCChannel {
         how = "via setpriv relay as uid \(uid) to \(path)"
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups",
-                             executable, "hil", "relay", "--socket", path]
+                             executable, "relay", "--socket", path]
         process.standardInput = toRelay
         process.standardOutput = fromRelay
         process.standardError = FileHandle.standardError
@@ -128,12 +128,12 @@ public enum AgentConnector {
         return try DirectChannel(path: path, how: "direct to \(path) as uid \(me): NOT the agent's uid \(uid) (not root, cannot switch); the daemon sees uid \(me)")
     }
 
-    /// `redlinectl hil relay`: copies request lines from stdin to the socket and each answer line to stdout.
+    /// `redline-hil relay`: copies request lines from stdin to the socket and each answer line to stdout.
     /// Every request gets one answer line, so a line-for-line relay is exact.
     public static func relay(socket path: String) -> Int32 {
         let client: LineClient
         do { client = try LineClient(path: path, timeoutMs: 60_000) } catch {
-            FileHandle.standardError.write(Data("redlinectl hil relay: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("redline-hil relay: \(error)\n".utf8))
             return 1
         }
         defer { client.close() }
@@ -144,7 +144,7 @@ public enum AgentConnector {
                 let answer = try client.readLine()
                 FileHandle.standardOutput.write(Data(answer + [0x0A]))
             } catch {
-                FileHandle.standardError.write(Data("redlinectl hil relay: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("redline-hil relay: \(error)\n".utf8))
                 return 1
             }
         }

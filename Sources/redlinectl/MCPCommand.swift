@@ -147,6 +147,12 @@ final class DaemonLink: @unchecked Sendable {
         }
     }
 
+    /// Not inlined into `work()`, on purpose: inlined, the whole `LineClient` (connect, send and
+    /// read loops, typed throws) lands inside `work()`'s endless loop, and the optimizer's loop-invariant
+    /// code motion pass (its alias analysis, `AccessPathWalker`) then took tens of minutes on that one
+    /// function in `swift build -c release` (Swift 6.3): the whole module compiles in seconds without it.
+    /// One call per job costs nothing next to opening a socket.
+    @inline(never)
     private func perform(_ method: String, _ params: JSON?) -> Result<JSON, ClientError> {
         do {
             let client = try LineClient(path: path, timeoutMs: timeoutMs)

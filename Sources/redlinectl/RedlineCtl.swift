@@ -6,13 +6,16 @@ import ArgumentParser
 struct RedlineCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redlinectl",
-        abstract: "Check site configurations, talk to redlined, verify audit logs and run HIL scenarios.",
+        abstract: "Check site configurations, talk to redlined, verify audit logs, serve MCP and confine the host.",
+        discussion: """
+            HIL scenarios, guided proof tests and the adversarial agent are in redline-hil, \
+            a separate tool for the engineer's machine and test rigs; it is not installed on controllers.
+            """,
         subcommands: [
             Check.self,
             Describe.self, Read.self, Write.self, Request.self,
             Status.self, Approvals.self, Agents.self, Watch.self,
             Audit.self,
-            HIL.self,
             MCPServe.self,
             Firewall.self, UdevRulesCommand.self, DeviceAllowCommand.self, HostCheckCommand.self,
         ]

@@ -2,7 +2,7 @@ import Foundation
 import RedlineTestSupport
 import Testing
 
-@Suite("HIL adversarial agent (`redlinectl hil fuzz`)", .serialized,
+@Suite("HIL adversarial agent (`redline-hil fuzz`)", .serialized,
        .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct HILFuzzTests {
     /// The CI run: about 2,000 commands against a live daemon and a real-clock simulator, bounded in time.
@@ -11,7 +11,7 @@ struct HILFuzzTests {
         let s = try PlantAndDaemon()
         defer { s.stop() }
         let seed = ProcessInfo.processInfo.environment["REDLINE_FUZZ_SEED"].flatMap(UInt64.init) ?? 20_261_129
-        let r = try runHIL(["hil", "fuzz", "--seed", String(seed), "--commands", "2000", "--max-seconds", "50"] + hilArgs(s, audit: false),
+        let r = try runHIL(["fuzz", "--seed", String(seed), "--commands", "2000", "--max-seconds", "50"] + hilArgs(s, audit: false),
                            timeout: 120)
         print(r.stdout.split(separator: "\n").filter { $0.contains("hil fuzz seed") }.joined(separator: "\n"))
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
@@ -38,7 +38,7 @@ struct HILFuzzTests {
         let s = try PlantAndDaemon(manualClock: true)
         defer { s.stop() }
         func digest(_ seed: Int) throws -> String {
-            let r = try runHIL(["hil", "fuzz", "--seed", String(seed), "--commands", "150", "--max-pause-ms", "0"] + hilArgs(s, audit: false))
+            let r = try runHIL(["fuzz", "--seed", String(seed), "--commands", "150", "--max-pause-ms", "0"] + hilArgs(s, audit: false))
             #expect(r.status == 0, "\(r.stdout)")
             let line = r.stdout.split(separator: "\n").first { $0.contains("choices digest") }
             return line.map(String.init) ?? "missing in \(r.stdout)"
@@ -58,9 +58,9 @@ struct HILFuzzFailureTests {
         defer { s.stop() }
         var args = hilArgs(s, audit: false)
         args[args.firstIndex(of: "--agent-socket")! + 1] = s.dir.file("no-such-agent.sock")
-        let r = try runHIL(["hil", "fuzz", "--seed", "99", "--commands", "50"] + args)
+        let r = try runHIL(["fuzz", "--seed", "99", "--commands", "50"] + args)
         #expect(r.status == 1, "\(r.stdout)")
         #expect(r.stdout.contains("FAIL hil fuzz seed 99:"))
-        #expect(r.stdout.contains("reproduce with: redlinectl hil fuzz --seed 99 --commands 50"))
+        #expect(r.stdout.contains("reproduce with: redline-hil fuzz --seed 99 --commands 50"))
     }
 }

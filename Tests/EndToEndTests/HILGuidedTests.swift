@@ -3,7 +3,7 @@ import RedlineCore
 import RedlineTestSupport
 import Testing
 
-/// A scripted engineer for `redlinectl hil run --guided`: reads each prompt the way a person
+/// A scripted engineer for `redline-hil run --guided`: reads each prompt the way a person
 /// would, performs the physical step on the simulated plant (through the simulator's control
 /// socket, standing in for the real world), and presses Enter, or answers y/n to a question
 /// after looking at the plant.
@@ -56,9 +56,9 @@ final class ScriptedEngineer {
         return abs(v - (Double(t) ?? .nan)) < 1e-6
     }
 
-    /// Runs `redlinectl ARGS` with stdin and stdout piped, answering prompts until it exits.
+    /// Runs `redline-hil ARGS` with stdin and stdout piped, answering prompts until it exits.
     func run(_ args: [String], timeout: Double = 180) throws -> Int32 {
-        guard let exe = TestPaths.executable("redlinectl") else { throw TestSupportError("redlinectl is not built") }
+        guard let exe = TestPaths.executable("redline-hil") else { throw TestSupportError("redline-hil is not built") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -110,7 +110,7 @@ struct HILGuidedTests {
         let dir = TempDir(prefix: "rlguided")
         let report = dir.file("proof-test.md")
         let engineer = ScriptedEngineer(sim: s.sim)
-        let status = try engineer.run(["hil", "run", "--guided", scenarioPath("summitbridge-server-room-a.yaml"),
+        let status = try engineer.run(["run", "--guided", scenarioPath("summitbridge-server-room-a.yaml"),
                                        "--site", s.siteFile, "--devices", s.root.appendingPathComponent("Devices").path,
                                        "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket,
                                        "--audit", s.auditPath, "--report", report, "--engineer", "A. Tester"])
@@ -146,7 +146,7 @@ struct HILGuidedTests {
             """)
         let report = dir.file("proof-test.md")
         let engineer = ScriptedEngineer(sim: s.sim, skip: ["server-room-a.occupied"])
-        let status = try engineer.run(["hil", "run", "--guided", file, "--site", s.siteFile,
+        let status = try engineer.run(["run", "--guided", file, "--site", s.siteFile,
                                        "--devices", s.root.appendingPathComponent("Devices").path,
                                        "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket, "--report", report])
         #expect(status == 1, "\(engineer.transcript)")

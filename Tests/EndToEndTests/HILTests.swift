@@ -24,16 +24,16 @@ enum HILStack {
     static func stopAll() { stack.withLock { $0?.stop() } }
 }
 
-/// A finished `redlinectl` run.
+/// A finished `redline-hil` run.
 struct CtlRun {
     var status: Int32
     var stdout: String
     var stderr: String
 }
 
-/// Runs `redlinectl ARGS` as a real process and waits (at most `timeout` seconds).
+/// Runs `redline-hil ARGS` as a real process and waits (at most `timeout` seconds).
 func runHIL(_ args: [String], timeout: Double = 120) throws -> CtlRun {
-    guard let exe = TestPaths.executable("redlinectl") else { throw TestSupportError("redlinectl is not built") }
+    guard let exe = TestPaths.executable("redline-hil") else { throw TestSupportError("redline-hil is not built") }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
@@ -47,7 +47,7 @@ func runHIL(_ args: [String], timeout: Double = 120) throws -> CtlRun {
     try p.run()
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate(); p.waitUntilExit(); throw TestSupportError("redlinectl \(args.first ?? "") timed out") }
+    if p.isRunning { p.terminate(); p.waitUntilExit(); throw TestSupportError("redline-hil \(args.first ?? "") timed out") }
     p.waitUntilExit()
     return CtlRun(status: p.terminationStatus, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                   stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
@@ -57,7 +57,7 @@ func scenarioPath(_ name: String) -> String {
     TestPaths.packageRoot().appendingPathComponent("Simulators/Scenarios").appendingPathComponent(name).path
 }
 
-/// The arguments that point `redlinectl hil` at a stack.
+/// The arguments that point `redline-hil` at a stack.
 func hilArgs(_ s: PlantAndDaemon, audit: Bool = true) -> [String] {
     ["--site", s.siteFile, "--devices", s.root.appendingPathComponent("Devices").path,
      "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket, "--sim-control", s.sim.controlPath]
@@ -74,7 +74,7 @@ func parseJUnit(_ path: String) throws -> (tests: Int, failures: Int, errors: In
     return (int(root, "tests"), int(root, "failures"), int(root, "errors"), cases)
 }
 
-@Suite("HIL scenarios through `redlinectl hil run`", .serialized,
+@Suite("HIL scenarios through `redline-hil run`", .serialized,
        .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct HILTests {
     @Test("Server Room A: every attack denied with its red line, E-1 releases the door, the dispatch is sent")
@@ -82,7 +82,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("hil.xml"), report = dir.file("record.md")
-        let r = try runHIL(["hil", "run", scenarioPath("summitbridge-server-room-a.yaml")] + hilArgs(s)
+        let r = try runHIL(["run", scenarioPath("summitbridge-server-room-a.yaml")] + hilArgs(s)
                            + ["--junit", junit, "--report", report])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("PASS summitbridge-server-room-a"))
@@ -115,7 +115,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("calm.xml")
-        let r = try runHIL(["hil", "run", scenarioPath("calm-day.yaml")] + hilArgs(s) + ["--junit", junit])
+        let r = try runHIL(["run", scenarioPath("calm-day.yaml")] + hilArgs(s) + ["--junit", junit])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("PASS calm-day"))
         let j = try parseJUnit(junit)
@@ -127,7 +127,7 @@ struct HILTests {
         let s = try HILStack.get()
         let dir = TempDir(prefix: "rlhil")
         let junit = dir.file("both.xml")
-        let r = try runHIL(["hil", "run", scenarioPath("calm-day.yaml"), scenarioPath("summitbridge-server-room-a.yaml")]
+        let r = try runHIL(["run", scenarioPath("calm-day.yaml"), scenarioPath("summitbridge-server-room-a.yaml")]
                            + hilArgs(s) + ["--junit", junit])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("2 of 2 scenarios passed"))
@@ -151,7 +151,7 @@ struct HILTests {
                 within-s: 0.5
             """)
         let junit = dir.file("wrong.xml")
-        let r = try runHIL(["hil", "run", file] + hilArgs(s, audit: false) + ["--junit", junit])
+        let r = try runHIL(["run", file] + hilArgs(s, audit: false) + ["--junit", junit])
         #expect(r.status == 1, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("FAIL wrong-expectation"))
         #expect(r.stdout.contains("expected executed"))
@@ -163,7 +163,7 @@ struct HILTests {
     func badScenario() throws {
         let dir = TempDir(prefix: "rlhil")
         let file = try dir.write("bad.yaml", "scenario: bad\nsteps:\n  - write: crac-1.setpoint\n    value: 22\n    as: facilities-agent\n  - teleport: 1\n")
-        let r = try runHIL(["hil", "run", file, "--site", TestPaths.packageRoot().appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path,
+        let r = try runHIL(["run", file, "--site", TestPaths.packageRoot().appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path,
                             "--sim-control", "/nonexistent"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("bad.yaml:6"), "\(r.stderr)")

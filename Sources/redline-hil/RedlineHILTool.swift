@@ -1,18 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
 import RedlineConfig
 import RedlineCore
 import RedlineHIL
 
-/// `redlinectl hil`: hardware-in-the-loop scenarios, the adversarial agent, guided proof tests.
-struct HIL: ParsableCommand {
+/// `redline-hil`: hardware-in-the-loop scenarios, the adversarial agent and guided proof tests.
+///
+/// A tool of the safety engineer's bench, not of the controller: it carries the scenario
+/// runner and the fuzzer (RedlineHIL), which the `redlinectl` shipped on a controller does not link.
+@main
+struct RedlineHILTool: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "hil",
-        abstract: "Run HIL scenarios against a live daemon (simulated plant or, guided, a real site).",
+        commandName: "redline-hil",
+        abstract: "Run HIL scenarios against a live redlined (simulated plant or, guided, a real site).",
+        discussion: """
+            run plays scenario files (Simulators/Scenarios/*.yaml) against redlined and checks the \
+            plant's invariants after every step; run --guided is a proof test on a real site; \
+            fuzz is a seeded adversarial agent. Run as root, each agent connects as its own uid \
+            through a setpriv relay (redline-hil relay), so the daemon identifies it by SO_PEERCRED \
+            exactly as in production.
+
+            This tool belongs on the engineer's machine or a test rig; the controller needs only \
+            redlined and redlinectl.
+            """,
         subcommands: [HILRun.self, HILFuzz.self, HILRelay.self])
 }
 
-/// Socket and site options shared by `hil run` and `hil fuzz`.
+/// Socket and site options shared by `run` and `fuzz`.
 struct HILOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The site file (default: the scenario's `site:`).", valueName: "FILE"))
     var site: String?
@@ -40,7 +57,7 @@ struct HILOptions: ParsableArguments {
 
     func loadSite(_ file: String) throws -> Site {
         do { return try SiteLoader.load(siteFile: file, devicesDir: devices) } catch {
-            printErr("redlinectl hil: invalid site \(file)\n\(error)")
+            printErr("redline-hil: invalid site \(file)\n\(error)")
             throw ExitCode(2)
         }
     }
@@ -65,7 +82,7 @@ struct HILRun: ParsableCommand {
             than 2 scan intervals + margin once E-1 must release it.
 
             Agents are connected as their own uid: as root, through \
-            `setpriv --reuid UID ... redlinectl hil relay`; otherwise directly (and the output says so).
+            `setpriv --reuid UID ... redline-hil relay`; otherwise directly (and the output says so).
 
             Guided (--guided): a proof test on a real site with no simulator. Each physical step is \
             an instruction to the engineer, confirmed on the real inputs (points.read) after Enter; \
@@ -99,16 +116,16 @@ struct HILRun: ParsableCommand {
         var scenarios: [Scenario] = []
         for f in files {
             do { scenarios.append(try Scenario.load(file: f)) } catch {
-                printErr("redlinectl hil: \(error)")
+                printErr("redline-hil run: \(error)")
                 throw ExitCode(2)
             }
         }
         guard let siteFile = opts.site ?? scenarios.first?.siteFile else {
-            printErr("redlinectl hil: no site: pass --site FILE or give the scenario a `site:`")
+            printErr("redline-hil run: no site: pass --site FILE or give the scenario a `site:`")
             throw ExitCode(2)
         }
         if !guided && opts.simControl == nil {
-            printErr("redlinectl hil: --sim-control PATH is required (or --guided for a real site)")
+            printErr("redline-hil run: --sim-control PATH is required (or --guided for a real site)")
             throw ExitCode(2)
         }
         let site = try opts.loadSite(siteFile)
@@ -129,7 +146,7 @@ struct HILRun: ParsableCommand {
                 try Reports.proofRecord(results, site: site, siteFile: siteFile, engineer: engineer).write(toFile: report, atomically: true, encoding: .utf8)
             }
         } catch {
-            printErr("redlinectl hil: cannot write output: \(error)")
+            printErr("redline-hil run: cannot write output: \(error)")
             throw ExitCode(2)
         }
         if !results.allSatisfy(\.passed) { throw ExitCode(1) }
@@ -138,7 +155,7 @@ struct HILRun: ParsableCommand {
 
 struct HILRelay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "relay", abstract: "Copy request lines from stdin to a socket and answers to stdout (used by hil run).",
+        commandName: "relay", abstract: "Copy request lines from stdin to a socket and answers to stdout (used by run and fuzz as root).",
         shouldDisplay: false)
 
     @Option(name: .long, help: "The socket.")
@@ -180,7 +197,7 @@ struct HILFuzz: ParsableCommand {
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         guard let siteFile = opts.site, let sim = opts.simControl else {
-            printErr("redlinectl hil fuzz: --site FILE and --sim-control PATH are required")
+            printErr("redline-hil fuzz: --site FILE and --sim-control PATH are required")
             throw ExitCode(2)
         }
         let site = try opts.loadSite(siteFile)
@@ -192,9 +209,20 @@ struct HILFuzz: ParsableCommand {
         cfg.maxPauseMs = maxPauseMs
         cfg.output = emit
         let result = Fuzzer(config: cfg).run()
-        var again = "redlinectl hil fuzz --seed \(s) --commands \(commands) --site \(siteFile) --sim-control \(sim)"
+        var again = "redline-hil fuzz --seed \(s) --commands \(commands) --site \(siteFile) --sim-control \(sim)"
         again += " --agent-socket \(opts.agentPath) --operator-socket \(opts.operatorPath)"
         emit(Fuzzer.report(result, reproduce: again))
         if !result.passed { throw ExitCode(1) }
     }
+}
+
+func env(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    let s = String(cString: v)
+    return s.isEmpty ? nil : s
+}
+
+func printErr(_ s: String) {
+    var line = s + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
