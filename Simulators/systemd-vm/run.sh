@@ -115,8 +115,16 @@ log "packages: $(basename "$DEB") -> $(basename "$DEB_NEW"), $(basename "$DEB_SI
 
 # ---- 4. payload disk ---------------------------------------------------------------------------
 ACCEL=${SYSTEMDVM_ACCEL:-}
+# KVM only when a guest really runs under it: on this CI machine /dev/kvm is a nested "kvm-pvm"
+# host on which a guest never prints a line, so probe: the kernel's first console line within 20 s.
 if [ -z "$ACCEL" ]; then
-    if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then ACCEL=kvm; else ACCEL=tcg; fi
+    ACCEL=tcg
+    if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+        timeout 20 qemu-system-x86_64 -accel kvm -cpu host -m 256 -kernel "$CACHE/boot-$STAMP/vmlinuz" \
+            -append "console=ttyS0 panic=-1" -nic none -display none -monitor none -serial stdio -no-reboot \
+            </dev/null 2>/dev/null | head -c 4096 >"$WORK/kvm-probe.log" || true
+        if grep -q 'Linux version' "$WORK/kvm-probe.log"; then ACCEL=kvm; else log "/dev/kvm is there but a KVM guest prints nothing: TCG"; fi
+    fi
 fi
 PL=$WORK/payload
 rm -rf "$PL"; mkdir -p "$PL"
@@ -141,10 +149,10 @@ set +e
 timeout "${SYSTEMDVM_TIMEOUT:-900}" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "${SYSTEMDVM_SMP:-2}" \
     -m "${SYSTEMDVM_MEM:-1536}" \
     -kernel "$CACHE/boot-$STAMP/vmlinuz" -initrd "$CACHE/boot-$STAMP/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=false panic=-1 net.ifnames=0" \
+    -append "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 net.ifnames=0" \
     -drive "file=$BASE,format=raw,if=virtio,snapshot=on" \
     -drive "file=$WORK/payload.img,format=raw,if=virtio,readonly=on" \
-    -nic none -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 | tr -d '\r' | tee "$CONSOLE" \
+    -nic none -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$CONSOLE" \
     | grep --line-buffered -E '^SYSTEMDVM-' >&2
 qrc=${PIPESTATUS[0]}
 set -e
