@@ -112,18 +112,20 @@ gen_manual() {   # $1 = product, $2 = section
 gen_manual redlined 8
 gen_manual redlinectl 1
 [ $SIM = 1 ] && gen_manual redline-sim 1
+# mdoc has no blank lines (groff warns on each); the generator leaves some between paragraphs.
+sed -i '/^[[:space:]]*$/d' "$MAN"/*.[18]
 ls "$MAN"/redlined.8 "$MAN"/redlinectl.1 >/dev/null
 
 # ---- the redline package ----------------------------------------------------------------------
 desc_suffix=""
-[ "$CONFIG" = debug ] && desc_suffix=" (DEBUG BUILD, not for production)"
+[ "$CONFIG" = debug ] && desc_suffix=" (debug build)"
 stage_common_doc() {   # $1 = staging root, $2 = package name
     local d=$1/usr/share/doc/$2
     install -d -m 0755 "$d"
     install -m 0644 "$PKGSRC/copyright" "$d/copyright"
     sed -e "s/@VERSION@/$VERSION/" -e "s/@DATE@/$(git -C "$ROOT" log -1 --format=%aD HEAD)/" \
-        -e "s/@PACKAGE@/$2/" "$PKGSRC/changelog.in" | gzip -9n >"$d/changelog.Debian.gz"
-    chmod 0644 "$d/changelog.Debian.gz"
+        -e "s/@PACKAGE@/$2/" "$PKGSRC/changelog.in" | gzip -9n >"$d/changelog.gz"
+    chmod 0644 "$d/changelog.gz"
 }
 
 R=$WORK/redline
@@ -176,7 +178,7 @@ Depends: $DEPS, systemd (>= 247)
 Section: admin
 Priority: optional
 Homepage: https://github.com/redline-bms/redline
-Description: safety interlock daemon for building-management controllers$desc_suffix
+Description: safety interlock daemon for building controllers$desc_suffix
  redlined is the only process on a building-management controller that touches
  the plant (Modbus RTU/TCP devices, GPIO lines). AI agents and other programs
  ask it over a local socket; every write passes compiled-in red lines (egress,
@@ -204,7 +206,7 @@ Depends: $SDEPS, redline (= $VERSION)
 Section: misc
 Priority: optional
 Homepage: https://github.com/redline-bms/redline
-Description: plant simulator for Redline tests and demos (never on a controller)$desc_suffix
+Description: plant simulator for Redline tests and demos$desc_suffix
  redline-sim serves every Modbus device of a Redline site from a plant model
  (rooms, CRAC units, fire panel, dispatch gateway, doors, suppression), with a
  control socket to act on the simulated physical world. For test benches,
@@ -221,10 +223,10 @@ build_debs() {   # $1 = version
         dir=$WORK/$pkg
         sed -i -e "s/^Version: .*/Version: $v/" -e "s/redline (= [^)]*)/redline (= $v)/" "$dir/DEBIAN/control"
         sed -e "s/@VERSION@/$v/" -e "s/@DATE@/$(git -C "$ROOT" log -1 --format=%aD HEAD)/" \
-            -e "s/@PACKAGE@/$pkg/" "$PKGSRC/changelog.in" | gzip -9n >"$dir/usr/share/doc/$pkg/changelog.Debian.gz"
+            -e "s/@PACKAGE@/$pkg/" "$PKGSRC/changelog.in" | gzip -9n >"$dir/usr/share/doc/$pkg/changelog.gz"
         find "$dir" -path "$dir/DEBIAN" -prune -o -type f -printf '%P\0' | sort -z \
             | (cd "$dir" && xargs -0 md5sum) >"$dir/DEBIAN/md5sums"
-        chmod 0644 "$dir/DEBIAN/md5sums" "$dir/DEBIAN/control" "$dir/usr/share/doc/$pkg/changelog.Debian.gz"
+        chmod 0644 "$dir/DEBIAN/md5sums" "$dir/DEBIAN/control" "$dir/usr/share/doc/$pkg/changelog.gz"
         [ -f "$dir/DEBIAN/conffiles" ] && chmod 0644 "$dir/DEBIAN/conffiles"
         deb=$OUT/${pkg}_${v}_${ARCH}.deb
         fakeroot dpkg-deb -Zxz --build "$dir" "$deb" >/dev/null

@@ -50,7 +50,8 @@ fi
 
 # ---- 2. root file system and base image ----------------------------------------------------
 # What goes into the base image. Changing this list, the mirror or the rig's unit rebuilds it.
-ROOTFS_PKGS="systemd-sysv,udev,dbus,linux-image-amd64,libmodbus5,libgpiod2,procps,passwd,nftables,e2fsprogs"
+# libcurl4: only a debug build (REDLINE_PKG_CONFIG=debug) links it (FoundationNetworking, through the MCP SDK).
+ROOTFS_PKGS="systemd-sysv,udev,dbus,linux-image-amd64,libmodbus5,libgpiod2,libcurl4,procps,passwd,nftables,e2fsprogs"
 MIRROR=${SYSTEMDVM_MIRROR:-http://deb.debian.org/debian}
 STAMP=$(printf '%s\n%s\n' "$ROOTFS_PKGS" "$MIRROR" | cat - "$HERE/redline-vmtest.service" | sha256sum | cut -c1-16)
 BASE=$CACHE/base-$STAMP.img

@@ -3,6 +3,8 @@
 # /payload, as root, started by redline-vmtest.service after multi-user.target.
 # Prints `SYSTEMDVM-RESULT name PASS|FAIL detail` per check and `SYSTEMDVM-DONE` at the end.
 set -u
+# Straight to the serial line: through the journal the console lines would get a prefix.
+exec >/dev/ttyS0 2>&1
 P=/payload
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 # shellcheck disable=SC1091
