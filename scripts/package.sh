@@ -52,6 +52,7 @@ if [ -z "$VERSION" ]; then
     VERSION="0.1.0~git$(git -C "$ROOT" rev-list --count HEAD).$(git -C "$ROOT" rev-parse --short=7 HEAD)"
 fi
 ARCH=$(dpkg --print-architecture)
+MAINTAINER=${REDLINE_MAINTAINER:-The Redline authors <redline@localhost>}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/redline-pkg.XXXXXX")
@@ -124,7 +125,7 @@ stage_common_doc() {   # $1 = staging root, $2 = package name
     install -d -m 0755 "$d"
     install -m 0644 "$PKGSRC/copyright" "$d/copyright"
     sed -e "s/@VERSION@/$VERSION/" -e "s/@DATE@/$(git -C "$ROOT" log -1 --format=%aD HEAD)/" \
-        -e "s/@PACKAGE@/$2/" "$PKGSRC/changelog.in" | gzip -9n >"$d/changelog.gz"
+        -e "s/@PACKAGE@/$2/" -e "s/@MAINTAINER@/$MAINTAINER/" "$PKGSRC/changelog.in" | gzip -9n >"$d/changelog.gz"
     chmod 0644 "$d/changelog.gz"
 }
 
@@ -172,7 +173,7 @@ cat >"$R/DEBIAN/control" <<EOF
 Package: redline
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: The Redline authors <redline@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $(installed_size "$R")
 Depends: $DEPS, systemd (>= 247)
 Section: admin
@@ -200,7 +201,7 @@ if [ $SIM = 1 ]; then
 Package: redline-sim
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: The Redline authors <redline@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $(installed_size "$S")
 Depends: $SDEPS, redline (= $VERSION)
 Section: misc
@@ -216,6 +217,8 @@ fi
 
 # ---- build the .debs ------------------------------------------------------------------------------
 DEBS=""
+# xz for release; gzip for a debug build (100 MB of debug binaries take xz many minutes).
+ZOPT=(-Zxz); [ "$CONFIG" = debug ] && ZOPT=(-Zgzip)
 build_debs() {   # $1 = version
     local v=$1 pkg dir deb
     for pkg in redline redline-sim; do
@@ -223,13 +226,13 @@ build_debs() {   # $1 = version
         dir=$WORK/$pkg
         sed -i -e "s/^Version: .*/Version: $v/" -e "s/redline (= [^)]*)/redline (= $v)/" "$dir/DEBIAN/control"
         sed -e "s/@VERSION@/$v/" -e "s/@DATE@/$(git -C "$ROOT" log -1 --format=%aD HEAD)/" \
-            -e "s/@PACKAGE@/$pkg/" "$PKGSRC/changelog.in" | gzip -9n >"$dir/usr/share/doc/$pkg/changelog.gz"
+            -e "s/@PACKAGE@/$pkg/" -e "s/@MAINTAINER@/$MAINTAINER/" "$PKGSRC/changelog.in" | gzip -9n >"$dir/usr/share/doc/$pkg/changelog.gz"
         find "$dir" -path "$dir/DEBIAN" -prune -o -type f -printf '%P\0' | sort -z \
             | (cd "$dir" && xargs -0 md5sum) >"$dir/DEBIAN/md5sums"
         chmod 0644 "$dir/DEBIAN/md5sums" "$dir/DEBIAN/control" "$dir/usr/share/doc/$pkg/changelog.gz"
         [ -f "$dir/DEBIAN/conffiles" ] && chmod 0644 "$dir/DEBIAN/conffiles"
         deb=$OUT/${pkg}_${v}_${ARCH}.deb
-        fakeroot dpkg-deb -Zxz --build "$dir" "$deb" >/dev/null
+        fakeroot dpkg-deb "${ZOPT[@]}" --build "$dir" "$deb" >/dev/null
         log "built $deb ($(du -h "$deb" | cut -f1))"
         DEBS="$DEBS $deb"
     done
