@@ -41,7 +41,9 @@ check accounts "sysusers: _redline $(id -u _redline 2>/dev/null), groups redline
 check no-start-without-site "redlined inactive and not enabled after install" -- \
     sh -c '! systemctl is-active --quiet redlined && ! systemctl is-enabled --quiet redlined && systemctl cat redlined >/dev/null'
 check no-usr-local "no file of the package under /usr/local" -- sh -c '! dpkg -L redline | grep -q "^/usr/local"'
-check man-pages "man pages installed" -- test -s /usr/share/man/man8/redlined.8.gz -a -s /usr/share/man/man1/redlinectl.1.gz
+# (in the package: the rig's minimal image has dpkg path-exclude=/usr/share/man/*, so not on disk)
+check man-pages "redlined.8.gz and redlinectl.1.gz in the package" -- \
+    sh -c "dpkg-deb -c '$P/$DEB' | grep -q 'usr/share/man/man8/redlined.8.gz' && dpkg-deb -c '$P/$DEB' | grep -q 'usr/share/man/man1/redlinectl.1.gz'"
 
 # ---- accounts, site, simulator ---------------------------------------------------------------------
 useradd --system --no-create-home --shell /usr/sbin/nologin facility
