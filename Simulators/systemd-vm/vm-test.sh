@@ -110,6 +110,7 @@ check operator-admission-by-group "site operators: only {gid: $OPGID}; alice adm
 
 # ---- the watchdog, and E-1 after the restart ------------------------------------------------------------
 restarts0=$(systemctl show -p NRestarts --value redlined)
+door_before=$(plant sra-door.lock)
 kill -STOP "$MAINPID"
 simctl plant.set '{"name":"fire-panel.alarm","value":1}' >/dev/null
 if wait_for 30 sh -c "[ \"\$(systemctl show -p NRestarts --value redlined)\" -gt $restarts0 ] && systemctl is-active --quiet redlined"; then
@@ -119,7 +120,9 @@ if wait_for 30 sh -c "[ \"\$(systemctl show -p NRestarts --value redlined)\" -gt
 else
     result watchdog-restart FAIL "NRestarts $(systemctl show -p NRestarts --value redlined), $(systemctl is-active redlined)"
 fi
-if wait_for 30 test "$(plant sra-door.lock)" = 0; then
+if [ "$door_before" != 1 ]; then
+    result e1-door-released FAIL "the door was not locked before the SIGSTOP (sra-door.lock=$door_before): nothing to prove"
+elif wait_for 30 test "$(plant sra-door.lock)" = 0; then
     result e1-door-released PASS "fire alarm in the sim; after the restart the door is released (plant sra-door.lock=$(plant sra-door.lock))"
 else
     result e1-door-released FAIL "plant sra-door.lock=$(plant sra-door.lock), fire-panel.alarm=$(plant fire-panel.alarm)"
