@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property, end-to-end (real simulator, daemon and clients),
-# interop (pymodbus, MCP SDK) and the GPIO virtual-machine rig. Needs nothing beside
+# interop (pymodbus, MCP SDK), the GPIO virtual-machine rig and the systemd rig (the .deb). Needs nothing beside
 # the checkout. Exit status non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,15 @@ bash Simulators/netns/test.sh || netns_rc=$?
 rig_rc=0
 bash Simulators/gpio-vm/test.sh || rig_rc=$?
 
+# The systemd rig: the .deb installed and run under a real systemd 252 (Debian 12 in QEMU);
+# SYSTEMDVM_SKIP=1 skips it (and says so). It builds the packages with scripts/package.sh;
+# REDLINE_PKG_CONFIG=debug makes that a debug build (faster, never for release).
+sysvm_rc=0
+bash Simulators/systemd-vm/test.sh || sysvm_rc=$?
+
 if [ "$swift_rc" != 0 ]; then echo "test.sh: swift test failed (exit $swift_rc)" >&2; fi
 if [ "$rig_rc" != 0 ]; then echo "test.sh: the GPIO rig failed (exit $rig_rc)" >&2; fi
 if [ "$fuzz_rc" != 0 ]; then echo "test.sh: fuzzing found a crash or an oracle failure (exit $fuzz_rc)" >&2; fi
 if [ "$netns_rc" != 0 ]; then echo "test.sh: the netns confinement test failed (exit $netns_rc)" >&2; fi
-[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$netns_rc" = 0 ]
+if [ "$sysvm_rc" != 0 ]; then echo "test.sh: the systemd rig failed (exit $sysvm_rc)" >&2; fi
+[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$netns_rc" = 0 ] && [ "$sysvm_rc" = 0 ]

@@ -40,20 +40,48 @@ public enum SiteLoader {
             .appendingPathComponent("..").appendingPathComponent("Devices").standardizedFileURL.path
     }
 
-    /// Loads and validates a site. Profiles come from `devicesDir`, default: `<dir of site file>/../Devices`.
-    public static func load(siteFile: String, devicesDir: String? = nil,
+    /// The installed layout (the Debian package): a site in `/etc/redline` reads the packaged
+    /// profiles and the local ones.
+    public static let installedSiteDir = "/etc/redline"
+    public static let packagedDevicesDir = "/usr/share/redline/devices"
+    public static let localDevicesDirInstalled = "/etc/redline/devices"
+
+    /// Where a site's profiles come from. Given folders are used as given. With neither given, a
+    /// site whose folder is `installedSiteDir` (compared by real path) reads `packagedDevicesDir`
+    /// with `localDevicesDirInstalled` over it; any other site reads `<dir of site file>/../Devices`.
+    public static func profileFolders(siteFile: String, devicesDir: String?, localDevicesDir: String?,
+                                      installedSiteDir: String = installedSiteDir,
+                                      packaged: String = packagedDevicesDir,
+                                      local: String = localDevicesDirInstalled) -> (devices: String, local: String?) {
+        if devicesDir != nil || localDevicesDir != nil {
+            return (devicesDir ?? defaultDevicesDir(forSite: siteFile), localDevicesDir)
+        }
+        let siteFolder = PathIdentity.realPath(folder(of: siteFile)) ?? folder(of: siteFile)
+        let installed = PathIdentity.realPath(installedSiteDir) ?? installedSiteDir
+        if siteFolder == installed { return (packaged, local) }
+        return (defaultDevicesDir(forSite: siteFile), nil)
+    }
+
+    /// Loads and validates a site. Profiles come from `devicesDir`, default: `<dir of site file>/../Devices`,
+    /// and from `localDevicesDir` when given: a profile there replaces the one of the same `name:`
+    /// in `devicesDir` (the packaged `/usr/share/redline/devices` and the local `/etc/redline/devices`:
+    /// local wins, as `/etc` wins over `/usr` for systemd units). Within one folder a name twice is an error.
+    public static func load(siteFile: String, devicesDir: String? = nil, localDevicesDir: String? = nil,
                             environment: LoaderEnvironment = .system) throws(ConfigErrors) -> Site {
-        try loadWithFiles(siteFile: siteFile, devicesDir: devicesDir, environment: environment).site
+        try loadWithFiles(siteFile: siteFile, devicesDir: devicesDir, localDevicesDir: localDevicesDir,
+                          environment: environment).site
     }
 
     /// Loads and validates a site, and reports every file and folder it was read from
     /// (the daemon checks each of them before it trusts the site).
-    public static func loadWithFiles(siteFile: String, devicesDir: String? = nil,
+    public static func loadWithFiles(siteFile: String, devicesDir: String? = nil, localDevicesDir: String? = nil,
                                      environment: LoaderEnvironment = .system) throws(ConfigErrors) -> LoadedSite {
-        let dir = devicesDir ?? defaultDevicesDir(forSite: siteFile)
-        let profiles = readProfiles(devicesDir: dir)
+        let (dir, localDevicesDir) = profileFolders(siteFile: siteFile, devicesDir: devicesDir,
+                                                    localDevicesDir: localDevicesDir)
+        let profiles = readProfiles(devicesDirs: [dir] + (localDevicesDir.map { [$0] } ?? []))
         let r = Reader(file: siteFile)
-        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken, devicesDir: dir,
+        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken,
+                              devicesDir: localDevicesDir.map { "\(dir) or \($0)" } ?? dir,
                               environment: environment).parse()
         let all = (profiles.diagnostics + r.diagnostics).ordered()
         guard all.isEmpty, let site else {
@@ -65,6 +93,7 @@ public enum SiteLoader {
         func addFolder(_ f: String) { if !folders.contains(f) { folders.append(f) } }
         addFolder(folder(of: siteFile))
         addFolder(dir)
+        if let localDevicesDir { addFolder(localDevicesDir) }
         for f in files {
             addFolder(folder(of: f))
             if let real = PathIdentity.realPath(f) { addFolder(folder(of: real)) }
@@ -80,7 +109,7 @@ public enum SiteLoader {
 
     /// Loads every `*.yaml` and `*.yml` profile in `devicesDir`, keyed by profile name.
     public static func loadProfiles(devicesDir: String) throws(ConfigErrors) -> [String: DeviceProfile] {
-        let p = readProfiles(devicesDir: devicesDir)
+        let p = readProfiles(devicesDirs: [devicesDir])
         guard p.diagnostics.isEmpty else { throw ConfigErrors(diagnostics: p.diagnostics.ordered()) }
         return p.profiles
     }
@@ -91,6 +120,27 @@ public enum SiteLoader {
         var diagnostics: [ConfigDiagnostic] = []
         /// Every file read, in order.
         var files: [String] = []
+    }
+
+    /// Reads every folder in order; a profile in a later folder replaces one of the same name from
+    /// an earlier folder (a broken one too: a broken local profile is an error, never a fallback
+    /// to the packaged one).
+    static func readProfiles(devicesDirs: [String]) -> Profiles {
+        var out = Profiles()
+        for dir in devicesDirs {
+            let p = readProfiles(devicesDir: dir)
+            out.diagnostics += p.diagnostics
+            out.files += p.files
+            for (name, profile) in p.profiles {
+                out.profiles[name] = profile
+                out.broken.remove(name)
+            }
+            for name in p.broken {
+                out.profiles[name] = nil
+                out.broken.insert(name)
+            }
+        }
+        return out
     }
 
     static func readProfiles(devicesDir: String) -> Profiles {

@@ -13,6 +13,8 @@ import ServiceLifecycle
 public struct DaemonOptions: Sendable {
     public var configPath: String
     public var devicesDir: String?
+    /// Local profiles that replace packaged ones of the same name (`--local-devices`).
+    public var localDevicesDir: String?
     public var agentSocket = "/run/redline/agent.sock"
     public var operatorSocket = "/run/redline/operator.sock"
     public var auditPath = "/var/lib/redline/audit.jsonl"
@@ -57,7 +59,8 @@ public enum RedlineDaemon {
         try checkPermissions(o.configPath)
         let loaded: LoadedSite
         do {
-            loaded = try SiteLoader.loadWithFiles(siteFile: o.configPath, devicesDir: o.devicesDir)
+            loaded = try SiteLoader.loadWithFiles(siteFile: o.configPath, devicesDir: o.devicesDir,
+                                               localDevicesDir: o.localDevicesDir)
         } catch {
             throw StartupError(message: "invalid site configuration:\n" + error.diagnostics.map(\.description).joined(separator: "\n"), exitCode: 78)
         }

@@ -59,6 +59,7 @@ public struct HostAccount: Sendable, Hashable {
 public struct HostCheck: Sendable {
     public var siteFile: String
     public var devicesDir: String?
+    public var localDevicesDir: String?
     public var serviceUser = "_redline"
     public var agentSocket = "/run/redline/agent.sock"
     public var operatorSocket = "/run/redline/operator.sock"
@@ -66,16 +67,17 @@ public struct HostCheck: Sendable {
     public var only: Set<CheckCategory> = Set(CheckCategory.allCases)
     public var connectTimeoutMs = 1000
 
-    public init(siteFile: String, devicesDir: String? = nil) {
+    public init(siteFile: String, devicesDir: String? = nil, localDevicesDir: String? = nil) {
         self.siteFile = siteFile
         self.devicesDir = devicesDir
+        self.localDevicesDir = localDevicesDir
     }
 
     /// Runs every selected check. Throws when the site does not load or a probe cannot run.
     public func run() throws -> [CheckResult] {
         let loaded: LoadedSite
         do {
-            loaded = try SiteLoader.loadWithFiles(siteFile: siteFile, devicesDir: devicesDir)
+            loaded = try SiteLoader.loadWithFiles(siteFile: siteFile, devicesDir: devicesDir, localDevicesDir: localDevicesDir)
         } catch {
             throw ProbeError.system(error.diagnostics.map(\.description).joined(separator: "\n"))
         }

@@ -21,8 +21,11 @@ struct Check: ParsableCommand {
     @Argument(help: "The site file (Firmware-Configs/NAME.yaml).")
     var file: String
 
-    @Option(name: .long, help: "Folder of device profiles (default: <dir of FILE>/../Devices).")
+    @Option(name: .long, help: "Folder of device profiles (default: <dir of FILE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).")
     var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
 
     @Flag(name: .long, help: "Print the cause-and-effect matrix.")
     var matrix = false
@@ -33,7 +36,7 @@ struct Check: ParsableCommand {
     func run() throws {
         let site: Site
         do {
-            site = try SiteLoader.load(siteFile: file, devicesDir: devices)
+            site = try SiteLoader.load(siteFile: file, devicesDir: devices, localDevicesDir: localDevices)
         } catch {
             for d in error.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
             let n = error.diagnostics.count

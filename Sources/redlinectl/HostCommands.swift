@@ -5,9 +5,9 @@ import RedlineCore
 import RedlineHost
 
 /// Loads a site as `check` does, printing every diagnostic on failure.
-func loadSiteOrExit(_ file: String, devices: String?) throws -> Site {
+func loadSiteOrExit(_ file: String, devices: String?, localDevices: String?) throws -> Site {
     do {
-        return try SiteLoader.load(siteFile: file, devicesDir: devices)
+        return try SiteLoader.load(siteFile: file, devicesDir: devices, localDevicesDir: localDevices)
     } catch {
         for d in error.diagnostics { printErr(d.description) }
         let n = error.diagnostics.count
@@ -55,8 +55,11 @@ struct Firewall: ParsableCommand {
     @Argument(help: "The site file.")
     var site: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
     var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
 
     @Option(name: .long, help: ArgumentHelp("The user redlined runs as, by name or uid.", valueName: "NAME|UID"))
     var serviceUser = "_redline"
@@ -72,7 +75,7 @@ struct Firewall: ParsableCommand {
             printErr("redlinectl firewall: service user \(serviceUser) not found on this host; create it, or give its uid (--service-user UID)")
             throw ExitCode(1)
         }
-        let s = try loadSiteOrExit(site, devices: devices)
+        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
         let inv = DeviceInventory(site: s)
         let rules = FirewallRuleset(serviceUID: account.uid, serviceName: account.name ?? (UInt32(serviceUser) == nil ? serviceUser : nil),
                                     interface: interface, siteName: s.name, siteFile: site, command: commandLine())
@@ -99,8 +102,11 @@ struct UdevRulesCommand: ParsableCommand {
     @Argument(help: "The site file.")
     var site: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
     var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
 
     @Option(name: .long, help: ArgumentHelp("Group of the device nodes (default: the primary group of --service-user, else its name).", valueName: "NAME"))
     var serviceGroup: String?
@@ -109,7 +115,7 @@ struct UdevRulesCommand: ParsableCommand {
     var serviceUser = "_redline"
 
     func run() throws {
-        let s = try loadSiteOrExit(site, devices: devices)
+        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
         let group = serviceGroup ?? HostAccount.resolve(serviceUser).map { HostAccount.groupName($0.gid) } ?? serviceUser
         let rules = UdevRules(group: group, siteName: s.name, siteFile: site, command: commandLine())
         print(rules.render(DeviceInventory(site: s)), terminator: "")
@@ -170,8 +176,11 @@ struct HostCheckCommand: ParsableCommand {
     @Argument(help: "The site file.")
     var site: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
     var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
 
     @Option(name: .long, help: ArgumentHelp("The user redlined runs as, by name or uid.", valueName: "NAME|UID"))
     var serviceUser = "_redline"
@@ -198,7 +207,7 @@ struct HostCheckCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        var check = HostCheck(siteFile: site, devicesDir: devices)
+        var check = HostCheck(siteFile: site, devicesDir: devices, localDevicesDir: localDevices)
         check.serviceUser = serviceUser
         check.agentSocket = agentSocket
         check.operatorSocket = operatorSocket

@@ -37,8 +37,11 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Site configuration file.", valueName: "FILE"))
     var config: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: Devices/ beside the site's folder).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: Devices/ beside the site's folder; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
     var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles; one here replaces the --devices profile of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
 
     @Option(name: .long, help: ArgumentHelp("Agent socket path.", valueName: "PATH"))
     var agentSocket = "/run/redline/agent.sock"
@@ -107,6 +110,7 @@ struct Redlined: AsyncParsableCommand {
         let logger = Logger(label: "redlined")
         var o = DaemonOptions(configPath: config)
         o.devicesDir = devices
+        o.localDevicesDir = localDevices
         o.agentSocket = agentSocket
         o.operatorSocket = operatorSocket
         o.auditPath = audit
