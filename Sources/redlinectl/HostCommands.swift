@@ -141,11 +141,14 @@ struct DeviceAllowCommand: ParsableCommand {
     @Argument(help: "The site file.")
     var site: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
     var devices: String?
 
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
+
     func run() throws {
-        let s = try loadSiteOrExit(site, devices: devices)
+        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
         print(DeviceAllowDropIn(siteName: s.name, siteFile: site, command: commandLine()).render(DeviceInventory(site: s)), terminator: "")
     }
 }
