@@ -123,8 +123,10 @@ struct ProtocolAbuseTests {
         #expect(missing?["code"]?.numberValue == -32004)
         #expect(hidden?["message"]?.stringValue?.replacingOccurrences(of: "dispatch.cancel", with: "X")
                 == missing?["message"]?.stringValue?.replacingOccurrences(of: "no-such.point", with: "X"))
-        // Visible but not granted: the red lines first, then the grant.
-        let w = try c.write("crac-1.setpoint", 22)
+        // Visible but not granted: the red lines first, then the grant. Running a CRAC (its safe
+        // value) passes every red line whatever the plant reads, so the grant decides; the shared
+        // plant may be in alarm from the red-team corpus, which would make a setpoint RL-6.
+        let w = try c.write("crac-1.run", 1)
         #expect(w["outcome"]?.stringValue == "denied")
         #expect(w["rule"]?.stringValue == "not-writable")
     }
