@@ -9,18 +9,34 @@ import Testing
 struct EventsTests {
     static let facilities: UInt32 = 2001
 
-    /// Reads event notifications until `want` returns true for the list so far (or times out).
-    static func collect(_ sub: LineClient, timeout: Double = 30, until want: ([JSON]) -> Bool) -> [JSON] {
-        var got: [JSON] = []
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end, !want(got) {
-            guard let m = try? sub.readJSON() else { continue }
-            if m["method"]?.stringValue == "event", let p = m["params"] { got.append(p) }
-        }
-        return got
-    }
-
     static func names(_ events: [JSON]) -> [String] { events.compactMap { $0["event"]?.stringValue } }
+
+    /// A subscriber in a process of its own (`redlinectl watch --json`): its socket lives outside
+    /// this test process, whose many parallel suites open and close file descriptors all the time.
+    final class Watcher {
+        let child: ChildProcess
+        init(_ s: PlantAndDaemon) throws {
+            let ctl = try #require(TestPaths.executable("redlinectl"), "redlinectl is not built (run `swift build` first)")
+            child = try ChildProcess(executable: ctl, arguments: ["watch", "--json", "--no-reconnect", "--socket", s.operatorSocket],
+                                     logPath: s.dir.file("watch-\(UUID().uuidString).err"))
+            let end = Date().addingTimeInterval(20)
+            while Date() < end, !child.stderr.contains("subscribed") { Thread.sleep(forTimeInterval: 0.05) }
+            guard child.stderr.contains("subscribed") else { throw TestSupportError("watch did not subscribe: \(child.stderr)") }
+        }
+        /// The audit seq the subscription started after (from watch's own line).
+        var fromSeq: Int? {
+            guard let r = child.stderr.range(of: "audit seq ") else { return nil }
+            return Int(child.stderr[r.upperBound...].prefix { $0.isNumber })
+        }
+        var events: [JSON] { child.stdout.split(separator: "\n").compactMap { try? JSON.parse(String($0)) } }
+        /// Waits until `want` holds for the events so far (or times out); returns them.
+        func collect(timeout: Double = 45, until want: ([JSON]) -> Bool) -> [JSON] {
+            let end = Date().addingTimeInterval(timeout)
+            while Date() < end, !want(events) { Thread.sleep(forTimeInterval: 0.05) }
+            return events
+        }
+        func stop() { child.stop() }
+    }
 
     /// Drives one of every event kind a scripted plant can cause.
     static func script(_ s: PlantAndDaemon, _ c: PeerConnection) throws {
@@ -54,17 +70,16 @@ struct EventsTests {
     @Test("events.subscribe: every kind arrives for a scripted scenario, in audit order, each naming its durable record")
     func everyKindInAuditOrder() throws {
         let s = try PlantAndDaemon()
-        let sub = try LineClient(path: s.operatorSocket, timeoutMs: 1000)
-        let ack = try sub.call("events.subscribe")
-        #expect(ack["subscribed"] == .bool(true))
-        #expect(ack["ready"] == .bool(true))
-        let from = Int(try #require(ack["auditSeq"]?.numberValue))
+        let watcher = try Watcher(s)
+        defer { watcher.stop() }
+        #expect(watcher.child.stderr.contains(", ready)"), "\(watcher.child.stderr)")
+        let from = try #require(watcher.fromSeq, "\(watcher.child.stderr)")
         let c = try s.agent(uid: Self.facilities)
         defer { c.close() }
         try Self.script(s, c)
-        let events = Self.collect(sub) { got in Set(Self.scripted).isSubset(of: Set(Self.names(got))) && Self.names(got).contains("effect.ended") }
+        let events = watcher.collect { got in Set(Self.scripted).isSubset(of: Set(Self.names(got))) }
         let names = Self.names(events)
-        for kind in Self.scripted { #expect(names.contains(kind), "no \(kind) in \(names)") }
+        for kind in Self.scripted { #expect(names.contains(kind), "no \(kind) in \(names); watch said: \(watcher.child.stderr)") }
         #expect(names.filter { $0 == "redline.denied" }.count == 3)
         // In audit order, after the subscription, each with the seq of a record of the right kind.
         let seqs = events.compactMap { $0["seq"]?.numberValue }.map(Int.init)
@@ -76,10 +91,14 @@ struct EventsTests {
             #expect(OperatorEvents.events(for: r).contains(e), "record \(seq) does not stand for \(e.encoded())")
         }
         // Subscribing changed nothing; other requests on a subscribed connection are refused, not mixed in.
+        let sub = try LineClient(path: s.operatorSocket, timeoutMs: 1000)
+        defer { sub.close() }
+        let ack = try sub.call("events.subscribe")
+        #expect(ack["subscribed"] == .bool(true) && ack["ready"] == .bool(true))
         try sub.send(raw: Array("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"status\"}\n".utf8))
         let answer = Self.answer(sub, id: 7)
         #expect(answer?["error"]?["message"]?.stringValue?.contains("subscribed") == true, "\(answer?.encoded() ?? "none")")
-        #expect(try s.operatorCall("status")["events"]?["subscribers"] == .number(1))
+        #expect(try s.operatorCall("status")["events"]?["subscribers"] == .number(2))
     }
 
     static func answer(_ sub: LineClient, id: Int) -> JSON? {
@@ -193,8 +212,8 @@ struct EscalationLiveTests {
     @Test("escalation: two agents quarantined means a third agent's lighting write is held; an operator clears it; writes flow again")
     func twoQuarantinedHoldTheThird() throws {
         let s = try PlantAndDaemon(siteEdit: Self.threeAgents)
-        let sub = try LineClient(path: s.operatorSocket, timeoutMs: 1000)
-        _ = try sub.call("events.subscribe")
+        let watcher = try EventsTests.Watcher(s)
+        defer { watcher.stop() }
         let one = try s.agent(uid: 2001), two = try s.agent(uid: 2003), three = try s.agent(uid: 2004)
         defer { one.close(); two.close(); three.close() }
         #expect(try three.write("office-lights.on", 1)["outcome"]?.stringValue == "executed")
@@ -217,7 +236,7 @@ struct EscalationLiveTests {
         #expect(try one.write("office-lights.on", 0)["rule"]?.stringValue == "quarantined")
         let records = try s.auditRecords().filter { $0["kind"]?.stringValue == "escalation" }
         #expect(records.compactMap { $0["state"]?.stringValue } == ["entered", "cleared"])
-        let events = EventsTests.names(EventsTests.collect(sub, timeout: 15) { EventsTests.names($0).contains("site.cleared") })
+        let events = EventsTests.names(watcher.collect(timeout: 15) { EventsTests.names($0).contains("site.cleared") })
         #expect(events.contains("site.escalated") && events.contains("site.cleared"), "\(events)")
     }
 }
