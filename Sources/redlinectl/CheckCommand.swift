@@ -18,14 +18,7 @@ struct Check: ParsableCommand {
             """
     )
 
-    @Argument(help: "The site file (Firmware-Configs/NAME.yaml).")
-    var file: String
-
-    @Option(name: .long, help: "Folder of device profiles (default: <dir of FILE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).")
-    var devices: String?
-
-    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
-    var localDevices: String?
+    @OptionGroup var siteArgs: SiteArguments
 
     @Flag(name: .long, help: "Print the cause-and-effect matrix.")
     var matrix = false
@@ -34,15 +27,7 @@ struct Check: ParsableCommand {
     var json = false
 
     func run() throws {
-        let site: Site
-        do {
-            site = try SiteLoader.load(siteFile: file, devicesDir: devices, localDevicesDir: localDevices)
-        } catch {
-            for d in error.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
-            let n = error.diagnostics.count
-            FileHandle.standardError.write(Data("\(n) error\(n == 1 ? "" : "s") in \(file)\n".utf8))
-            throw ExitCode(1)
-        }
+        let site = try siteArgs.load()
         if matrix {
             let m = CauseEffectMatrix(site: site)
             print(json ? m.json().encoded() : m.text(), terminator: json ? "\n" : "")

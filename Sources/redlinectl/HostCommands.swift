@@ -4,15 +4,27 @@ import RedlineConfig
 import RedlineCore
 import RedlineHost
 
-/// Loads a site as `check` does, printing every diagnostic on failure.
-func loadSiteOrExit(_ file: String, devices: String?, localDevices: String?) throws -> Site {
-    do {
-        return try SiteLoader.load(siteFile: file, devicesDir: devices, localDevicesDir: localDevices)
-    } catch {
-        for d in error.diagnostics { printErr(d.description) }
-        let n = error.diagnostics.count
-        printErr("\(n) error\(n == 1 ? "" : "s") in \(file)")
-        throw ExitCode(1)
+/// The site a command works on, and where its device profiles come from: one home for the
+/// arguments and the loading (every diagnostic printed, `file:line:column`, on failure).
+struct SiteArguments: ParsableArguments {
+    @Argument(help: "The site file.")
+    var site: String
+
+    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
+    var devices: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
+    var localDevices: String?
+
+    func load() throws -> Site {
+        do {
+            return try SiteLoader.load(siteFile: site, devicesDir: devices, localDevicesDir: localDevices)
+        } catch {
+            for d in error.diagnostics { printErr(d.description) }
+            let n = error.diagnostics.count
+            printErr("\(n) error\(n == 1 ? "" : "s") in \(site)")
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -52,14 +64,7 @@ struct Firewall: ParsableCommand {
             """
     )
 
-    @Argument(help: "The site file.")
-    var site: String
-
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
-    var devices: String?
-
-    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
-    var localDevices: String?
+    @OptionGroup var siteArgs: SiteArguments
 
     @Option(name: .long, help: ArgumentHelp("The user redlined runs as, by name or uid.", valueName: "NAME|UID"))
     var serviceUser = "_redline"
@@ -75,10 +80,10 @@ struct Firewall: ParsableCommand {
             printErr("redlinectl firewall: service user \(serviceUser) not found on this host; create it, or give its uid (--service-user UID)")
             throw ExitCode(1)
         }
-        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
+        let s = try siteArgs.load()
         let inv = DeviceInventory(site: s)
         let rules = FirewallRuleset(serviceUID: account.uid, serviceName: account.name ?? (UInt32(serviceUser) == nil ? serviceUser : nil),
-                                    interface: interface, siteName: s.name, siteFile: site, command: commandLine())
+                                    interface: interface, siteName: s.name, siteFile: siteArgs.site, command: commandLine())
         print(rules.render(inv), terminator: "")
         for u in inv.unresolved { printErr("redlinectl firewall: warning: bus \(u.bus): \(u.host) does not resolve (\(u.reason)); it is not covered") }
         if !inv.unresolved.isEmpty { throw ExitCode(2) }
@@ -99,14 +104,7 @@ struct UdevRulesCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The site file.")
-    var site: String
-
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
-    var devices: String?
-
-    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
-    var localDevices: String?
+    @OptionGroup var siteArgs: SiteArguments
 
     @Option(name: .long, help: ArgumentHelp("Group of the device nodes (default: the primary group of --service-user, else its name).", valueName: "NAME"))
     var serviceGroup: String?
@@ -115,9 +113,9 @@ struct UdevRulesCommand: ParsableCommand {
     var serviceUser = "_redline"
 
     func run() throws {
-        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
+        let s = try siteArgs.load()
         let group = serviceGroup ?? HostAccount.resolve(serviceUser).map { HostAccount.groupName($0.gid) } ?? serviceUser
-        let rules = UdevRules(group: group, siteName: s.name, siteFile: site, command: commandLine())
+        let rules = UdevRules(group: group, siteName: s.name, siteFile: siteArgs.site, command: commandLine())
         print(rules.render(DeviceInventory(site: s)), terminator: "")
     }
 }
@@ -138,18 +136,11 @@ struct DeviceAllowCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The site file.")
-    var site: String
-
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
-    var devices: String?
-
-    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
-    var localDevices: String?
+    @OptionGroup var siteArgs: SiteArguments
 
     func run() throws {
-        let s = try loadSiteOrExit(site, devices: devices, localDevices: localDevices)
-        print(DeviceAllowDropIn(siteName: s.name, siteFile: site, command: commandLine()).render(DeviceInventory(site: s)), terminator: "")
+        let s = try siteArgs.load()
+        print(DeviceAllowDropIn(siteName: s.name, siteFile: siteArgs.site, command: commandLine()).render(DeviceInventory(site: s)), terminator: "")
     }
 }
 
@@ -176,14 +167,7 @@ struct HostCheckCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The site file.")
-    var site: String
-
-    @Option(name: .long, help: ArgumentHelp("Folder of device profiles (default: <dir of SITE>/../Devices; for a site in /etc/redline: /usr/share/redline/devices).", valueName: "DIR"))
-    var devices: String?
-
-    @Option(name: .long, help: ArgumentHelp("Folder of local device profiles, replacing --devices profiles of the same name (default for a site in /etc/redline: /etc/redline/devices).", valueName: "DIR"))
-    var localDevices: String?
+    @OptionGroup var siteArgs: SiteArguments
 
     @Option(name: .long, help: ArgumentHelp("The user redlined runs as, by name or uid.", valueName: "NAME|UID"))
     var serviceUser = "_redline"
@@ -210,7 +194,7 @@ struct HostCheckCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        var check = HostCheck(siteFile: site, devicesDir: devices, localDevicesDir: localDevices)
+        var check = HostCheck(siteFile: siteArgs.site, devicesDir: siteArgs.devices, localDevicesDir: siteArgs.localDevices)
         check.serviceUser = serviceUser
         check.agentSocket = agentSocket
         check.operatorSocket = operatorSocket
@@ -241,7 +225,7 @@ struct HostCheckCommand: ParsableCommand {
         let failed = results.filter { $0.fails(strict: strict) }.count
         if json {
             let doc: JSON = .object([
-                ("site", .string(site)),
+                ("site", .string(siteArgs.site)),
                 ("strict", .bool(strict)),
                 ("failed", .number(Double(failed))),
                 ("checks", .array(results.map { $0.json(strict: strict) })),
