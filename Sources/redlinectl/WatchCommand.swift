@@ -44,6 +44,8 @@ struct Watch: ParsableCommand {
     }
 
     func run() throws {
+        // A hook that exits without reading its stdin must not kill watch with SIGPIPE.
+        if exec != nil { signal(SIGPIPE, SIG_IGN) }
         var seen = 0
         var lastSeq: Int?
         var waitingSaid = false
@@ -157,8 +159,7 @@ struct Watch: ParsableCommand {
             printErr("redlinectl watch: cannot run --exec command: \(String(cString: strerror(rc)))")
             return
         }
-        // The event on stdin; a command that does not read it must not block us (SIGPIPE is ignored).
-        signal(SIGPIPE, SIG_IGN)
+        // The event on stdin; a command that does not read it must not stop us (SIGPIPE is ignored in run()).
         let bytes = Array((e.encoded() + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
         close(fds[1])
