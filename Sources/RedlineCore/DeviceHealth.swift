@@ -1,12 +1,20 @@
 /// Which devices are faulted, scan by scan (RL-0's view per device), and the transitions
 /// operators are told of. A device is faulted while any of its points reads anything but
 /// `good` (a fault, a stale or never-read value, a value outside its role's envelope).
+/// A fault is told at once; a recovery only after `recoveryScans` good full scans in a row,
+/// so a flapping device costs one record per episode, not two per scan (each transition is
+/// an audit record, and audit retention must not depend on how a device behaves).
 /// Pure: the caller keeps the state and audits the transitions.
 public struct DeviceHealth: Sendable, Hashable {
     /// Faulted devices and why (their points that are not good, with their quality).
     public private(set) var faulted: [String: String] = [:]
+    /// Good full scans in a row of each faulted device.
+    private var goodScans: [String: Int] = [:]
+    public let recoveryScans: Int
 
-    public init() {}
+    public init(recoveryScans: Int = 3) {
+        self.recoveryScans = max(1, recoveryScans)
+    }
 
     public struct Transition: Sendable, Hashable {
         public var device: String
@@ -26,17 +34,23 @@ public struct DeviceHealth: Sendable, Hashable {
             if q != .good { bad[p.device, default: []].append("\(p.id): \(q.rawValue)") }
         }
         var out: [Transition] = []
-        var next: [String: String] = [:]
         for d in site.devices {
             if let points = bad[d.id] {
                 let why = points.joined(separator: ", ")
-                next[d.id] = why
                 if faulted[d.id] == nil { out.append(Transition(device: d.id, zone: d.zone, faulted: true, why: why)) }
+                faulted[d.id] = why
+                goodScans[d.id] = 0
             } else if faulted[d.id] != nil {
-                out.append(Transition(device: d.id, zone: d.zone, faulted: false, why: ""))
+                let n = goodScans[d.id, default: 0] + 1
+                if n >= recoveryScans {
+                    faulted[d.id] = nil
+                    goodScans[d.id] = nil
+                    out.append(Transition(device: d.id, zone: d.zone, faulted: false, why: ""))
+                } else {
+                    goodScans[d.id] = n
+                }
             }
         }
-        faulted = next
         return out
     }
 }

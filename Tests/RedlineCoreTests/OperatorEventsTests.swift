@@ -83,6 +83,12 @@ struct DeviceHealthTests {
         #expect(t.first?.faulted == true)
         #expect(t.first?.why == "sra-occupancy.occupied: fault")
         #expect(h.step(site: Demo.site, snapshot: snap, now: Demo.now).isEmpty)  // still faulted: told once
+        // Recovery needs three good scans in a row; a flap in between starts the count again.
+        #expect(h.step(site: Demo.site, snapshot: calm, now: Demo.now).isEmpty)
+        #expect(h.step(site: Demo.site, snapshot: snap, now: Demo.now).isEmpty)
+        #expect(h.step(site: Demo.site, snapshot: calm, now: Demo.now).isEmpty)
+        #expect(h.step(site: Demo.site, snapshot: calm, now: Demo.now).isEmpty)
+        #expect(h.faulted["sra-occupancy"] != nil)
         let back = h.step(site: Demo.site, snapshot: calm, now: Demo.now)
         #expect(back.map(\.device) == ["sra-occupancy"] && back.first?.faulted == false)
         #expect(h.faulted.isEmpty)
