@@ -123,9 +123,16 @@ struct ProtocolAbuseTests {
         #expect(missing?["code"]?.numberValue == -32004)
         #expect(hidden?["message"]?.stringValue?.replacingOccurrences(of: "dispatch.cancel", with: "X")
                 == missing?["message"]?.stringValue?.replacingOccurrences(of: "no-such.point", with: "X"))
-        // Visible but not granted: the red lines first, then the grant. Running a CRAC (its safe
-        // value) passes every red line whatever the plant reads, so the grant decides; the shared
-        // plant may be in alarm from the red-team corpus, which would make a setpoint RL-6.
+    }
+
+    @Test("compartments: a visible point the agent is not granted is denied as not-writable once every red line passes")
+    func visibleButNotGranted() throws {
+        // The red lines come first, then the grant. The shared plant may be in alarm from the
+        // red-team corpus at any moment (RL-6 then owns every output in the building), so this
+        // check runs on a plant of its own, calm as the simulator starts it.
+        let s = try PlantAndDaemon()
+        let c = try s.agent(uid: 2002)
+        defer { c.close() }
         let w = try c.write("crac-1.run", 1)
         #expect(w["outcome"]?.stringValue == "denied")
         #expect(w["rule"]?.stringValue == "not-writable")
