@@ -355,7 +355,7 @@ public final class AuditLog: Sendable {
                 }
                 state.withLock { $0.dirtyTail = false }
             }
-            try AuditLog.writeAll(fd, bytes)
+            try AuditLog.writeAll(fd, bytes, at: size)
             if options.fsync, fdatasync(fd) != 0 { throw OpenError.io("audit fdatasync failed: \(String(cString: strerror(errno)))") }
         } catch {
             failure = error
@@ -469,7 +469,7 @@ public final class AuditLog: Sendable {
         } else {
             guard unlink(p) == 0 else { throw .io("cannot remove \(p): \(AuditLog.errorText())") }
         }
-        let nfd = Glibc.open(p, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o640)
+        let nfd = Glibc.open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard nfd >= 0 else {
             let why = AuditLog.errorText()
             // Put the old file back under its name so that the log stays where readers look.
@@ -498,14 +498,21 @@ public final class AuditLog: Sendable {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    /// Writes all of `bytes`; at `offset` with `pwrite` when one is given. The log's records are
+    /// written at the end the writer knows (`size`: the last durable length), never by O_APPEND:
+    /// a short write is continued where it stopped, a failed one is cut back to exactly there,
+    /// and the log is the only file written with `pwrite` (the fault tests inject EIO into it alone).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int? = nil) throws {
         var off = 0
         while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[off...].withUnsafeBytes { b in
+                offset.map { pwrite(fd, b.baseAddress, b.count, off_t($0 + off)) } ?? write(fd, b.baseAddress, b.count)
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw OpenError.io("audit write failed: \(errorText())")
             }
+            if n == 0 { throw OpenError.io("audit write failed: the file took no bytes") }
             off += n
         }
     }
@@ -604,7 +611,8 @@ public final class AuditLog: Sendable {
     private static func open(_ o: Options) throws(OpenError) -> Opened {
         let path = o.path
         let existed = access(path, F_OK) == 0
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        // No O_APPEND: records are written with pwrite at the end the writer knows (see writeAll).
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw .io("cannot open audit log \(path): \(errorText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(fd)

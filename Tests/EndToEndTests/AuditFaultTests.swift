@@ -123,15 +123,22 @@ struct AuditFaultTests {
         #expect(v.status == 0 && v.output.contains("gaps: \(from)…\(to)"), "\(v.output)")
     }
 
-    @Test("EIO on fdatasync (injected by strace into the real daemon): failed writes answer failed and reach nothing, the log cuts back, gap records follow, and it verifies",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (scripts/setup.sh)"))
-    func eioOnFsync() throws {
-        // strace attaches to the running daemon's threads: from then on every 6th fdatasync of each
-        // thread fails with EIO from the 4th on (only the audit writer calls fdatasync; with two per write and one to cut back, a period of 6 refuses every third write).
+    /// The system calls the faults are injected into, and when (strace's `when=FIRST+STEP`, counted
+    /// per call). Only the audit writer calls fdatasync, and the log is the only file written with
+    /// pwrite (one call per batch; a failed one makes no cut-back call). Each period refuses a
+    /// share of the writes (two batches per write: the decision, then its result).
+    static let eioFaults: [(syscall: String, when: String)] = [("fdatasync", "4+6"), ("pwrite64", "3+3")]
+
+    @Test("EIO on write and on fdatasync (injected by strace into the real daemon): failed writes answer failed and reach nothing, the log cuts back, gap records follow, and it verifies",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (scripts/setup.sh)"),
+          arguments: eioFaults.map(\.syscall))
+    func eioOnWriteAndFsync(_ syscall: String) throws {
+        let when = try #require(Self.eioFaults.first { $0.syscall == syscall }?.when)
+        // strace attaches to the running daemon's threads: from then on the chosen call fails with EIO.
         let s = try PlantAndDaemon()
         defer { s.stop() }
         let trace = try ChildProcess(executable: "/usr/bin/strace", arguments: [
-            "-f", "-qq", "-o", s.dir.file("strace.out"), "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO:when=4+6",
+            "-f", "-qq", "-o", s.dir.file("strace.out"), "-e", "trace=\(syscall)", "-e", "inject=\(syscall):error=EIO:when=\(when)",
             "-p", String(s.daemon.process.processIdentifier),
         ], logPath: s.dir.file("strace.log"))
         defer { trace.stop() }
@@ -168,7 +175,10 @@ struct AuditFaultTests {
         #expect(Set(seqs).count == seqs.count)
         let v = try runCtl(["audit", "verify", s.auditPath])
         #expect(v.status == 0 && v.output.contains("gaps:"), "\(v.output)")
-        print("EIO on fdatasync: \(executed.count) executed, \(failed) refused, \(gaps.count) gap records; \(v.output)")
+        let injected = (try? String(contentsOfFile: s.dir.file("strace.out"), encoding: .utf8))?
+            .split(separator: "\n").filter { $0.contains("(INJECTED)") } ?? []
+        #expect(!injected.isEmpty, "strace injected nothing into \(syscall)")
+        print("EIO on \(syscall): \(executed.count) executed, \(failed) refused, \(gaps.count) gap records; \(v.output)")
     }
 
     @Test("a broken record refuses start-up with its seq and the repair; `audit repair` cuts, keeps and records the cut")
