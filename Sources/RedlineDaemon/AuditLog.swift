@@ -81,6 +81,8 @@ public final class AuditLog: Sendable {
         /// The folder holding the log, its key and its head.
         public var stateDir: String { AuditLog.dirname(path) }
         public var headPath: String { stateDir + "/audit.head" }
+        /// The last checkpoint a witness stored ("SEQ HASH"): retention warnings survive a restart.
+        public var witnessedPath: String { stateDir + "/audit.witnessed" }
     }
 
     typealias Waiter = @Sendable (Result<UInt64, any Error>) -> Void
@@ -153,6 +155,9 @@ public final class AuditLog: Sendable {
         var recentCheckpoints: [UInt64: String] = [:]
         var headError: String?
         var witnessedSeq: UInt64 = 0
+        var witnessedHash = ""
+        /// A witness covered more since `audit.witnessed` was last written (the audit thread writes it).
+        var witnessedDirty = false
         /// The last seq of the file the next rotation removes, if a witness has not covered it.
         var unwitnessedNext: (file: String, lastSeq: UInt64)?
         var unwitnessedRemoved = 0
@@ -262,10 +267,38 @@ public final class AuditLog: Sendable {
     public func witnessed(seq: UInt64, hash: String) -> Bool {
         state.withLock { st in
             guard st.recentCheckpoints[seq] == hash || (st.checkpoint?.seq == seq && st.checkpoint?.hash == hash) else { return false }
-            st.witnessedSeq = max(st.witnessedSeq, seq)
+            if seq > st.witnessedSeq {
+                st.witnessedSeq = seq
+                st.witnessedHash = hash
+                st.witnessedDirty = true
+                wake.signal()
+            }
             if let u = st.unwitnessedNext, u.lastSeq <= st.witnessedSeq { st.unwitnessedNext = nil }
             return true
         }
+    }
+
+    /// Writes `audit.witnessed` (on the audit thread: it syncs). A failure is told and retried at the next wake.
+    private func persistWitnessed() {
+        guard let (seq, hash) = state.withLock({ st -> (UInt64, String)? in
+            guard st.witnessedDirty else { return nil }
+            st.witnessedDirty = false
+            return (st.witnessedSeq, st.witnessedHash)
+        }) else { return }
+        do { try AuditLog.writeDurably(options.witnessedPath, "\(seq) \(hash)\n", mode: 0o640) } catch {
+            state.withLock { $0.witnessedDirty = true }
+            options.onWarning("cannot write \(options.witnessedPath): \(error) (retention warnings may repeat after a restart)")
+        }
+    }
+
+    /// Reads `audit.witnessed`. Anything unreadable, or beyond the log's last seq, counts as
+    /// nothing witnessed: the cost of a wrong answer here is a warning too many, never one too few.
+    static func readWitnessed(_ path: String, lastSeq: UInt64) -> (seq: UInt64, hash: String)? {
+        guard let text = readFile(path).map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let seq = UInt64(parts[0]), seq <= lastSeq,
+              parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else { return nil }
+        return (seq, String(parts[1]))
     }
 
     /// Appends a record; returns its `seq` once written (and fsynced).
@@ -315,9 +348,11 @@ public final class AuditLog: Sendable {
             }
             if !batch.isEmpty { writeBatch(batch) }
             maybeCheckpoint(force: false)
+            persistWitnessed()
             if closing && state.withLock({ $0.pending.isEmpty }) { break }
         }
         maybeCheckpoint(force: true)
+        persistWitnessed()
         state.withLock { $0.writerDone = true }
         finished.signal()
     }
@@ -667,6 +702,10 @@ public final class AuditLog: Sendable {
             hash = prior.hash
         }
         var st = State(fd: fd, nextSeq: seq + 1, durableSeq: seq, durableHash: hash, size: data.count)
+        if let w = readWitnessed(o.witnessedPath, lastSeq: max(seq, head?.seq ?? 0)) {
+            st.witnessedSeq = w.seq
+            st.witnessedHash = w.hash
+        }
         var accepted: String?
         if let head {
             st.checkpoint = head

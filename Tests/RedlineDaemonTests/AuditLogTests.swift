@@ -137,6 +137,18 @@ struct AuditLogTests {
         for i in 0..<3 { try await log.append(kind: "decision", [("n", .number(Double(i))), ("pad", .string(String(repeating: "z", count: 150)))]) }
         log.close()
         #expect(log.statusJSON["unwitnessedRemoved"]?.numberValue == removedBefore, "a witnessed file was counted as unwitnessed")
+
+        // The witnessed seq survives a restart: reopened, the daemon knows what a witness covered.
+        let reopened = try AuditLog(options: .init(path: p, maxBytes: 400, keep: 1, checkpoints: cp, onWarning: { warnings.add($0) }))
+        #expect(reopened.statusJSON["witnessedSeq"]?.numberValue == Double(latest.seq), "\(reopened.statusJSON.encoded())")
+        reopened.close()
+        // A file that says more than the log holds, or garbage, counts as nothing witnessed.
+        for text in ["99999 \(latest.hash)\n", "not a checkpoint\n"] {
+            try text.write(toFile: dir.file("audit.witnessed"), atomically: true, encoding: .utf8)
+            let again = try AuditLog(options: .init(path: p, maxBytes: 400, keep: 1, checkpoints: cp, onWarning: { warnings.add($0) }))
+            #expect(again.statusJSON["witnessedSeq"]?.numberValue == 0, "\(text): \(again.statusJSON.encoded())")
+            again.close()
+        }
     }
 }
 
