@@ -12,10 +12,14 @@
 #   4. swift build -c release --static-swift-stdlib --scratch-path .build-vm the programs
 #   5. assemble an initramfs (busybox, modules, programs, their shared libraries, configs)
 #   6. boot QEMU (TCG) and read the `GPIOVM-RESULT name PASS|FAIL detail` lines from the serial console
+#   7. power loss: boot the same image on one ext4 disk again and again, killing QEMU mid-traffic
 #
 # Environment: GPIOVM_KVER=6.12.N+deb12 pins the kernel (default: 6.12.117+deb12 when the archive
 # has it, else the newest 6.12 there); GPIOVM_TIMEOUT=seconds for the VM (default 900);
-# GPIOVM_SMP (default 2); GPIOVM_MEM in MiB (default 1024); GPIOVM_ONLY_KERNEL=1 stops after step 3.
+# GPIOVM_SMP (default 2); GPIOVM_MEM in MiB (default 1024); GPIOVM_ONLY_KERNEL=1 stops after step 3;
+# GPIOVM_POWERLOSS_CYCLES (default 6, 0 skips step 7), GPIOVM_POWERLOSS_SEED, GPIOVM_ONLY_POWERLOSS=1
+# (step 7 without the GPIO checks of step 6), GPIOVM_POWERLOSS_NO_FSYNC=1 (the negative control:
+# the daemon without fsync, where the told check must fail).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -101,7 +105,16 @@ if [ ! -f "$KW/.extracted" ]; then
     dpkg-deb --fsys-tarfile "$CACHE"/linux-source-6.12_"$UPSTREAM"-*.deb \
         | tar -xO ./usr/src/linux-source-6.12.tar.xz \
         | tar -xJ -C "$KW/src" linux-source-6.12/drivers/gpio/gpio-sim.c linux-source-6.12/kernel/irq/irq_sim.c
+    rm -f "$KW/.extracted-powerloss"
     touch "$KW/.extracted"
+fi
+# The power-loss cycles' disk (step 7): virtio-blk and ext4 with what ext4 needs, loaded in this order.
+PL_MODS="crypto/crc32c_generic lib/crc16 fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4 drivers/block/virtio_blk"
+if [ ! -f "$KW/.extracted-powerloss" ]; then
+    dpkg-deb --fsys-tarfile "$CACHE"/linux-image-"$KVER"-amd64-unsigned_*.deb \
+        | tar -x -C "$KW/img" $(for m in $PL_MODS; do echo "./lib/modules/$KREL/kernel/$m.ko.xz"; done)
+    for m in $PL_MODS; do xz -dkf "$KW/img/lib/modules/$KREL/kernel/$m.ko.xz"; done
+    touch "$KW/.extracted-powerloss"
 fi
 MOD=$KW/gpio-sim
 if [ ! -f "$MOD/gpio-sim-oot.ko" ]; then
@@ -142,6 +155,8 @@ for applet in $("$IR/bin/busybox" --list); do
     [ -e "$IR/bin/$applet" ] || ln -s busybox "$IR/bin/$applet"
 done
 cp "$KW/img/lib/modules/$KREL/kernel/fs/configfs/configfs.ko" "$MOD/gpio-sim-oot.ko" "$IR/lib/modules/"
+mkdir -p "$IR/lib/modules/powerloss"
+for m in $PL_MODS; do cp "$KW/img/lib/modules/$KREL/kernel/$m.ko" "$IR/lib/modules/powerloss/"; done
 copy_with_libs() {   # $1 = program, $2 = destination folder inside the initramfs
     cp "$1" "$IR/$2/"
     strip "$IR/$2/$(basename "$1")" 2>/dev/null || true
@@ -186,12 +201,18 @@ t=$(date +%s)
 CONSOLE=$WORK/console.log
 log "booting QEMU (TCG); serial console in $CONSOLE"
 set +e
+if [ "${GPIOVM_ONLY_POWERLOSS:-0}" = 1 ]; then
+    log "GPIOVM_ONLY_POWERLOSS=1: the GPIO checks are not booted"
+    echo "GPIOVM-DONE" >"$CONSOLE"
+    qrc=0
+else
 timeout "${GPIOVM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -smp "${GPIOVM_SMP:-2}" -m "${GPIOVM_MEM:-1024}" \
     -kernel "$KW/img/boot/vmlinuz-$KREL" -initrd "$WORK/initramfs.cpio" \
     -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
     -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 | tr -d '\r' | tee "$CONSOLE" \
     | grep --line-buffered -E '^GPIOVM-' >&2
 qrc=${PIPESTATUS[0]}
+fi
 set -e
 step_time "boot + checks" "$t"
 
@@ -203,6 +224,76 @@ if ! grep -q '^GPIOVM-DONE' "$CONSOLE"; then
     log "the VM did not finish its checks; last console lines:"; tail -30 "$CONSOLE" >&2
     fail=$((fail + 1)); rc=1
 fi
+
+# ---- 7. power loss -------------------------------------------------------------------------
+# The same image booted GPIOVM_POWERLOSS_CYCLES times (default 6; 0 skips) on one ext4 disk,
+# with QEMU killed (kill -9: no guest sync) at a random moment of agent traffic, then once
+# more to check the last cycle (vm/powerloss.sh says what each boot checks). The delays come
+# from GPIOVM_POWERLOSS_SEED (printed), so a failing sequence can be replayed.
+PL_CYCLES=${GPIOVM_POWERLOSS_CYCLES:-6}
+if [ "$PL_CYCLES" -gt 0 ]; then
+    t=$(date +%s)
+    set +e   # a killed QEMU's exit status (137) is the point here, not an error
+    PL_SEED=${GPIOVM_POWERLOSS_SEED:-$(( $(date +%s) % 32768 ))}
+    RANDOM=$PL_SEED
+    log "power loss: $PL_CYCLES cycles, seed $PL_SEED (GPIOVM_POWERLOSS_SEED=$PL_SEED replays the delays)"
+    PL_DISK=$WORK/powerloss-disk.img
+    PL_TOLD=$WORK/powerloss-told.img
+    rm -f "$PL_DISK" "$WORK"/powerloss-*.log
+    truncate -s 256M "$PL_DISK" && mkfs.ext4 -q -F "$PL_DISK"
+    : >"$PL_TOLD"; truncate -s 4096 "$PL_TOLD"
+    for i in $(seq 1 $((PL_CYCLES + 1))); do
+        final=0; [ "$i" -gt "$PL_CYCLES" ] && final=1
+        con=$WORK/powerloss-$i.log
+        qemu-system-x86_64 -accel tcg -cpu max -smp "${GPIOVM_SMP:-2}" -m "${GPIOVM_MEM:-1024}" \
+            -kernel "$KW/img/boot/vmlinuz-$KREL" -initrd "$WORK/initramfs.cpio" \
+            -drive "file=$PL_DISK,if=virtio,format=raw,cache=writeback" \
+            -drive "file=$PL_TOLD,if=virtio,format=raw,readonly=on" \
+            -append "console=ttyS0 quiet panic=-1 rdinit=/init redline.mode=powerloss redline.cycle=$i redline.final=$final redline.nofsync=${GPIOVM_POWERLOSS_NO_FSYNC:-0}" \
+            -display none -monitor none -serial "file:$con" -no-reboot </dev/null >"$con.qemu" 2>&1 &
+        qpid=$!
+        waited=0 outcome=""
+        while [ $waited -lt 3000 ]; do   # tenths of a second
+            if ! kill -0 $qpid 2>/dev/null; then outcome=exited; break; fi
+            if [ $final = 0 ] && grep -q '^POWERLOSS-TRAFFIC' "$con" 2>/dev/null; then outcome=traffic; break; fi
+            sleep 0.1; waited=$((waited + 1))
+        done
+        if [ "$outcome" = traffic ]; then
+            delay_ms=$(( 500 + RANDOM % 5500 ))
+            sleep "$(awk -v m=$delay_ms 'BEGIN { printf "%.3f", m / 1000 }')"
+            kill -9 $qpid 2>/dev/null
+            wait $qpid 2>/dev/null
+            how="power cut ${delay_ms} ms into traffic"
+        elif [ "$outcome" = exited ]; then
+            wait $qpid 2>/dev/null
+            how="VM powered off"
+        else
+            kill -9 $qpid 2>/dev/null; wait $qpid 2>/dev/null
+            how="timed out after 300 s"
+        fi
+        tr -d '\r' <"$con" >"$con.txt"
+        grep -E '^POWERLOSS-RESULT' "$con.txt" >&2 || true
+        # What the agent was told of in this cycle: complete lines only (the last may be cut by the kill).
+        grep -aE '^POWERLOSS-TOLD [A-Za-z0-9-]+$' "$con.txt" | awk '{print $2}' >"$WORK/powerloss-told.txt" || true
+        told=$(wc -l <"$WORK/powerloss-told.txt")
+        log "power loss cycle $i: $how; the agent was told of $told requestIds"
+        if [ $final = 0 ] && [ "$outcome" != traffic ]; then
+            echo "GPIOVM-RESULT powerloss-cycle-$i FAIL never reached traffic ($how): $(tail -5 "$con.txt" | tr '\n' ' ')" >>"$CONSOLE"
+        fi
+        { cat "$WORK/powerloss-told.txt"; } >"$PL_TOLD"; truncate -s %4096 "$PL_TOLD"
+        [ -s "$PL_TOLD" ] || truncate -s 4096 "$PL_TOLD"
+        # Each PASS/FAIL counts with the rig's other checks.
+        sed -n 's/^POWERLOSS-RESULT /GPIOVM-RESULT powerloss-/p' "$con.txt" >>"$CONSOLE"
+        if [ $final = 1 ] && ! grep -q '^POWERLOSS-DONE' "$con.txt"; then
+            echo "GPIOVM-RESULT powerloss-final FAIL the final boot did not finish ($how): $(tail -5 "$con.txt" | tr '\n' ' ')" >>"$CONSOLE"
+        fi
+    done
+    set -e
+    step_time "power loss ($PL_CYCLES cycles)" "$t"
+fi
+
+pass=$(grep -c '^GPIOVM-RESULT [^ ]* PASS' "$CONSOLE" || true)
+fail=$(grep -c '^GPIOVM-RESULT [^ ]* FAIL' "$CONSOLE" || true)
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ] || rc=1
 log "total $(( $(date +%s) - T0 )) s"
 echo "gpio-vm: $pass passed, $fail failed"
