@@ -182,3 +182,26 @@ struct LiveProtocolFuzzTests {
         return out
     }
 }
+
+@Suite("Sanitizer reports in children's stderr")
+struct SanitizerReportTests {
+    @Test("a ThreadSanitizer or AddressSanitizer report in a child's log is found whole; a clean log has none")
+    func findsReports() {
+        let log = """
+            2026-12-01T10:00:00+0000 notice redlined: ready
+            ==================
+            WARNING: ThreadSanitizer: data race (pid=4242)
+              Write of size 8 at 0x7b0400000010 by thread T2:
+                #0 Engine.status() Engine.swift:146
+            SUMMARY: ThreadSanitizer: data race Engine.swift:146 in Engine.status()
+            ==================
+            =================================================================
+            ==4243==ERROR: AddressSanitizer: heap-use-after-free on address 0x602000000010
+            SUMMARY: AddressSanitizer: heap-use-after-free
+            """
+        let found = SanitizerReports.find(in: log)
+        #expect(found.count == 2)
+        #expect(found.first?.contains("Engine.swift:146") == true && found.first?.hasSuffix("in Engine.status()") == true)
+        #expect(SanitizerReports.find(in: "notice redlined: ready\nwarning: audit rotation failed\n").isEmpty)
+    }
+}

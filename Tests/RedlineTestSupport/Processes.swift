@@ -1,6 +1,7 @@
 import Foundation
 import RedlineClient
 import RedlineCore
+import Testing
 
 public struct TestSupportError: Error, CustomStringConvertible {
     public let description: String
@@ -67,8 +68,11 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
-    /// SIGTERM, then SIGKILL after `grace` seconds; waits for the exit.
+    /// SIGTERM, then SIGKILL after `grace` seconds; waits for the exit. Then fails the running
+    /// test if the child's stderr holds a sanitizer report (a report in a child process does not
+    /// fail the parent by itself; the sanitizer builds of scripts/sanitizers.sh rely on this).
     public func stop(grace: Double = 3) {
+        defer { reportSanitizerFindings() }
         guard process.isRunning else { return }
         process.terminate()
         let deadline = Date().addingTimeInterval(grace)
@@ -77,7 +81,43 @@ public final class ChildProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    private var sanitizerChecked = false
+
+    private func reportSanitizerFindings() {
+        lock.lock()
+        let first = !sanitizerChecked
+        sanitizerChecked = true
+        lock.unlock()
+        guard first else { return }
+        for report in SanitizerReports.find(in: stderr) {
+            Issue.record("\(process.executableURL?.lastPathComponent ?? "child") (log \(logPath)): \(report)")
+        }
+    }
+
     deinit { stop(grace: 1) }
+}
+
+/// Reports of AddressSanitizer, ThreadSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
+/// in a process's stderr: each from its first line to its SUMMARY line (or 40 lines).
+public enum SanitizerReports {
+    static let starts = ["WARNING: ThreadSanitizer:", "ERROR: AddressSanitizer:", "ERROR: LeakSanitizer:", "runtime error:"]
+
+    public static func find(in log: String) -> [String] {
+        let lines = log.split(separator: "\n", omittingEmptySubsequences: false)
+        var out: [String] = []
+        var i = 0
+        while i < lines.count {
+            if starts.contains(where: { lines[i].contains($0) }) {
+                var j = i
+                while j < lines.count, j - i < 40, !lines[j].hasPrefix("SUMMARY:") { j += 1 }
+                out.append(lines[i...min(j, lines.count - 1)].joined(separator: "\n"))
+                i = j + 1
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
 }
 
 /// A running `redline-sim` with its control socket.
