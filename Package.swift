@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "redlined",
             dependencies: [
-                "RedlineDaemon",
+                "RedlineCore", "RedlineDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "redline-hil",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineHIL",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "redline-sim",
             dependencies: [
-                "PlantModel", "RedlineConfig", "CModbus",
+                "PlantModel", "RedlineConfig", "RedlineClient", "CModbus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Simulators/redline-sim",
@@ -140,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "decision-bench",
             dependencies: [
-                "RedlineCore",
+                "RedlineCore", "RedlineClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/decision-bench",
@@ -214,7 +214,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "RedlineTestSupport", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
+                "RedlineTestSupport", "RedlineClient", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

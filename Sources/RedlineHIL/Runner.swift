@@ -2,12 +2,6 @@ import Foundation
 import RedlineClient
 import RedlineCore
 
-/// Seconds on a monotonic clock.
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 func sleepSeconds(_ s: Double) { if s > 0 { usleep(useconds_t(min(s, 3600) * 1e6)) } }
 
@@ -55,7 +49,7 @@ struct StepFailure: Error { let message: String; init(_ m: String) { message = m
 public final class ScenarioRunner {
     let cfg: RunConfig
     let checker: InvariantChecker
-    var channels: [String: any RPCChannel] = [:]
+    var channels: [String: any RPCTransport] = [:]
     var connections: [String] = []
     var invState = InvariantState()
     var previous: PlantState?
@@ -98,7 +92,7 @@ public final class ScenarioRunner {
         } catch { throw StepFailure("operator \(method): \(error)") }
     }
 
-    func channel(_ agent: String) throws(StepFailure) -> any RPCChannel {
+    func channel(_ agent: String) throws(StepFailure) -> any RPCTransport {
         if let c = channels[agent] { return c }
         guard let a = cfg.site.agent(named: agent) else { throw StepFailure("no agent \"\(agent)\" in site \(cfg.site.name)") }
         do {
@@ -148,7 +142,7 @@ public final class ScenarioRunner {
     @discardableResult
     func observe() throws(StepFailure) -> PlantState {
         let now = try lookAtPlant()
-        let v = checker.check(&invState, previous: previous, current: now, time: monotonic(),
+        let v = checker.check(&invState, previous: previous, current: now, time: Monotonic.seconds(),
                               attribution: Attribution(agentTouched: touched, humanSet: human, faultedDevices: faulted))
         checks += 1
         previous = now
@@ -162,13 +156,13 @@ public final class ScenarioRunner {
     /// Keeps looking while a door waits for E-1, until it is released or its bound has passed.
     /// Returns how long each released door took (from the first look that found it due).
     func settleDoors() throws(StepFailure) -> String {
-        let deadline = monotonic() + checker.reactionBound + 2 * scanInterval + 0.2
+        let deadline = Monotonic.seconds() + checker.reactionBound + 2 * scanInterval + 0.2
         var notes: [String] = []
-        while !checker.pendingDoors(invState).isEmpty && monotonic() < deadline {
+        while !checker.pendingDoors(invState).isEmpty && Monotonic.seconds() < deadline {
             let waiting = invState.lockedUnsafeSince
             sleepSeconds(scanInterval)
             let now = try observe()
-            let t = monotonic()
+            let t = Monotonic.seconds()
             for (door, since) in waiting where invState.lockedUnsafeSince[door] == nil && (now[door] ?? 1) == 0 {
                 notes.append("\(door) released (E-1) within \(fmtS(t - since)) of being seen due (bound \(fmtS(checker.reactionBound)))")
             }
@@ -178,9 +172,9 @@ public final class ScenarioRunner {
 
     /// Waits `s` seconds of wall time, checking the invariants every scan interval.
     func waitChecking(_ s: Double) throws(StepFailure) {
-        let end = monotonic() + s
-        while monotonic() < end {
-            sleepSeconds(min(max(scanInterval, 0.05), end - monotonic()))
+        let end = Monotonic.seconds() + s
+        while Monotonic.seconds() < end {
+            sleepSeconds(min(max(scanInterval, 0.05), end - Monotonic.seconds()))
             try observe()
         }
     }
@@ -188,8 +182,8 @@ public final class ScenarioRunner {
     /// Waits until the daemon has completed `n` more scans.
     func waitScans(_ n: Int) throws(StepFailure) {
         let start = Int(try operatorCall("status")["scans"]?.numberValue ?? 0)
-        let deadline = monotonic() + 10
-        while monotonic() < deadline {
+        let deadline = Monotonic.seconds() + 10
+        while Monotonic.seconds() < deadline {
             if Int(try operatorCall("status")["scans"]?.numberValue ?? 0) >= start + n { return }
             sleepSeconds(0.02)
         }
@@ -200,7 +194,7 @@ public final class ScenarioRunner {
 
     public func run(_ scenario: Scenario) -> ScenarioResult {
         var result = ScenarioResult(name: scenario.name, file: scenario.file, mode: cfg.guided ? "guided" : "simulated")
-        let t0 = monotonic()
+        let t0 = Monotonic.seconds()
         cfg.output("== \(scenario.name) (\(scenario.file)), \(cfg.guided ? "guided proof test" : "simulated plant")")
         if !scenario.description.isEmpty { cfg.output("   \(scenario.description.split(separator: "\n").joined(separator: "\n   "))") }
         do {
@@ -208,14 +202,14 @@ public final class ScenarioRunner {
         } catch {
             result.error = "preparing: \(error.message)"
             cfg.output("  ERROR \(result.error!)")
-            result.seconds = monotonic() - t0
+            result.seconds = Monotonic.seconds() - t0
             return result
         }
         for step in scenario.steps {
             stepNo += 1
             let title = step.title ?? describe(step.action)
             let at = Date()
-            let s0 = monotonic()
+            let s0 = Monotonic.seconds()
             stepViolations = []
             var status = StepResult.Status.passed
             var detail = ""
@@ -234,7 +228,7 @@ public final class ScenarioRunner {
                 detail += (detail.isEmpty ? "" : "; ") + "invariants: " + stepViolations.map(\.description).joined(separator: "; ")
             }
             let st = StepResult(index: stepNo, line: step.line, title: title, status: status, detail: detail, at: at,
-                                seconds: monotonic() - s0, violations: stepViolations)
+                                seconds: Monotonic.seconds() - s0, violations: stepViolations)
             result.violations += stepViolations
             result.steps.append(st)
             let mark = status == .passed ? "ok  " : (status == .failed ? "FAIL" : "skip")
@@ -250,7 +244,7 @@ public final class ScenarioRunner {
         }
         result.checks = checks
         result.connections = connections
-        result.seconds = monotonic() - t0
+        result.seconds = Monotonic.seconds() - t0
         cfg.output("  \(result.passed ? "PASS" : "FAIL") \(scenario.name): \(result.steps.count) steps, \(result.failedSteps.count) failed, \(result.violations.count) invariant violations, \(checks) invariant checks")
         return result
     }
@@ -400,13 +394,13 @@ public final class ScenarioRunner {
 
         case .expectState(let list, let within):
             if cfg.guided { return try guidedExpect(list, within) }
-            let deadline = monotonic() + within
+            let deadline = Monotonic.seconds() + within
             var last: PlantState = [:]
             while true {
                 last = try observe()
                 let bad = list.filter { !$0.match.matches(last[$0.name]) }
                 if bad.isEmpty { break }
-                if monotonic() >= deadline {
+                if Monotonic.seconds() >= deadline {
                     throw StepFailure("after \(fmt(within)) s: " + bad.map { "\($0.name) = \(last[$0.name].map(fmt) ?? "missing"), expected \($0.match)" }.joined(separator: "; "))
                 }
                 sleepSeconds(scanInterval)
@@ -535,13 +529,13 @@ public final class ScenarioRunner {
                 continue
             }
             // Confirm on the real inputs (allow a few scans for the reading to arrive).
-            let deadline = monotonic() + Double(cfg.site.timing.staleAfterMs) / 1000 + 2
+            let deadline = Monotonic.seconds() + Double(cfg.site.timing.staleAfterMs) / 1000 + 2
             var last: [String: (value: Double?, quality: String)] = [:]
             while true {
                 last = try readPoints(obs, pts.map(\.id))
                 let ok = pts.allSatisfy { p in last[p.id].map { $0.quality == "good" && near($0.value ?? .nan, c.value, p.role) } ?? false }
                 if ok { break }
-                if monotonic() >= deadline {
+                if Monotonic.seconds() >= deadline {
                     throw StepFailure("NOT CONFIRMED: " + pts.map { "\($0.id) reads \(last[$0.id]?.value.map(fmt) ?? "null") (\(last[$0.id]?.quality ?? "?"))" }.joined(separator: ", ") + ", expected \(fmt(c.value))")
                 }
                 sleepSeconds(scanInterval)
@@ -559,7 +553,7 @@ public final class ScenarioRunner {
         if mode == "none" { faulted.remove(device) } else { faulted.insert(device) }
         let pts = cfg.site.points.filter { $0.device == device }
         guard let obs = observerAgent, !pts.isEmpty else { return "on the engineer's word" }
-        let deadline = monotonic() + Double(cfg.site.timing.staleAfterMs) / 1000 + 3
+        let deadline = Monotonic.seconds() + Double(cfg.site.timing.staleAfterMs) / 1000 + 3
         while true {
             let got = try readPoints(obs, pts.map(\.id))
             let allGood = pts.allSatisfy { got[$0.id]?.quality == "good" }
@@ -567,7 +561,7 @@ public final class ScenarioRunner {
             if mode == "none" ? allGood : noneGood {
                 return "confirmed: \(device) readings " + (mode == "none" ? "good" : "not good (" + Set(pts.compactMap { got[$0.id]?.quality }).sorted().joined(separator: ", ") + ")")
             }
-            if monotonic() >= deadline { throw StepFailure("NOT CONFIRMED: \(device) readings are " + pts.map { "\($0.id) \(got[$0.id]?.quality ?? "?")" }.joined(separator: ", ")) }
+            if Monotonic.seconds() >= deadline { throw StepFailure("NOT CONFIRMED: \(device) readings are " + pts.map { "\($0.id) \(got[$0.id]?.quality ?? "?")" }.joined(separator: ", ")) }
             sleepSeconds(scanInterval)
         }
     }
@@ -576,7 +570,7 @@ public final class ScenarioRunner {
         var parts: [String] = []
         let readable = list.filter { cfg.site.point($0.name) != nil }
         if !readable.isEmpty, let obs = observerAgent {
-            let deadline = monotonic() + within
+            let deadline = Monotonic.seconds() + within
             while true {
                 let got = try readPoints(obs, readable.map(\.name))
                 try observe()
@@ -585,7 +579,7 @@ public final class ScenarioRunner {
                     parts += readable.map { "\($0.name) reads \(got[$0.name]?.value.map(fmt) ?? "?")" }
                     break
                 }
-                if monotonic() >= deadline {
+                if Monotonic.seconds() >= deadline {
                     throw StepFailure("after \(fmt(within)) s: " + bad.map { "\($0.name) reads \(got[$0.name]?.value.map(fmt) ?? "null"), expected \($0.match)" }.joined(separator: "; "))
                 }
                 sleepSeconds(scanInterval)

@@ -55,13 +55,13 @@ struct MCPServe: AsyncParsableCommand {
             audit log or any device. Logs go to stderr; stdout carries only MCP.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Agent socket (default: $REDLINE_AGENT_SOCKET or /run/redline/agent.sock).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Agent socket (default: \(SocketPaths.agentHelp)).", valueName: "PATH"))
     var socket: String?
 
     @Option(name: .long, help: ArgumentHelp("How long to wait for redlined on each call, in milliseconds.", valueName: "MS"))
     var timeoutMs: Int = 15_000
 
-    var agentPath: String { socket ?? env("REDLINE_AGENT_SOCKET") ?? "/run/redline/agent.sock" }
+    var agentPath: String { SocketPaths.agent(socket) }
 
     func validate() throws {
         guard timeoutMs > 0 else { throw ValidationError("--timeout-ms must be positive") }
