@@ -72,6 +72,11 @@ let package = Package(
             name: "RedlineHost",
             dependencies: ["RedlineCore", "RedlineConfig", "CHostShim"],
             swiftSettings: strict),
+        // The MCP server for LLM agents, over an RPCTransport (redlinectl mcp serves it on stdio).
+        .target(
+            name: "RedlineMCP",
+            dependencies: ["RedlineCore", "RedlineClient", .product(name: "MCP", package: "swift-sdk")],
+            swiftSettings: strict),
         .target(
             name: "RedlineHIL",
             dependencies: ["RedlineCore", "RedlineConfig", "RedlineClient", .product(name: "Yams", package: "Yams")],
@@ -88,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -205,6 +210,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineMCPTests",
+            dependencies: [
+                "RedlineMCP", "RedlineClient", "RedlineCore",
+                .product(name: "MCP", package: "swift-sdk"),
             ],
             swiftSettings: strict),
         .testTarget(
