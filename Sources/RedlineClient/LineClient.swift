@@ -111,13 +111,14 @@ public final class LineClient: RPCTransport {
 
 /// An `RPCTransport` that opens a fresh `LineClient` for every request and closes it after
 /// the answer, so a restarted daemon is picked up and a broken connection never leaks into the
-/// next request (the MCP server's link to the agent socket).
+/// next request: the MCP server's link to the agent socket, and every one-off call
+/// (`FreshConnections(path: p).call("status")`).
 public final class FreshConnections: RPCTransport {
     public let path: String
     public let timeoutMs: Int
     public var how: String { "a fresh connection per request to \(path) as uid \(getuid())" }
 
-    public init(path: String, timeoutMs: Int) {
+    public init(path: String, timeoutMs: Int = 10_000) {
         self.path = path
         self.timeoutMs = timeoutMs
     }

@@ -143,15 +143,11 @@ public final class Fuzzer {
     }
 
     func simCall(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
-        let c = try LineClient(path: cfg.simControl, timeoutMs: 15_000)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: cfg.simControl, timeoutMs: 15_000).call(method, params)
     }
 
     func operatorCall(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
-        let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).call(method, params)
     }
 
     // MARK: Invariants
@@ -380,10 +376,8 @@ public final class Fuzzer {
             let i = Int.random(in: 0..<held.count, using: &reactive)
             let h = held.remove(at: i)
             touched.insert(h.point)
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
             let method = Int.random(in: 0..<6, using: &reactive) == 0 ? "approvals.deny" : "approvals.approve"
-            let r = try c.request(method, .obj([("requestId", .string(h.id))]))
+            let r = try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).request(method, .obj([("requestId", .string(h.id))]))
             if let res = r["result"] {
                 result.outcomes["approved -> " + (res["outcome"]?.stringValue ?? "?") + (res["rule"]?.stringValue.map { " \($0)" } ?? ""), default: 0] += 1
             }

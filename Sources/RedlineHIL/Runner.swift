@@ -87,9 +87,7 @@ public final class ScenarioRunner: PlantContext {
 
     func operatorCall(_ method: String, _ params: JSON? = nil) throws(StepFailure) -> JSON {
         do {
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
-            return try c.call(method, params)
+            return try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).call(method, params)
         } catch { throw StepFailure("operator \(method): \(error)") }
     }
 
@@ -368,9 +366,7 @@ public final class ScenarioRunner: PlantContext {
 
     func operatorRequest(_ method: String, _ params: JSON) throws(StepFailure) -> JSON {
         do {
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
-            return try c.request(method, params)
+            return try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).request(method, params)
         } catch { throw StepFailure("operator \(method): \(error)") }
     }
 

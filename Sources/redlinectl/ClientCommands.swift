@@ -35,9 +35,7 @@ func printErr(_ s: String) {
 /// Calls one method and turns transport and RPC errors into a clear message and exit code 1.
 func call(_ path: String, _ method: String, _ params: JSON? = nil) throws -> JSON {
     do {
-        let c = try LineClient(path: path)
-        defer { c.close() }
-        return try c.call(method, params)
+        return try FreshConnections(path: path).call(method, params)
     } catch {
         printErr("redlinectl: \(method): \(error)")
         throw ExitCode(1)

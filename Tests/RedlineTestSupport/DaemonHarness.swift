@@ -109,9 +109,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
     /// One call on the operator socket as this process's user (root is an operator of the demo site).
     @discardableResult
     public func operatorCall(_ method: String, _ params: JSON? = nil) throws -> JSON {
-        let c = try LineClient(path: operatorSocket)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: operatorSocket).call(method, params)
     }
 
     /// Scans completed so far, from `status`.
