@@ -72,6 +72,11 @@ let package = Package(
             name: "RedlineHost",
             dependencies: ["RedlineCore", "RedlineConfig", "CHostShim"],
             swiftSettings: strict),
+        // The MCP server for LLM agents, over an RPCTransport (redlinectl mcp serves it on stdio).
+        .target(
+            name: "RedlineMCP",
+            dependencies: ["RedlineCore", "RedlineClient", .product(name: "MCP", package: "swift-sdk")],
+            swiftSettings: strict),
         .target(
             name: "RedlineHIL",
             dependencies: ["RedlineCore", "RedlineConfig", "RedlineClient", .product(name: "Yams", package: "Yams")],
@@ -79,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "redlined",
             dependencies: [
-                "RedlineDaemon",
+                "RedlineCore", "RedlineDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -88,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -97,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "redline-hil",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineHIL",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHIL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -111,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "redline-sim",
             dependencies: [
-                "PlantModel", "RedlineConfig", "CModbus",
+                "PlantModel", "RedlineConfig", "RedlineClient", "CModbus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Simulators/redline-sim",
@@ -140,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "decision-bench",
             dependencies: [
-                "RedlineCore",
+                "RedlineCore", "RedlineClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/decision-bench",
@@ -208,13 +213,20 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "RedlineMCPTests",
+            dependencies: [
+                "RedlineMCP", "RedlineClient", "RedlineCore",
+                .product(name: "MCP", package: "swift-sdk"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "FuzzRegressionTests",
             dependencies: ["RedlineFuzzOracles"],
             swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "RedlineTestSupport", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
+                "RedlineTestSupport", "RedlineClient", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

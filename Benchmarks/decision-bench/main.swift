@@ -8,13 +8,10 @@ import Glibc
 import Darwin
 #endif
 import Histogram
+import RedlineClient
 import RedlineCore
 
-@inline(__always) func nowNs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}
+@inline(__always) func nowNs() -> UInt64 { Monotonic.nanoseconds() }
 
 struct Workload {
     let name: String

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RedlineClient
 import RedlineCore
 
 #if canImport(Glibc)
@@ -163,43 +164,17 @@ final class BenchChild: @unchecked Sendable {
     }
 }
 
-/// One JSON-RPC call on a Unix socket as another uid: `setpriv` drops to the uid and runs
-/// `socat`, so the daemon's SO_PEERCRED sees that uid (how the bench reaches the operator
-/// socket while the agent runs as the bench's own uid).
+/// One JSON-RPC call on a Unix socket as another uid, through a `UidRelay` (how the bench
+/// reaches the operator socket while the agent runs as the bench's own uid).
 enum PeerCall {
     static func call(path: String, uid: UInt32, method: String, params: JSON? = nil, timeout: Double = 5) throws -> JSON {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid", String(uid), "--regid", String(uid), "--clear-groups",
-                       "socat", "-t", String(timeout), "STDIO", "UNIX-CONNECT:\(path)"]
-        let toPeer = Pipe(), fromPeer = Pipe()
-        p.standardInput = toPeer
-        p.standardOutput = fromPeer
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let req = JSON.obj([("jsonrpc", "2.0"), ("id", 1), ("method", .string(method)), ("params", params)])
-        try toPeer.fileHandleForWriting.write(contentsOf: Array((req.encoded() + "\n").utf8))
-        // Read one line, then close: socat exits when both directions are done.
-        var buf: [UInt8] = []
-        let fd = fromPeer.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(timeout)
-        while !buf.contains(0x0A) {
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 { break }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, Int32(left * 1000)) <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            buf += chunk[..<n]
+        do {
+            let relay = try UidRelay(path: path, uid: uid, hop: .socat(linger: timeout), timeout: timeout)
+            defer { relay.close() }
+            return try relay.call(method, params)
+        } catch {
+            throw ValidationError("\(method) on \(path) as uid \(uid): \(error)")
         }
-        try? toPeer.fileHandleForWriting.close()
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        guard let nl = buf.firstIndex(of: 0x0A) else { throw ValidationError("no answer to \(method) on \(path) as uid \(uid)") }
-        let resp = try JSON.parse(buf[..<nl])
-        if let e = resp["error"] { throw ValidationError("\(method) as uid \(uid): \(e.encoded())") }
-        return resp["result"] ?? .null
     }
 }
 

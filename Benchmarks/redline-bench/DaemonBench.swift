@@ -256,7 +256,7 @@ final class DaemonBenchRun {
 
     init(_ cfg: DaemonBench.Config) { self.cfg = cfg }
 
-    static func nanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func nanos() -> UInt64 { Monotonic.nanoseconds() }
     static func hist() -> Histogram<UInt64> {
         Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     }

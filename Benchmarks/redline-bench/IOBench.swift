@@ -3,6 +3,7 @@ import CModbus
 import Foundation
 import Histogram
 import Logging
+import RedlineClient
 import RedlineConfig
 import RedlineCore
 import RedlineIO
@@ -173,7 +174,7 @@ struct IOBench: AsyncParsableCommand {
         try text.write(toFile: out, atomically: true, encoding: .utf8)
         return out
     }
-    static func nanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func nanos() -> UInt64 { Monotonic.nanoseconds() }
 
     /// Plain libmodbus: one context on its own thread (blocking calls stay off the
     /// cooperative pool, as in RedlineIO); each round trip is modbus_write_register

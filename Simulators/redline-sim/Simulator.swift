@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import PlantModel
+import RedlineClient
 import RedlineCore
 import Synchronization
 
@@ -75,10 +76,10 @@ final class Simulator: Sendable {
     func startClock() {
         guard !manualClock else { return }
         let t = Thread { [self] in
-            var last = DispatchTime.now().uptimeNanoseconds
+            var last = Monotonic.nanoseconds()
             while self.isRunning {
                 usleep(100_000)
-                let now = DispatchTime.now().uptimeNanoseconds
+                let now = Monotonic.nanoseconds()
                 let dt = Double(now - last) / 1e9
                 last = now
                 self.withPlant { $0.advance(seconds: dt) }

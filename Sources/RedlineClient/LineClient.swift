@@ -26,19 +26,23 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A blocking JSON-RPC 2.0 client over a Unix socket, one JSON object per line.
+/// A blocking JSON-RPC 2.0 client over a Unix socket, one JSON object per line: the
+/// `RPCTransport` that connects as this process's own uid.
 ///
-/// Used by `redlinectl`, the HIL runner, the MCP bridge and tests. Not for
+/// Used by `redlinectl`, the HIL runner, the MCP server, the bench and tests. Not for
 /// concurrent use: give each thread its own client.
-public final class LineClient {
+public final class LineClient: RPCTransport {
     private var fd: Int32
-    private var buffer: [UInt8] = []
+    private var reader = LineReader()
     private var nextID = 1
     public let path: String
+    public let how: String
 
-    /// Connects; `timeoutMs` bounds every later read and write.
-    public init(path: String, timeoutMs: Int = 10_000) throws(ClientError) {
+    /// Connects; `timeoutMs` bounds every later read and write. `how` is what `how` reports
+    /// (by default "direct to PATH as uid N").
+    public init(path: String, timeoutMs: Int = 10_000, how: String? = nil) throws(ClientError) {
         self.path = path
+        self.how = how ?? "direct to \(path) as uid \(getuid())"
         #if canImport(Glibc)
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -89,46 +93,55 @@ public final class LineClient {
 
     /// Reads one line (without its newline).
     public func readLine() throws(ClientError) -> [UInt8] {
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { throw .closed }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timeout }
-                throw .io(String(cString: strerror(errno)))
-            }
-            buffer.append(contentsOf: chunk[..<n])
-        }
+        guard let line = try reader.next(fd: fd) else { throw .closed }
+        return line
     }
 
     /// Reads one line and parses it as JSON.
-    public func readJSON() throws(ClientError) -> JSON {
-        let line = try readLine()
-        do { return try JSON.parse(line) } catch { throw .protocolError("\(error)") }
-    }
+    public func readJSON() throws(ClientError) -> JSON { try RPCMessage.parse(readLine()) }
 
     /// Sends a request and returns its full response object (result or error).
-    public func request(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
+    public func request(_ method: String, _ params: JSON?) throws(ClientError) -> JSON {
         let id = nextID
         nextID += 1
-        let req = JSON.obj([("jsonrpc", "2.0"), ("id", .number(Double(id))), ("method", .string(method)), ("params", params)])
-        try send(raw: Array((req.encoded() + "\n").utf8))
+        try send(raw: RPCMessage.line(id: id, method: method, params: params))
         return try readJSON()
     }
+}
 
-    /// Sends a request and returns its `result`, or throws its error.
-    public func call(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
-        let resp = try request(method, params)
-        if let err = resp["error"] {
-            throw .rpc(code: Int(err["code"]?.numberValue ?? 0), message: err["message"]?.stringValue ?? "", data: err["data"])
-        }
-        guard let result = resp["result"] else { throw .protocolError("no result in \(resp.encoded())") }
-        return result
+/// An `RPCTransport` that opens a fresh `LineClient` for every request and closes it after
+/// the answer, so a restarted daemon is picked up and a broken connection never leaks into the
+/// next request: the MCP server's link to the agent socket, and every one-off call
+/// (`FreshConnections(path: p).call("status")`).
+public final class FreshConnections: RPCTransport {
+    public let path: String
+    public let timeoutMs: Int
+    public var how: String { "a fresh connection per request to \(path) as uid \(getuid())" }
+
+    public init(path: String, timeoutMs: Int = 10_000) {
+        self.path = path
+        self.timeoutMs = timeoutMs
+    }
+
+    public func request(_ method: String, _ params: JSON?) throws(ClientError) -> JSON {
+        let client = try LineClient(path: path, timeoutMs: timeoutMs)
+        defer { client.close() }
+        return try client.request(method, params)
+    }
+
+    public func close() {}
+}
+
+extension SocketPaths {
+    /// The agent socket: `given`, else `$REDLINE_AGENT_SOCKET` (when set and not empty), else the default.
+    public static func agent(_ given: String?) -> String { given ?? variable(agentVariable) ?? agentDefault }
+
+    /// The operator socket: `given`, else `$REDLINE_OPERATOR_SOCKET` (when set and not empty), else the default.
+    public static func `operator`(_ given: String?) -> String { given ?? variable(operatorVariable) ?? operatorDefault }
+
+    static func variable(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
     }
 }

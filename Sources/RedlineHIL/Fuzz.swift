@@ -79,7 +79,7 @@ public final class Fuzzer {
     var human: Set<String> = []
     /// Faulted devices, and devices whose fault was cleared less than `reconnectGrace` ago (still reconnecting).
     var faulted: [String: Double] = [:]
-    var channels: [String: any RPCChannel] = [:]
+    var channels: [String: any RPCTransport] = [:]
     var held: [(id: String, point: String)] = []
     var result: FuzzResult
     var commandNo = 0
@@ -134,7 +134,7 @@ public final class Fuzzer {
 
     // MARK: Connections
 
-    func channel(_ agent: Agent) throws(ClientError) -> any RPCChannel {
+    func channel(_ agent: Agent) throws(ClientError) -> any RPCTransport {
         if let c = channels[agent.name] { return c }
         let c = try AgentConnector.connect(path: cfg.agentSocket, uid: agent.uid)
         cfg.output("connected \(agent.name) \(c.how)")
@@ -143,15 +143,11 @@ public final class Fuzzer {
     }
 
     func simCall(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
-        let c = try LineClient(path: cfg.simControl, timeoutMs: 15_000)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: cfg.simControl, timeoutMs: 15_000).call(method, params)
     }
 
     func operatorCall(_ method: String, _ params: JSON? = nil) throws(ClientError) -> JSON {
-        let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).call(method, params)
     }
 
     // MARK: Invariants
@@ -160,7 +156,7 @@ public final class Fuzzer {
         guard let o = try simCall("plant.get").objectValue else { throw .protocolError("plant.get returned no object") }
         var now: PlantState = [:]
         for (k, v) in o { if let n = v.numberValue { now[k] = n } }
-        let t = monotonic()
+        let t = Monotonic.seconds()
         let blocked = Set(faulted.filter { $0.value == .infinity || t - $0.value < reconnectGrace }.keys)
         let v = checker.check(&inv, previous: previous, current: now, time: t,
                               attribution: Attribution(agentTouched: touched, humanSet: human, faultedDevices: blocked))
@@ -177,8 +173,8 @@ public final class Fuzzer {
     func observeSettled() throws(ClientError) {
         try observe()
         if !checker.pendingDoors(inv).isEmpty { result.doorEpisodes += 1 }
-        let deadline = monotonic() + checker.reactionBound + 2 * scanInterval + 0.2
-        while !checker.pendingDoors(inv).isEmpty && monotonic() < deadline {
+        let deadline = Monotonic.seconds() + checker.reactionBound + 2 * scanInterval + 0.2
+        while !checker.pendingDoors(inv).isEmpty && Monotonic.seconds() < deadline {
             usleep(useconds_t(scanInterval * 1e6))
             try observe()
         }
@@ -213,7 +209,7 @@ public final class Fuzzer {
                 ? "none" : ["offline", "timeout", "exception", "garbage", "wrong-unit", "slow", "none"].randomElement(using: &rng)!
             note("fault \(d) \(mode)")
             _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", .string(mode))]))
-            faulted[d] = mode == "none" ? monotonic() : .infinity
+            faulted[d] = mode == "none" ? Monotonic.seconds() : .infinity
             result.plantChanges += 1
             return
         case 76..<90:
@@ -224,7 +220,7 @@ public final class Fuzzer {
             note("clear faults")
             for (d, t) in faulted where t == .infinity {
                 _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", "none")]))
-                faulted[d] = monotonic()
+                faulted[d] = Monotonic.seconds()
             }
             result.plantChanges += 1
             return
@@ -259,7 +255,7 @@ public final class Fuzzer {
         note("drill \(door.id) \(trigger)")
         for (d, t) in faulted where t == .infinity {
             _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", "none")]))
-            faulted[d] = monotonic()
+            faulted[d] = Monotonic.seconds()
         }
         try calmDown(door.zone)
         try observe()
@@ -380,10 +376,8 @@ public final class Fuzzer {
             let i = Int.random(in: 0..<held.count, using: &reactive)
             let h = held.remove(at: i)
             touched.insert(h.point)
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
             let method = Int.random(in: 0..<6, using: &reactive) == 0 ? "approvals.deny" : "approvals.approve"
-            let r = try c.request(method, .obj([("requestId", .string(h.id))]))
+            let r = try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).request(method, .obj([("requestId", .string(h.id))]))
             if let res = r["result"] {
                 result.outcomes["approved -> " + (res["outcome"]?.stringValue ?? "?") + (res["rule"]?.stringValue.map { " \($0)" } ?? ""), default: 0] += 1
             }
@@ -397,7 +391,7 @@ public final class Fuzzer {
     // MARK: Run
 
     public func run() -> FuzzResult {
-        let t0 = monotonic()
+        let t0 = Monotonic.seconds()
         cfg.output("hil fuzz: seed \(cfg.seed), \(cfg.commands) commands, reaction bound \(fmtS(checker.reactionBound))")
         do {
             _ = try simCall("plant.reset")
@@ -406,7 +400,7 @@ public final class Fuzzer {
             usleep(useconds_t(3 * scanInterval * 1e6))
             try observe()
             while commandNo < cfg.commands {
-                if cfg.maxSeconds > 0 && monotonic() - t0 > cfg.maxSeconds { break }
+                if cfg.maxSeconds > 0 && Monotonic.seconds() - t0 > cfg.maxSeconds { break }
                 commandNo += 1
                 if Int.random(in: 0..<100, using: &rng) < 12 {
                     try randomPlantChange()
@@ -429,7 +423,7 @@ public final class Fuzzer {
         } catch {
             result.failures.append("command \(commandNo): \(error)")
         }
-        result.seconds = monotonic() - t0
+        result.seconds = Monotonic.seconds() - t0
         result.choices = digest
         return result
     }

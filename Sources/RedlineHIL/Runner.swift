@@ -2,12 +2,6 @@ import Foundation
 import RedlineClient
 import RedlineCore
 
-/// Seconds on a monotonic clock.
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 func sleepSeconds(_ s: Double) { if s > 0 { usleep(useconds_t(min(s, 3600) * 1e6)) } }
 
@@ -49,13 +43,20 @@ public struct RunConfig {
     }
 }
 
-struct StepFailure: Error { let message: String; init(_ m: String) { message = m } }
+struct StepFailure: Error {
+    let message: String
+    /// Nothing more can be done in this run (in guided mode: nobody answers any more).
+    let endsRun: Bool
+    init(_ m: String, endsRun: Bool = false) { message = m; self.endsRun = endsRun }
+}
 
-/// Runs scenarios against a live daemon and simulator (or, guided, a real site).
-public final class ScenarioRunner {
+/// Runs scenarios against a live daemon: a step interpreter over a `PlantDriver`, the simulator
+/// (`SimulatedPlant`) or, guided, a real site and a person (`GuidedPlant`).
+public final class ScenarioRunner: PlantContext {
     let cfg: RunConfig
+    let plant: any PlantDriver
     let checker: InvariantChecker
-    var channels: [String: any RPCChannel] = [:]
+    var channels: [String: any RPCTransport] = [:]
     var connections: [String] = []
     var invState = InvariantState()
     var previous: PlantState?
@@ -70,35 +71,27 @@ public final class ScenarioRunner {
 
     public init(config: RunConfig) {
         cfg = config
+        plant = config.guided ? GuidedPlant(input: config.input) : SimulatedPlant(control: config.simControl)
         checker = InvariantChecker(site: config.site, marginMs: config.marginMs)
     }
 
     deinit { for c in channels.values { c.close() } }
 
     var scanInterval: Double { Double(cfg.site.timing.scanIntervalMs) / 1000 }
+    var site: Site { cfg.site }
+    func setByPeople(_ name: String) { human.insert(name) }
+    func deviceFault(_ device: String, mode: String) { if mode == "none" { faulted.remove(device) } else { faulted.insert(device) } }
+    func say(_ line: String) { cfg.output(line) }
 
     // MARK: Connections
 
-    func sim() throws(StepFailure) -> LineClient {
-        guard let path = cfg.simControl else { throw StepFailure("no simulator control socket (guided mode)") }
-        do { return try LineClient(path: path, timeoutMs: 15_000) } catch { throw StepFailure("simulator control: \(error)") }
-    }
-
-    func simCall(_ method: String, _ params: JSON? = nil) throws(StepFailure) -> JSON {
-        let c = try sim()
-        defer { c.close() }
-        do { return try c.call(method, params) } catch { throw StepFailure("\(method): \(error)") }
-    }
-
     func operatorCall(_ method: String, _ params: JSON? = nil) throws(StepFailure) -> JSON {
         do {
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
-            return try c.call(method, params)
+            return try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).call(method, params)
         } catch { throw StepFailure("operator \(method): \(error)") }
     }
 
-    func channel(_ agent: String) throws(StepFailure) -> any RPCChannel {
+    func channel(_ agent: String) throws(StepFailure) -> any RPCTransport {
         if let c = channels[agent] { return c }
         guard let a = cfg.site.agent(named: agent) else { throw StepFailure("no agent \"\(agent)\" in site \(cfg.site.name)") }
         do {
@@ -119,19 +112,6 @@ public final class ScenarioRunner {
 
     // MARK: Looking at the plant
 
-    /// Ground truth: `plant.get`, or in guided mode the daemon's readings of every point the observer sees.
-    func lookAtPlant() throws(StepFailure) -> PlantState {
-        if cfg.simControl != nil {
-            guard let o = try simCall("plant.get").objectValue else { throw StepFailure("plant.get returned no object") }
-            var p: PlantState = [:]
-            for (k, v) in o { if let n = v.numberValue { p[k] = n } }
-            return p
-        }
-        guard let obs = observerAgent, let a = cfg.site.agent(named: obs) else { throw StepFailure("no observer agent") }
-        let ids = cfg.site.points.filter { a.canSee($0.id) }.map(\.id)
-        return try readPoints(obs, ids).compactMapValues { $0.quality == "good" ? $0.value : nil }
-    }
-
     func readPoints(_ agent: String, _ ids: [String]) throws(StepFailure) -> [String: (value: Double?, quality: String)] {
         let r: JSON
         do { r = try channel(agent).call("points.read", .obj([("ids", .array(ids.map { .string($0) }))])) } catch let e as StepFailure {
@@ -147,8 +127,8 @@ public final class ScenarioRunner {
     /// One invariant check: look, compare with the last look, forget the attribution.
     @discardableResult
     func observe() throws(StepFailure) -> PlantState {
-        let now = try lookAtPlant()
-        let v = checker.check(&invState, previous: previous, current: now, time: monotonic(),
+        let now = try plant.look(self)
+        let v = checker.check(&invState, previous: previous, current: now, time: Monotonic.seconds(),
                               attribution: Attribution(agentTouched: touched, humanSet: human, faultedDevices: faulted))
         checks += 1
         previous = now
@@ -162,13 +142,13 @@ public final class ScenarioRunner {
     /// Keeps looking while a door waits for E-1, until it is released or its bound has passed.
     /// Returns how long each released door took (from the first look that found it due).
     func settleDoors() throws(StepFailure) -> String {
-        let deadline = monotonic() + checker.reactionBound + 2 * scanInterval + 0.2
+        let deadline = Monotonic.seconds() + checker.reactionBound + 2 * scanInterval + 0.2
         var notes: [String] = []
-        while !checker.pendingDoors(invState).isEmpty && monotonic() < deadline {
+        while !checker.pendingDoors(invState).isEmpty && Monotonic.seconds() < deadline {
             let waiting = invState.lockedUnsafeSince
             sleepSeconds(scanInterval)
             let now = try observe()
-            let t = monotonic()
+            let t = Monotonic.seconds()
             for (door, since) in waiting where invState.lockedUnsafeSince[door] == nil && (now[door] ?? 1) == 0 {
                 notes.append("\(door) released (E-1) within \(fmtS(t - since)) of being seen due (bound \(fmtS(checker.reactionBound)))")
             }
@@ -178,9 +158,9 @@ public final class ScenarioRunner {
 
     /// Waits `s` seconds of wall time, checking the invariants every scan interval.
     func waitChecking(_ s: Double) throws(StepFailure) {
-        let end = monotonic() + s
-        while monotonic() < end {
-            sleepSeconds(min(max(scanInterval, 0.05), end - monotonic()))
+        let end = Monotonic.seconds() + s
+        while Monotonic.seconds() < end {
+            sleepSeconds(min(max(scanInterval, 0.05), end - Monotonic.seconds()))
             try observe()
         }
     }
@@ -188,8 +168,8 @@ public final class ScenarioRunner {
     /// Waits until the daemon has completed `n` more scans.
     func waitScans(_ n: Int) throws(StepFailure) {
         let start = Int(try operatorCall("status")["scans"]?.numberValue ?? 0)
-        let deadline = monotonic() + 10
-        while monotonic() < deadline {
+        let deadline = Monotonic.seconds() + 10
+        while Monotonic.seconds() < deadline {
             if Int(try operatorCall("status")["scans"]?.numberValue ?? 0) >= start + n { return }
             sleepSeconds(0.02)
         }
@@ -199,26 +179,27 @@ public final class ScenarioRunner {
     // MARK: Running
 
     public func run(_ scenario: Scenario) -> ScenarioResult {
-        var result = ScenarioResult(name: scenario.name, file: scenario.file, mode: cfg.guided ? "guided" : "simulated")
-        let t0 = monotonic()
-        cfg.output("== \(scenario.name) (\(scenario.file)), \(cfg.guided ? "guided proof test" : "simulated plant")")
+        var result = ScenarioResult(name: scenario.name, file: scenario.file, mode: plant.mode)
+        let t0 = Monotonic.seconds()
+        cfg.output("== \(scenario.name) (\(scenario.file)), \(plant.title)")
         if !scenario.description.isEmpty { cfg.output("   \(scenario.description.split(separator: "\n").joined(separator: "\n   "))") }
         do {
             try prepare(scenario)
         } catch {
             result.error = "preparing: \(error.message)"
             cfg.output("  ERROR \(result.error!)")
-            result.seconds = monotonic() - t0
+            result.seconds = Monotonic.seconds() - t0
             return result
         }
         for step in scenario.steps {
             stepNo += 1
             let title = step.title ?? describe(step.action)
             let at = Date()
-            let s0 = monotonic()
+            let s0 = Monotonic.seconds()
             stepViolations = []
             var status = StepResult.Status.passed
             var detail = ""
+            var endsRun = false
             do {
                 detail = try perform(step.action)
                 if detail.hasPrefix("SKIPPED") { status = .skipped }
@@ -228,18 +209,19 @@ public final class ScenarioRunner {
             } catch {
                 status = .failed
                 detail = error.message
+                endsRun = error.endsRun
             }
             if !stepViolations.isEmpty {
                 status = .failed
                 detail += (detail.isEmpty ? "" : "; ") + "invariants: " + stepViolations.map(\.description).joined(separator: "; ")
             }
             let st = StepResult(index: stepNo, line: step.line, title: title, status: status, detail: detail, at: at,
-                                seconds: monotonic() - s0, violations: stepViolations)
+                                seconds: Monotonic.seconds() - s0, violations: stepViolations)
             result.violations += stepViolations
             result.steps.append(st)
             let mark = status == .passed ? "ok  " : (status == .failed ? "FAIL" : "skip")
             cfg.output("  \(mark) \(String(format: "%3d", stepNo)) \(title)\(detail.isEmpty ? "" : ": " + detail)")
-            if cfg.guided && status == .failed && detail.contains("no answer") { break }
+            if endsRun { break }
         }
         if let path = cfg.auditPath {
             result.auditVerdict = verifyAudit(path)
@@ -250,23 +232,18 @@ public final class ScenarioRunner {
         }
         result.checks = checks
         result.connections = connections
-        result.seconds = monotonic() - t0
+        result.seconds = Monotonic.seconds() - t0
         cfg.output("  \(result.passed ? "PASS" : "FAIL") \(scenario.name): \(result.steps.count) steps, \(result.failedSteps.count) failed, \(result.violations.count) invariant violations, \(checks) invariant checks")
         return result
     }
 
-    /// A calm start: plant reset, faults cleared, agents released, nothing held (simulated);
-    /// in guided mode the engineer confirms the site is ready.
+    /// A calm start: the plant in its normal state (the simulator reset, or the engineer confirms
+    /// the site is ready), agents released, nothing held.
     func prepare(_ scenario: Scenario) throws(StepFailure) {
         invState = InvariantState()
         previous = nil
         touched = []; human = []; faulted = []; labels = [:]; checks = 0; stepNo = 0
-        if cfg.guided {
-            try prompt("Put \(cfg.site.name) in its normal state (rooms empty, alarms clear, doors released), make sure the test is authorised, then press Enter.",
-                       equivalent: "plant.reset")
-        } else {
-            _ = try simCall("plant.reset")
-        }
+        try plant.reset(self)
         for a in cfg.site.agents { _ = try operatorCall("agents.release", .obj([("agent", .string(a.name))])) }
         // Not in agents-held (docs/DESIGN.md §6.2) from earlier scenarios' red-line denials. A daemon
         // without the method (older than escalation) answers an error, which changes nothing here.
@@ -323,33 +300,13 @@ public final class ScenarioRunner {
             return ""
 
         case .plant(let changes, let instruction):
-            if cfg.guided { return try guidedPlant(changes, instruction) }
-            for c in changes {
-                _ = try simCall("plant.set", .obj([("name", .string(c.name)), ("value", .number(c.value))]))
-                human.insert(c.name)
-            }
-            return ""
+            return try plant.set(changes, instruction: instruction, self)
 
         case .fault(let d, let mode, let instruction):
-            if cfg.guided { return try guidedFault(d, mode, instruction) }
-            _ = try simCall("device.fault", .obj([("device", .string(d)), ("mode", .string(mode))]))
-            if mode == "none" { faulted.remove(d) } else { faulted.insert(d) }
-            return ""
+            return try plant.fault(d, mode: mode, instruction: instruction, self)
 
         case .advance(let s, let instruction):
-            if cfg.guided {
-                try prompt(instruction ?? "Let \(fmt(s)) s of plant time pass (keep the conditions as they are), then press Enter.",
-                           equivalent: "plant.advance \(fmt(s))")
-                return "engineer let \(fmt(s)) s pass"
-            }
-            do {
-                let c = try sim()
-                defer { c.close() }
-                let r = try c.call("plant.advance", .obj([("seconds", .number(s))]))
-                return "plant time \(fmt(((r["time"]?.numberValue ?? 0) * 10).rounded() / 10)) s"
-            } catch let e as StepFailure { throw e } catch {
-                throw StepFailure("plant.advance: \(error) (run redline-sim with --clock manual for scenarios that advance time)")
-            }
+            return try plant.advance(s, instruction: instruction, self)
 
         case .wait(let s):
             try waitChecking(s)
@@ -399,19 +356,7 @@ public final class ScenarioRunner {
             return "released: \(r["released"]?.boolValue == true ? "was quarantined" : "was not quarantined")"
 
         case .expectState(let list, let within):
-            if cfg.guided { return try guidedExpect(list, within) }
-            let deadline = monotonic() + within
-            var last: PlantState = [:]
-            while true {
-                last = try observe()
-                let bad = list.filter { !$0.match.matches(last[$0.name]) }
-                if bad.isEmpty { break }
-                if monotonic() >= deadline {
-                    throw StepFailure("after \(fmt(within)) s: " + bad.map { "\($0.name) = \(last[$0.name].map(fmt) ?? "missing"), expected \($0.match)" }.joined(separator: "; "))
-                }
-                sleepSeconds(scanInterval)
-            }
-            return list.map { "\($0.name) = \(last[$0.name].map(fmt) ?? "?")" }.joined(separator: ", ")
+            return try plant.expect(list, within: within, self)
 
         case .audit(let patterns):
             guard let path = cfg.auditPath else { return "SKIPPED: no --audit PATH given" }
@@ -421,9 +366,7 @@ public final class ScenarioRunner {
 
     func operatorRequest(_ method: String, _ params: JSON) throws(StepFailure) -> JSON {
         do {
-            let c = try LineClient(path: cfg.operatorSocket, timeoutMs: 15_000)
-            defer { c.close() }
-            return try c.request(method, params)
+            return try FreshConnections(path: cfg.operatorSocket, timeoutMs: 15_000).request(method, params)
         } catch { throw StepFailure("operator \(method): \(error)") }
     }
 
@@ -459,143 +402,5 @@ public final class ScenarioRunner {
             found.append("seq \(fmt(hit["seq"]?.numberValue ?? 0))")
         }
         return "\(verdict); " + found.joined(separator: ", ")
-    }
-
-    // MARK: Guided mode
-
-    /// Prints an instruction and waits for Enter (or a y/n answer when `question`).
-    @discardableResult
-    func prompt(_ text: String, equivalent: String, question: Bool = false) throws(StepFailure) -> String {
-        cfg.output(">> STEP \(stepNo): \(text)")
-        cfg.output("   (simulator equivalent: \(equivalent))")
-        cfg.output(question ? "   Answer y or n, then press Enter:" : "   Press Enter when done.")
-        guard let answer = cfg.input() else { throw StepFailure("no answer from the engineer (input closed)") }
-        return answer.trimmingCharacters(in: .whitespaces).lowercased()
-    }
-
-    /// The points whose readings show a plant variable.
-    func witnesses(_ name: String) -> [Point] {
-        if let p = cfg.site.point(name) { return [p] }
-        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { return [] }
-        let role: Role?
-        switch parts[1] {
-        case "occupied": role = .occupancy
-        case "temperature": role = .temperature
-        case "oxygen": role = .oxygen
-        case "co2": role = .co2
-        case "humidity": role = .humidity
-        case "failed": return cfg.site.points.filter { $0.device == parts[0] && $0.role == .equipmentFault }
-        default: role = nil
-        }
-        guard let role else { return [] }
-        return cfg.site.points.filter { $0.zone == parts[0] && $0.role == role }
-    }
-
-    func instruction(for c: PlantChange) -> String {
-        let parts = c.name.split(separator: ".", maxSplits: 1).map(String.init)
-        let on = c.value != 0
-        if let p = cfg.site.point(c.name) {
-            switch p.role {
-            case .occupancy: return on ? "Trigger the occupancy sensor \(p.id) in \(p.zone)" : "Clear the occupancy sensor \(p.id) in \(p.zone) (leave the room)"
-            case .fireAlarm: return on ? "Put the fire panel \(p.device) into alarm (operate a test detector or call point)" : "Reset the fire panel \(p.device) at the panel"
-            case .gasAlarm: return on ? "Put the gas detection \(p.device) into alarm with test gas" : "Reset the gas alarm \(p.device) at the panel"
-            default: return "Make \(p.id) read \(fmt(c.value))"
-            }
-        }
-        guard parts.count == 2 else { return "Make \(c.name) = \(fmt(c.value))" }
-        switch parts[1] {
-        case "occupied": return on ? "Trigger the occupancy sensor in \(parts[0])" : "Clear the occupancy sensor in \(parts[0]) (leave the room)"
-        case "temperature": return "Bring the temperature sensor in \(parts[0]) to \(fmt(c.value)) °C (calibrator or heat gun)"
-        case "oxygen": return "Bring the oxygen sensor in \(parts[0]) to \(fmt(c.value)) % (test gas or calibrator)"
-        case "co2": return "Bring the CO2 sensor in \(parts[0]) to \(fmt(c.value)) % (test gas or calibrator)"
-        case "failed": return on ? "Fail \(parts[0]) (trip it at its isolator so it stops)" : "Restore \(parts[0]) (close its isolator)"
-        default: return "Make \(c.name) = \(fmt(c.value))"
-        }
-    }
-
-    func near(_ v: Double, _ want: Double, _ role: Role) -> Bool {
-        role.isBoolean ? (v != 0) == (want != 0) : abs(v - want) <= max(0.5, abs(want) * 0.05)
-    }
-
-    func guidedPlant(_ changes: [PlantChange], _ given: String?) throws(StepFailure) -> String {
-        var evidence: [String] = []
-        // A step's own instruction covers all its changes (one prompt); otherwise one prompt per change.
-        if let given {
-            try prompt("\(given), then press Enter.", equivalent: changes.map { "plant.set \($0.name) \(fmt($0.value))" }.joined(separator: "; "))
-        }
-        for c in changes {
-            if given == nil {
-                try prompt("\(instruction(for: c)), then press Enter.", equivalent: "plant.set \(c.name) \(fmt(c.value))")
-            }
-            let pts = witnesses(c.name)
-            guard let obs = observerAgent, !pts.isEmpty else {
-                evidence.append("\(c.name) = \(fmt(c.value)): no input shows it; on the engineer's word")
-                human.insert(c.name)
-                continue
-            }
-            // Confirm on the real inputs (allow a few scans for the reading to arrive).
-            let deadline = monotonic() + Double(cfg.site.timing.staleAfterMs) / 1000 + 2
-            var last: [String: (value: Double?, quality: String)] = [:]
-            while true {
-                last = try readPoints(obs, pts.map(\.id))
-                let ok = pts.allSatisfy { p in last[p.id].map { $0.quality == "good" && near($0.value ?? .nan, c.value, p.role) } ?? false }
-                if ok { break }
-                if monotonic() >= deadline {
-                    throw StepFailure("NOT CONFIRMED: " + pts.map { "\($0.id) reads \(last[$0.id]?.value.map(fmt) ?? "null") (\(last[$0.id]?.quality ?? "?"))" }.joined(separator: ", ") + ", expected \(fmt(c.value))")
-                }
-                sleepSeconds(scanInterval)
-            }
-            for p in pts { human.insert(p.id) }
-            human.insert(c.name)
-            evidence.append("confirmed " + pts.map { "\($0.id) = \(last[$0.id]?.value.map(fmt) ?? "?") (\(last[$0.id]?.quality ?? "?"))" }.joined(separator: ", "))
-        }
-        return evidence.joined(separator: "; ")
-    }
-
-    func guidedFault(_ device: String, _ mode: String, _ given: String?) throws(StepFailure) -> String {
-        let text = given ?? (mode == "none" ? "Reconnect \(device) to its bus" : "Disconnect \(device) from its bus (fault: \(mode))")
-        try prompt("\(text), then press Enter.", equivalent: "device.fault \(device) \(mode)")
-        if mode == "none" { faulted.remove(device) } else { faulted.insert(device) }
-        let pts = cfg.site.points.filter { $0.device == device }
-        guard let obs = observerAgent, !pts.isEmpty else { return "on the engineer's word" }
-        let deadline = monotonic() + Double(cfg.site.timing.staleAfterMs) / 1000 + 3
-        while true {
-            let got = try readPoints(obs, pts.map(\.id))
-            let allGood = pts.allSatisfy { got[$0.id]?.quality == "good" }
-            let noneGood = pts.allSatisfy { got[$0.id]?.quality != "good" }
-            if mode == "none" ? allGood : noneGood {
-                return "confirmed: \(device) readings " + (mode == "none" ? "good" : "not good (" + Set(pts.compactMap { got[$0.id]?.quality }).sorted().joined(separator: ", ") + ")")
-            }
-            if monotonic() >= deadline { throw StepFailure("NOT CONFIRMED: \(device) readings are " + pts.map { "\($0.id) \(got[$0.id]?.quality ?? "?")" }.joined(separator: ", ")) }
-            sleepSeconds(scanInterval)
-        }
-    }
-
-    func guidedExpect(_ list: [StateExpectation], _ within: Double) throws(StepFailure) -> String {
-        var parts: [String] = []
-        let readable = list.filter { cfg.site.point($0.name) != nil }
-        if !readable.isEmpty, let obs = observerAgent {
-            let deadline = monotonic() + within
-            while true {
-                let got = try readPoints(obs, readable.map(\.name))
-                try observe()
-                let bad = readable.filter { !$0.match.matches(got[$0.name]?.value) }
-                if bad.isEmpty {
-                    parts += readable.map { "\($0.name) reads \(got[$0.name]?.value.map(fmt) ?? "?")" }
-                    break
-                }
-                if monotonic() >= deadline {
-                    throw StepFailure("after \(fmt(within)) s: " + bad.map { "\($0.name) reads \(got[$0.name]?.value.map(fmt) ?? "null"), expected \($0.match)" }.joined(separator: "; "))
-                }
-                sleepSeconds(scanInterval)
-            }
-        }
-        for e in list where cfg.site.point(e.name) == nil {
-            let a = try prompt("Check on site that \(e.name) is \(e.match) (no point reads it).", equivalent: "plant.get \(e.name), expect \(e.match)", question: true)
-            guard a.hasPrefix("y") else { throw StepFailure("engineer reports \(e.name) is not \(e.match)") }
-            parts.append("\(e.name) \(e.match): confirmed by the engineer")
-        }
-        return parts.joined(separator: ", ")
     }
 }

@@ -61,8 +61,8 @@ public struct HostCheck: Sendable {
     public var devicesDir: String?
     public var localDevicesDir: String?
     public var serviceUser = "_redline"
-    public var agentSocket = "/run/redline/agent.sock"
-    public var operatorSocket = "/run/redline/operator.sock"
+    public var agentSocket = SocketPaths.agentDefault
+    public var operatorSocket = SocketPaths.operatorDefault
     public var audit = "/var/lib/redline/audit.jsonl"
     public var only: Set<CheckCategory> = Set(CheckCategory.allCases)
     public var connectTimeoutMs = 1000

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import RedlineClient
 import RedlineConfig
 import RedlineCore
 import RedlineHIL
@@ -37,10 +38,10 @@ struct HILOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Directory of device profiles (default: <site dir>/../Devices).", valueName: "DIR"))
     var devices: String?
 
-    @Option(name: .long, help: ArgumentHelp("Agent socket (default: $REDLINE_AGENT_SOCKET or /run/redline/agent.sock).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Agent socket (default: \(SocketPaths.agentHelp)).", valueName: "PATH"))
     var agentSocket: String?
 
-    @Option(name: .long, help: ArgumentHelp("Operator socket (default: $REDLINE_OPERATOR_SOCKET or /run/redline/operator.sock).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Operator socket (default: \(SocketPaths.operatorHelp)).", valueName: "PATH"))
     var operatorSocket: String?
 
     @Option(name: .long, help: ArgumentHelp("redline-sim's control socket (required unless --guided).", valueName: "PATH"))
@@ -52,8 +53,8 @@ struct HILOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Margin added to 2 scan intervals before a door must be released (E-1).", valueName: "MS"))
     var reactionMarginMs: Int64 = 500
 
-    var agentPath: String { agentSocket ?? env("REDLINE_AGENT_SOCKET") ?? "/run/redline/agent.sock" }
-    var operatorPath: String { operatorSocket ?? env("REDLINE_OPERATOR_SOCKET") ?? "/run/redline/operator.sock" }
+    var agentPath: String { SocketPaths.agent(agentSocket) }
+    var operatorPath: String { SocketPaths.operator(operatorSocket) }
 
     func loadSite(_ file: String) throws -> Site {
         do { return try SiteLoader.load(siteFile: file, devicesDir: devices) } catch {
@@ -216,11 +217,6 @@ struct HILFuzz: ParsableCommand {
     }
 }
 
-func env(_ name: String) -> String? {
-    guard let v = getenv(name) else { return nil }
-    let s = String(cString: v)
-    return s.isEmpty ? nil : s
-}
 
 func printErr(_ s: String) {
     var line = s + "\n"

@@ -135,7 +135,7 @@ struct Audit: ParsableCommand {
                 `redlinectl audit verify --checkpoints DIR FILE...` then checks log files against what DIR holds.
                 """)
         @Argument(help: "The witness's folder (checkpoints and the pinned key).") var dir: String
-        @Option(name: .long, help: ArgumentHelp("Operator socket to fetch the latest checkpoint from (default: $REDLINE_OPERATOR_SOCKET or /run/redline/operator.sock).", valueName: "PATH"))
+        @Option(name: .long, help: ArgumentHelp("Operator socket to fetch the latest checkpoint from (default: \(SocketPaths.operatorHelp)).", valueName: "PATH"))
         var socket: String?
         @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Checkpoint files to witness instead of the socket, oldest first.", valueName: "FILE"))
         var from: [String] = []
@@ -165,7 +165,7 @@ struct Audit: ParsableCommand {
                 }
                 return
             }
-            let path = socket ?? env("REDLINE_OPERATOR_SOCKET") ?? "/run/redline/operator.sock"
+            let path = SocketPaths.operator(socket)
             while true {
                 let r = try call(path, "audit.checkpoint")
                 guard let text = r["checkpoint"]?.stringValue, let cp = try? AuditCheckpoint.parse(text) else {

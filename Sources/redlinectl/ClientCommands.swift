@@ -7,30 +7,25 @@ import RedlineCore
 
 /// Where the sockets are: flag, then environment, then the daemon's default.
 struct SocketOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Agent socket (default: $REDLINE_AGENT_SOCKET or /run/redline/agent.sock).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Agent socket (default: \(SocketPaths.agentHelp)).", valueName: "PATH"))
     var socket: String?
 
     @Flag(name: .long, help: "Print the raw JSON result instead of text.")
     var json = false
 
-    var agentPath: String { socket ?? env("REDLINE_AGENT_SOCKET") ?? "/run/redline/agent.sock" }
+    var agentPath: String { SocketPaths.agent(socket) }
 }
 
 struct OperatorSocketOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Operator socket (default: $REDLINE_OPERATOR_SOCKET or /run/redline/operator.sock).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Operator socket (default: \(SocketPaths.operatorHelp)).", valueName: "PATH"))
     var socket: String?
 
     @Flag(name: .long, help: "Print the raw JSON result instead of text.")
     var json = false
 
-    var operatorPath: String { socket ?? env("REDLINE_OPERATOR_SOCKET") ?? "/run/redline/operator.sock" }
+    var operatorPath: String { SocketPaths.operator(socket) }
 }
 
-func env(_ name: String) -> String? {
-    guard let v = getenv(name) else { return nil }
-    let s = String(cString: v)
-    return s.isEmpty ? nil : s
-}
 
 func printErr(_ s: String) {
     var line = s + "\n"
@@ -40,9 +35,7 @@ func printErr(_ s: String) {
 /// Calls one method and turns transport and RPC errors into a clear message and exit code 1.
 func call(_ path: String, _ method: String, _ params: JSON? = nil) throws -> JSON {
     do {
-        let c = try LineClient(path: path)
-        defer { c.close() }
-        return try c.call(method, params)
+        return try FreshConnections(path: path).call(method, params)
     } catch {
         printErr("redlinectl: \(method): \(error)")
         throw ExitCode(1)

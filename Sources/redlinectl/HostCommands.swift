@@ -173,10 +173,10 @@ struct HostCheckCommand: ParsableCommand {
     var serviceUser = "_redline"
 
     @Option(name: .long, help: ArgumentHelp("Agent socket.", valueName: "PATH"))
-    var agentSocket = "/run/redline/agent.sock"
+    var agentSocket = SocketPaths.agentDefault
 
     @Option(name: .long, help: ArgumentHelp("Operator socket.", valueName: "PATH"))
-    var operatorSocket = "/run/redline/operator.sock"
+    var operatorSocket = SocketPaths.operatorDefault
 
     @Option(name: .long, help: ArgumentHelp("Audit log.", valueName: "PATH"))
     var audit = "/var/lib/redline/audit.jsonl"

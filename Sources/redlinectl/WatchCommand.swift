@@ -164,7 +164,7 @@ struct Watch: ParsableCommand {
         _ = bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
         close(fds[1])
         var status: Int32 = 0
-        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        func now() -> Double { Monotonic.seconds() }
         func reaped() -> Bool { waitpid(pid, &status, WNOHANG) == pid }
         let deadline = now() + execTimeout
         while !reaped() {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
+import RedlineCore
 import RedlineDaemon
 
 /// `redlined`: the interlock service. Thin: flags in, `RedlineDaemon.run` does the work.
@@ -44,10 +45,10 @@ struct Redlined: AsyncParsableCommand {
     var localDevices: String?
 
     @Option(name: .long, help: ArgumentHelp("Agent socket path.", valueName: "PATH"))
-    var agentSocket = "/run/redline/agent.sock"
+    var agentSocket = SocketPaths.agentDefault
 
     @Option(name: .long, help: ArgumentHelp("Operator socket path.", valueName: "PATH"))
-    var operatorSocket = "/run/redline/operator.sock"
+    var operatorSocket = SocketPaths.operatorDefault
 
     @Option(name: .long, help: ArgumentHelp("Audit log (JSON Lines, hash-chained, append-only).", valueName: "PATH"))
     var audit = "/var/lib/redline/audit.jsonl"

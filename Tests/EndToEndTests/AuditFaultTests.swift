@@ -44,7 +44,7 @@ func records(_ path: String) throws -> [JSON] { try lines(path).map { try JSON.p
 struct AuditFaultTests {
     static let facilities: UInt32 = 2001
 
-    func lockDoor(_ s: PlantAndDaemon, _ c: PeerConnection) throws {
+    func lockDoor(_ s: PlantAndDaemon, _ c: UidRelay) throws {
         let held = try c.write("sra-door.lock", 1)
         let rid = try #require(held["requestId"]?.stringValue)
         let done = try s.operatorCall("approvals.approve", ["requestId": .string(rid)])

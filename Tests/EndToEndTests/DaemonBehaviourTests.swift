@@ -10,7 +10,7 @@ struct DaemonBehaviourTests {
     static let facilities: UInt32 = 2001
 
     /// Locks the server-room door through an operator's approval, on an empty calm plant.
-    func lockDoor(_ s: PlantAndDaemon, _ c: PeerConnection) throws {
+    func lockDoor(_ s: PlantAndDaemon, _ c: UidRelay) throws {
         let held = try c.write("sra-door.lock", 1)
         #expect(held["outcome"]?.stringValue == "held")
         let rid = try #require(held["requestId"]?.stringValue)

@@ -39,7 +39,7 @@ struct EventsTests {
     }
 
     /// Drives one of every event kind a scripted plant can cause.
-    static func script(_ s: PlantAndDaemon, _ c: PeerConnection) throws {
+    static func script(_ s: PlantAndDaemon, _ c: UidRelay) throws {
         // request.held, then request.approved (it executes: the door locks)
         let held = try c.write("sra-door.lock", 1, reason: "night mode")
         let rid = try #require(held["requestId"]?.stringValue)
@@ -188,7 +188,7 @@ struct EventsTests {
     @Test("an agent's account cannot subscribe: the operator socket refuses it")
     func agentRefused() throws {
         let s = try PlantAndDaemon()
-        let p = try PeerConnection(path: s.operatorSocket, uid: Self.facilities)
+        let p = try UidRelay(path: s.operatorSocket, uid: Self.facilities)
         defer { p.close() }
         try p.sendLine("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\"}")
         let r = try p.readJSON()

@@ -11,12 +11,15 @@ final class ScriptedEngineer {
     let sim: SimProcess
     /// Prompts whose step the engineer "forgets" to perform (presses Enter without acting).
     let skip: Set<String>
+    /// After this many answers the engineer walks away (closes the runner's stdin).
+    let answers: Int?
     var prompts: [String] = []
     var transcript = ""
 
-    init(sim: SimProcess, skip: Set<String> = []) {
+    init(sim: SimProcess, skip: Set<String> = [], answers: Int? = nil) {
         self.sim = sim
         self.skip = skip
+        self.answers = answers
     }
 
     /// Does what the `simulator equivalent` line says; returns the answer to type.
@@ -70,6 +73,7 @@ final class ScriptedEngineer {
         let deadline = Date().addingTimeInterval(timeout)
         var pending = ""
         var equivalent = ""
+        var answered = 0
         let fd = fromRunner.fileHandleForReading.fileDescriptor
         while Date() < deadline {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -88,9 +92,11 @@ final class ScriptedEngineer {
                     equivalent = String(line[r.upperBound...].dropLast())
                 }
                 let question = line.contains("Answer y or n")
-                if question || line.contains("Press Enter when done.") {
+                if (question || line.contains("Press Enter when done.")) && answered < (answers ?? .max) {
                     let answer = try act(equivalent, question: question)
                     try toRunner.fileHandleForWriting.write(contentsOf: Array((answer + "\n").utf8))
+                    answered += 1
+                    if answered == answers { try toRunner.fileHandleForWriting.close() }
                 }
             }
         }
@@ -153,5 +159,34 @@ struct HILGuidedTests {
         let md = try String(contentsOfFile: report, encoding: .utf8)
         #expect(md.contains("NOT CONFIRMED"))
         #expect(md.contains("**FAIL**"))
+    }
+
+    @Test("an engineer who stops answering ends the proof test: that step fails with no answer, the later steps are not run")
+    func engineerWalksAway() throws {
+        let s = try PlantAndDaemon(manualClock: true)  // its own plant: suites run in parallel
+        defer { s.stop() }
+        let dir = TempDir(prefix: "rlguided")
+        let file = try dir.write("walk-away.yaml", """
+            scenario: guided-walk-away
+            agent: facilities-agent
+            steps:
+              - plant: {server-room-a.occupied: 1}
+              - plant: {server-room-a.occupied: 0}
+              - plant: {server-room-a.occupied: 1}
+            """)
+        // Answers the calm-start prompt and step 1, then closes its side.
+        let engineer = ScriptedEngineer(sim: s.sim, answers: 2)
+        let status = try engineer.run(["run", "--guided", file, "--site", s.siteFile,
+                                       "--devices", s.root.appendingPathComponent("Devices").path,
+                                       "--agent-socket", s.agentSocket, "--operator-socket", s.operatorSocket])
+        #expect(status == 1, "\(engineer.transcript)")
+        #expect(engineer.transcript.contains("no answer from the engineer (input closed)"), "\(engineer.transcript)")
+        #expect(engineer.prompts.map { String($0.prefix(10)) } == [">> STEP 0:", ">> STEP 1:", ">> STEP 2:"], "\(engineer.transcript)")
+        // The step lines ("  ok     1 title", "  FAIL   2 title: detail"): 1 and 2, nothing after.
+        let stepLines = engineer.transcript.split(separator: "\n").compactMap { line -> Int? in
+            guard line.hasPrefix("  ok  ") || line.hasPrefix("  FAIL ") || line.hasPrefix("  skip") else { return nil }
+            return Int(line.dropFirst(6).prefix(4).trimmingCharacters(in: .whitespaces))
+        }
+        #expect(stepLines == [1, 2], "the run went on after the engineer left:\n\(engineer.transcript)")
     }
 }

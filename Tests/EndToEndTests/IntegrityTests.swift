@@ -72,13 +72,13 @@ struct IntegrityTests {
         let s = try PlantAndDaemon(siteEdit: { $0.replacingOccurrences(of: "  - {uid: 0}\n", with: "  - {uid: 0}\n  - {gid: 3333}\n") })
         // Without the agent check, gid 3333 would admit uid 2001 (it is not an account here, so the
         // start-up group check cannot see it; the connection check must).
-        let op = try PeerConnection(path: s.operatorSocket, uid: Self.facilities, groups: [3333])
+        let op = try UidRelay(path: s.operatorSocket, uid: Self.facilities, groups: [3333])
         defer { op.close() }
         let refused = try op.readJSON()
         #expect(refused["error"]?["code"]?.numberValue == -32006, "\(refused.encoded())")
         #expect(refused["error"]?["message"]?.stringValue?.contains("agents are never admitted") == true)
         // A person (not an agent) in that group is admitted.
-        let person = try PeerConnection(path: s.operatorSocket, uid: 3001, groups: [3333])
+        let person = try UidRelay(path: s.operatorSocket, uid: 3001, groups: [3333])
         defer { person.close() }
         #expect(try person.request("status")["result"]?["ready"]?.boolValue == true)
     }

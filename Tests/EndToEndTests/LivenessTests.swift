@@ -27,7 +27,7 @@ struct UnderLoadLivenessTests {
     }
 
     /// Locks the server-room door through an operator's approval, on a calm, empty plant.
-    func lockDoor(_ s: PlantAndDaemon, _ c: PeerConnection) throws {
+    func lockDoor(_ s: PlantAndDaemon, _ c: UidRelay) throws {
         let held = try c.write("sra-door.lock", 1)
         let rid = try #require(held["requestId"]?.stringValue)
         let done = try s.operatorCall("approvals.approve", ["requestId": .string(rid)])
@@ -39,12 +39,12 @@ struct UnderLoadLivenessTests {
     func firstSeen(_ s: PlantAndDaemon, timeout: Int64 = 10_000, _ pred: ([String: Double]) -> Bool) throws -> Int64? {
         let ctl = try s.sim.control()
         defer { ctl.close() }
-        let deadline = monotonicMs() + timeout
-        while monotonicMs() < deadline {
+        let deadline = Monotonic.milliseconds() + timeout
+        while Monotonic.milliseconds() < deadline {
             let o = try ctl.call("plant.get")
             var plant: [String: Double] = [:]
             if case .object(let kv) = o { for (k, v) in kv { if let n = v.numberValue { plant[k] = n } } }
-            if pred(plant) { return monotonicMs() }
+            if pred(plant) { return Monotonic.milliseconds() }
             usleep(1000)
         }
         return nil
@@ -67,17 +67,17 @@ struct UnderLoadLivenessTests {
         let flood = try Flood(socket: s.agentSocket, uid: Self.reporting, connections: 63, request: Self.floodLine)
         defer { flood.stop() }
         try s.sim.fault("sra-env", "slow", delayMs: sensorDelayMs)
-        let loadStart = monotonicMs()
+        let loadStart = Monotonic.milliseconds()
         usleep(1_500_000)
         let before = flood.answers
         #expect(before > 0, "the flood is answered")
 
-        let t0 = monotonicMs()
+        let t0 = Monotonic.milliseconds()
         try s.sim.set("fire-panel.alarm", 1)
         let released = try firstSeen(s) { $0["sra-door.lock"] == 0 }
         let t1 = try #require(released, "the door was never released")
         usleep(500_000)
-        let loadEnd = monotonicMs()
+        let loadEnd = Monotonic.milliseconds()
         let reaction = t1 - t0
         let gap = notify.longestWatchdogGap(from: loadStart + 200, to: loadEnd)
         print("E-1 under load (sensor \(sensorDelayMs) ms): released after \(reaction) ms; longest watchdog gap \(gap) ms; flood answers \(flood.answers - before) during the alarm phase, \(flood.answers) in all")
@@ -119,7 +119,7 @@ struct UnderLoadLivenessTests {
             defer { ctl.close() }
             while watching.load(ordering: .relaxed) {
                 if let o = try? ctl.call("plant.get"), o["sra-door.lock"]?.numberValue == 1 {
-                    lockedAt.withLock { if $0 == nil { $0 = monotonicMs() } }
+                    lockedAt.withLock { if $0 == nil { $0 = Monotonic.milliseconds() } }
                 }
                 usleep(2000)
             }
@@ -132,7 +132,7 @@ struct UnderLoadLivenessTests {
         }
         approver.start()
         usleep(UInt32(occupyAfterMs) * 1000)
-        let occupiedAt = monotonicMs()
+        let occupiedAt = Monotonic.milliseconds()
         try s.sim.set("server-room-a.occupied", 1)
         let deadline = Date().addingTimeInterval(10)
         while answer.withLock({ $0 }) == nil && Date() < deadline { usleep(5000) }
@@ -169,7 +169,7 @@ struct AdmissionTests {
     func starvation() throws {
         let s = try PlantAndDaemon(daemonArgs: ["--max-connections", "8"])
         // The reporting agent asks for all 8; its share is 4, the rest are refused at once with -32007.
-        var extra: [PeerConnection] = []
+        var extra: [UidRelay] = []
         defer { for x in extra { x.close() } }
         let flood = try Flood(socket: s.agentSocket, uid: Self.reporting, connections: 4, request: Self.floodLine)
         defer { flood.stop() }

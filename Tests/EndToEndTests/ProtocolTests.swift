@@ -9,7 +9,7 @@ struct ProtocolAbuseTests {
     static let facilities: UInt32 = 2001
 
     /// Sends one raw line and returns the error code of the answer.
-    func errorCode(_ c: PeerConnection, _ raw: [UInt8]) throws -> Double? {
+    func errorCode(_ c: UidRelay, _ raw: [UInt8]) throws -> Double? {
         try c.send(raw: raw + [0x0A])
         return try c.readJSON()["error"]?["code"]?.numberValue
     }
@@ -93,7 +93,7 @@ struct ProtocolAbuseTests {
     @Test("agents are refused on the operator socket; unknown uids are refused on the agent socket")
     func socketAdmission() throws {
         let s = try SharedStack.get()
-        let a = try PeerConnection(path: s.operatorSocket, uid: Self.facilities)
+        let a = try UidRelay(path: s.operatorSocket, uid: Self.facilities)
         defer { a.close() }
         let r = try a.request("status")
         #expect(r["error"]?["code"]?.numberValue == -32006)

@@ -1,5 +1,6 @@
 import Foundation
 import RedlineConfig
+import RedlineClient
 import RedlineCore
 import RedlineTestSupport
 import Synchronization
@@ -68,4 +69,4 @@ func json(fromYAML v: Any?) -> JSON {
     }
 }
 
-var uidAvailable: Bool { PeerConnection.canSwitchUser }
+var uidAvailable: Bool { UidRelay.canSwitchUser }

@@ -34,6 +34,7 @@ struct ThinExecutablesTests {
         #expect(ctl.bytes.range(of: hilModule) == nil, "\(ctl.path) links RedlineHIL (the scenario runner and the fuzzer)")
         #expect(hil.bytes.range(of: hilModule) != nil, "\(hil.path) does not contain RedlineHIL: the check itself is broken")
         #expect(ctl.bytes.range(of: Data("3MCP6Server".utf8)) != nil, "\(ctl.path) lost the MCP server agents need on the controller")
+        #expect(ctl.bytes.range(of: Data("10RedlineMCP".utf8)) != nil, "\(ctl.path) does not serve MCP through the RedlineMCP library")
     }
 
     @Test("redlinectl has no hil command and says where it went; redline-hil --help teaches run, fuzz and --guided")

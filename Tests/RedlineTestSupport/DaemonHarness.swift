@@ -109,9 +109,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
     /// One call on the operator socket as this process's user (root is an operator of the demo site).
     @discardableResult
     public func operatorCall(_ method: String, _ params: JSON? = nil) throws -> JSON {
-        let c = try LineClient(path: operatorSocket)
-        defer { c.close() }
-        return try c.call(method, params)
+        try FreshConnections(path: operatorSocket).call(method, params)
     }
 
     /// Scans completed so far, from `status`.
@@ -129,8 +127,8 @@ public final class PlantAndDaemon: @unchecked Sendable {
     }
 
     /// A client connected to the agent socket as `uid` (through `setpriv`, so SO_PEERCRED is real).
-    public func agent(uid: UInt32) throws -> PeerConnection {
-        try PeerConnection(path: agentSocket, uid: uid)
+    public func agent(uid: UInt32) throws -> UidRelay {
+        try UidRelay(path: agentSocket, uid: uid)
     }
 
     /// The audit log's records.
@@ -147,85 +145,7 @@ public final class PlantAndDaemon: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// A connection to a Unix socket from another uid: `setpriv` drops to the uid and
-/// runs `socat`, whose stdin/stdout are this object's pipes. The daemon sees the
-/// uid through SO_PEERCRED exactly as it would see a real agent process.
-public final class PeerConnection: @unchecked Sendable {
-    let process = Process()
-    let toPeer = Pipe()
-    let fromPeer = Pipe()
-    private var pending: [UInt8] = []
-    private var nextID = 1
-
-    public static var canSwitchUser: Bool { getuid() == 0 }
-
-    /// `groups`: supplementary groups the peer process holds (none by default).
-    public init(path: String, uid: UInt32, groups: [UInt32] = []) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        let groupArgs = groups.isEmpty ? ["--clear-groups"] : ["--groups", groups.map(String.init).joined(separator: ",")]
-        process.arguments = ["--reuid", String(uid), "--regid", String(uid)] + groupArgs
-            + ["socat", "-t", "0.5", "STDIO", "UNIX-CONNECT:\(path)"]
-        process.standardInput = toPeer
-        process.standardOutput = fromPeer
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    deinit { close() }
-
-    public func close() {
-        try? toPeer.fileHandleForWriting.close()
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-    }
-
-    public func send(raw: [UInt8]) throws {
-        try toPeer.fileHandleForWriting.write(contentsOf: raw)
-    }
-
-    public func sendLine(_ text: String) throws { try send(raw: Array((text + "\n").utf8)) }
-
-    /// Closes the sending side only (the peer sees a half-close); answers can still be read.
-    public func finishSending() { try? toPeer.fileHandleForWriting.close() }
-
-    /// The next line, or `nil` if the peer closed; throws after `timeout` seconds.
-    public func readLine(timeout: Double = 10) throws -> [UInt8]? {
-        let fd = fromPeer.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let nl = pending.firstIndex(of: 0x0A) {
-                let line = Array(pending[..<nl])
-                pending.removeSubrange(...nl)
-                return line
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 { throw TestSupportError("no line within \(timeout) s") }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, Int32(left * 1000))
-            if r <= 0 { continue }
-            var buf = [UInt8](repeating: 0, count: 65536)
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return pending.isEmpty ? nil : { let l = pending; pending = []; return l }() }
-            pending += buf[..<n]
-        }
-    }
-
-    public func readJSON(timeout: Double = 10) throws -> JSON {
-        guard let line = try readLine(timeout: timeout) else { throw TestSupportError("connection closed") }
-        return try JSON.parse(line)
-    }
-
-    /// Sends a request and returns the whole response object.
-    public func request(_ method: String, _ params: JSON? = nil) throws -> JSON {
-        let id = nextID
-        nextID += 1
-        let req = JSON.obj([("jsonrpc", "2.0"), ("id", .number(Double(id))), ("method", .string(method)), ("params", params)])
-        try sendLine(req.encoded())
-        return try readJSON()
-    }
-
+extension UidRelay {
     /// `points.write`, returning the result object (or throwing on an error answer).
     public func write(_ id: String, _ value: Double, reason: String? = nil) throws -> JSON {
         let r = try request("points.write", .obj([("id", .string(id)), ("value", .number(value)), ("reason", reason.map { .string($0) })]))

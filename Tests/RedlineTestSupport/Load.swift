@@ -29,7 +29,7 @@ public final class NotifyListener: @unchecked Sendable {
                 let n = recv(fd, &buf, buf.count, 0)
                 if n > 0 {
                     let m = String(decoding: buf[..<n], as: UTF8.self)
-                    messages.withLock { $0.append((monotonicMs(), m)) }
+                    messages.withLock { $0.append((Monotonic.milliseconds(), m)) }
                 }
             }
         }
@@ -53,13 +53,6 @@ public final class NotifyListener: @unchecked Sendable {
     }
 }
 
-/// Monotonic milliseconds, for tests.
-public func monotonicMs() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-}
-
 /// Agent load: `connections` connections as `uid`, each on its own thread, sending the
 /// requests `request(connection, n)` makes, one at a time, until `stop()`.
 public final class Flood: @unchecked Sendable {
@@ -68,10 +61,10 @@ public final class Flood: @unchecked Sendable {
     private let errors = Atomic<Int>(0)
     private var threads: [Thread] = []
     private let done = DispatchGroup()
-    public private(set) var connections: [PeerConnection] = []
+    public private(set) var connections: [UidRelay] = []
 
     public init(socket path: String, uid: UInt32, connections n: Int, request: @escaping @Sendable (Int, Int) -> String) throws {
-        for _ in 0..<n { connections.append(try PeerConnection(path: path, uid: uid)) }
+        for _ in 0..<n { connections.append(try UidRelay(path: path, uid: uid)) }
         for (k, c) in connections.enumerated() {
             done.enter()
             let t = Thread { [self] in
