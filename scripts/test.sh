@@ -26,6 +26,14 @@ if [ "${FUZZ_SKIP:-0}" != 1 ]; then
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-60}" || fuzz_rc=$?
 fi
 
+# Sanitizers (issue 15): opt-in, beyond the 60-minute budget beside the VM rigs (scripts/sanitizers.sh).
+san_rc=0
+if [ "${SANITIZERS:-0}" = 1 ]; then
+    bash scripts/sanitizers.sh all || san_rc=$?
+else
+    echo "sanitizers: not run (opt-in, about 25 minutes: SANITIZERS=1 bash scripts/test.sh, or scripts/sanitizers.sh)"
+fi
+
 # The confinement proof in network namespaces: the firewall, host-check and the bypass without them
 # (skips without root or ip netns).
 netns_rc=0
@@ -50,6 +58,7 @@ fi
 if [ "$swift_rc" != 0 ]; then echo "test.sh: swift test failed (exit $swift_rc)" >&2; fi
 if [ "$rig_rc" != 0 ]; then echo "test.sh: the GPIO rig failed (exit $rig_rc)" >&2; fi
 if [ "$fuzz_rc" != 0 ]; then echo "test.sh: fuzzing found a crash or an oracle failure (exit $fuzz_rc)" >&2; fi
+if [ "$san_rc" != 0 ]; then echo "test.sh: a sanitizer build found a report or failed (exit $san_rc)" >&2; fi
 if [ "$netns_rc" != 0 ]; then echo "test.sh: the netns confinement test failed (exit $netns_rc)" >&2; fi
 if [ "$sysvm_rc" != 0 ]; then echo "test.sh: the systemd rig failed (exit $sysvm_rc)" >&2; fi
-[ "$swift_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$netns_rc" = 0 ] && [ "$sysvm_rc" = 0 ]
+[ "$swift_rc" = 0 ] && [ "$san_rc" = 0 ] && [ "$rig_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$netns_rc" = 0 ] && [ "$sysvm_rc" = 0 ]
