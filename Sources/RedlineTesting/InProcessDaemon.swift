@@ -14,7 +14,8 @@ import Synchronization
 /// engine, arbiter, effects runner, ledger, liveness and a real audit log (in a temporary
 /// folder, without fsync), and each request goes in as a line through the same entry point
 /// the sockets use (`LineService.answer`: parse, admit, handle, encode). Only the socket is
-/// missing: the caller says which uid is asking, instead of `SO_PEERCRED`. No root needed.
+/// missing: the caller says which uid is asking, instead of `SO_PEERCRED` (its gid is taken to be
+/// the uid, with no supplementary groups). No root needed.
 ///
 /// Scans happen when the test calls `scan`, which moves the clock one scan interval and
 /// waits for the effects' safe-state writes that scan decided. Nothing here sleeps for time
@@ -116,7 +117,8 @@ public final class InProcessDaemon: Sendable {
 
     /// A raw request line, answered as the socket would answer it (`.null` for no answer).
     public func send(line: [UInt8], as uid: UInt32, on socket: DaemonSocket = .agent) async -> JSON {
-        let peer = Peer(pid: getpid(), uid: uid, gid: uid)
+        // pid 0: no process, so the operator socket's group check sees only this gid (not the test process's groups).
+        let peer = Peer(pid: 0, uid: uid, gid: uid)
         let answer = await core.answer(line: line, from: peer, on: socket == .agent ? .agent : .operator)
         await settle()
         return answer ?? .null
