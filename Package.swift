@@ -172,10 +172,20 @@ let package = Package(
         .executableTarget(name: "fuzz-site-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/site-yaml", swiftSettings: strict),
         .executableTarget(name: "fuzz-scenario-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/scenario-yaml", swiftSettings: strict),
 
+        // The in-memory plant behind the plant seam (`PlantAccess`), its manual clock, and the
+        // daemon in process over them: what NIOEmbedded is to NIO. A library for test targets.
+        .target(
+            name: "RedlineTesting",
+            dependencies: [
+                "RedlineCore", "RedlineIO", "RedlineDaemon", "PlantModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // Tests: one target per module, plus end-to-end with real processes.
         .target(
             name: "RedlineTestSupport",
-            dependencies: ["RedlineCore", "RedlineClient"],
+            dependencies: ["RedlineCore", "RedlineClient", .product(name: "Yams", package: "Yams")],
             path: "Tests/RedlineTestSupport",
             swiftSettings: strict),
         .testTarget(
@@ -211,6 +221,12 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: strict),
+        // The daemon's behaviour, effects, approvals, quarantine and the red-team corpus, in
+        // process over the memory plant: fast, no root, no sockets.
+        .testTarget(
+            name: "InProcessTests",
+            dependencies: ["RedlineTesting", "RedlineTestSupport", "RedlineConfig", "RedlineCore", "RedlineIO", "RedlineDaemon"],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineMCPTests",

@@ -33,8 +33,7 @@ public struct AgentLimits: Sendable {
 ///    it is withheld and decided again on fresh readings.
 final class Arbiter: Sendable {
     let site: Site
-    private let io: PlantIO
-    private let scanner: Scanner
+    private let plant: any PlantAccess
     private let audit: AuditLog
     private let ledger: Ledger
     private let effects: EffectsRunner
@@ -43,12 +42,11 @@ final class Arbiter: Sendable {
     private let limits: AgentLimits
     private let lane: FairLane
 
-    init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, ledger: Ledger, effects: EffectsRunner,
+    init(site: Site, plant: any PlantAccess, audit: AuditLog, ledger: Ledger, effects: EffectsRunner,
          logger: Logger, clock: @escaping @Sendable () -> Int64, limits: AgentLimits, executor: (any TaskExecutor)? = nil) {
         lane = FairLane(executor: executor)
         self.site = site
-        self.io = io
-        self.scanner = scanner
+        self.plant = plant
         self.audit = audit
         self.ledger = ledger
         self.effects = effects
@@ -82,7 +80,7 @@ final class Arbiter: Sendable {
         let requested: Double? = cmd.value != value || !representable ? value : nil
 
         // Decided without the plant when no reading could change the outcome: no I/O, no lane.
-        let pre = policyState(snapshot: scanner.snapshot)
+        let pre = policyState(snapshot: plant.snapshot)
         if !representable {
             let (_, d) = Policy.decideQuantized(asked, in: pre)
             return await conclude(rid, cmd, d, freeText: freeText, peer: peer, approvedBy: nil, requested: requested)
@@ -121,7 +119,7 @@ final class Arbiter: Sendable {
             // Buses answer at different speeds: slow buses are read first and fast ones after, so
             // that all the readings are young when the write goes out.
             let t0 = clock()
-            let snap = await scanner.refreshAligned(conditionIDs)
+            let snap = await plant.refreshAligned(conditionIDs, priority: .agent)
             let tRead = clock()
             let state = policyState(snapshot: snap)
             let decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
@@ -135,12 +133,12 @@ final class Arbiter: Sendable {
                 return failure(rid, cmd, approvedBy, "audit log unavailable (\(error)); nothing was written")
             }
             let tAudit = clock()
-            let before = scanner.snapshot.freshValue(of: point, now: clock(), staleAfterMs: site.timing.staleAfterMs)
+            let before = plant.snapshot.freshValue(of: point, now: clock(), staleAfterMs: site.timing.staleAfterMs)
             let age = AgeBox()
             let sentAt = AgeBox()
             // A safe value (a release, a run command) needs no confirmation: it is always allowed.
             let needsConfirmation = cmd.value != point.role.safeValue
-            let result = await io.write(point.id, value: cmd.value, priority: .agent, guard: { [self] in
+            let result = await plant.write(point.id, value: cmd.value, priority: .agent, guard: { [self] in
                 sentAt.set(clock())
                 return confirm(cmd, point: point, conditionIDs: conditionIDs, approved: approvedBy != nil,
                                checkReadings: needsConfirmation, age: age)
@@ -161,7 +159,7 @@ final class Arbiter: Sendable {
                                               ("outcome", "withheld"), ("why", .string(why)), ("attempt", .number(Double(attempt)))])
                 continue
             case .success(let readBack):
-                scanner.record(point.id, readBack: readBack, at: writeStarted)
+                plant.record(point.id, readBack: readBack, at: writeStarted)
                 effects.agentWrote(point, value: readBack, before: before, at: writeStarted)
                 let why = "\(point.id) = \(fmt(readBack)) written and read back"
                 var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id)),
@@ -203,7 +201,7 @@ final class Arbiter: Sendable {
             return "\(d.effect.rawValue) now holds \(point.id) at \(fmt(d.value))"
         }
         guard checkReadings else { return nil }
-        let latest = scanner.snapshot
+        let latest = plant.snapshot
         let interval = site.timing.scanIntervalMs
         var oldest: Int64 = 0
         for id in conditionIDs {

@@ -137,6 +137,9 @@ public final class AuditLog: Sendable {
         var durableHash: String
         var size: Int
         var pending: [Entry] = []
+        /// Records queued, and records the writer has finished with (written or refused).
+        var enqueued = 0
+        var processed = 0
         var closed = false
         var writerDone = false
         /// Batches written and records in them (for status and benchmarks).
@@ -212,6 +215,9 @@ public final class AuditLog: Sendable {
 
     /// The last sealed seq (written or spent).
     public var lastSeq: UInt64 { state.withLock { $0.nextSeq - 1 } }
+
+    /// Every record queued so far has been written (or refused): nothing is on its way to the disk.
+    package var isIdle: Bool { state.withLock { $0.enqueued == $0.processed } }
 
     /// The last durable record's seq.
     public var durableSeq: UInt64 { state.withLock { $0.durableSeq } }
@@ -333,6 +339,7 @@ public final class AuditLog: Sendable {
         let queued = state.withLock { st -> Bool in
             guard !st.closed else { return false }
             st.pending.append(e)
+            st.enqueued += 1
             return true
         }
         if queued { wake.signal() } else { waiter?(.failure(OpenError.closed)) }
@@ -346,7 +353,10 @@ public final class AuditLog: Sendable {
                 st.pending.removeAll(keepingCapacity: true)
                 return (b, st.closed)
             }
-            if !batch.isEmpty { writeBatch(batch) }
+            if !batch.isEmpty {
+                writeBatch(batch)
+                state.withLock { $0.processed += batch.count }
+            }
             maybeCheckpoint(force: false)
             persistWitnessed()
             if closing && state.withLock({ $0.pending.isEmpty }) { break }

@@ -89,18 +89,17 @@ public enum RedlineDaemon {
             throw StartupError(message: "audit log: cannot write the start record: \(error)", exitCode: 74)
         }
 
-        let io = PlantIO(site: site, logger: logger)
-        io.start()
-        defer { io.shutdown() }
-        let scanner = Scanner(site: site, io: io, logger: logger)
+        let plant = BusPlant(site: site, logger: logger)
+        plant.start()
+        defer { plant.shutdown() }
         let notifier = SystemdNotifier(environment: environment())
         // The safety path (scan loops, effects, watchdog), the arbiter's lane and the operator
         // socket each run on a thread of their own: agents' load on the cooperative pool delays none.
         let safety = DedicatedExecutor(name: "redline-safety")
         let laneThread = DedicatedExecutor(name: "redline-arbiter")
         let operatorThread = DedicatedExecutor(name: "redline-operator")
-        let engine = Engine(site: site, io: io, scanner: scanner, audit: audit, logger: logger, notifier: notifier,
-                            limits: o.agentLimits, eventBuffer: o.eventBuffer, safety: safety, lane: laneThread)
+        let core = DaemonCore(site: site, plant: plant, audit: audit, logger: logger, notifier: notifier,
+                              limits: o.agentLimits, eventBuffer: o.eventBuffer, safety: safety, lane: laneThread)
 
         // One event loop per socket: agents' bytes never queue in front of an operator's.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -108,9 +107,9 @@ public enum RedlineDaemon {
         let agentGid = try o.agentGroup.map { g throws(StartupError) in try gid(of: g) }
         let operatorGid = try o.operatorGroup.map { g throws(StartupError) in try gid(of: g) }
         let agentServer = LineServer(name: "agent", path: o.agentSocket, mode: agentGid == nil ? 0o666 : 0o660, group: agentGid,
-                                     limits: o.limits, service: AgentService(engine: engine), eventLoops: loops, logger: logger)
+                                     limits: o.limits, service: core.agentService, eventLoops: loops, logger: logger)
         let operatorServer = LineServer(name: "operator", path: o.operatorSocket, mode: operatorGid == nil ? 0o666 : 0o660,
-                                        group: operatorGid, limits: o.limits, service: OperatorService(engine: engine),
+                                        group: operatorGid, limits: o.limits, service: core.operatorService,
                                         eventLoops: operatorLoops, logger: logger)
 
         // Red lines never reload, and configuration changes need a restart: SIGHUP is refused.
@@ -126,7 +125,7 @@ public enum RedlineDaemon {
         let services: [any Service] = [
             Task0(name: "scanner") {
                 await withTaskExecutorPreference(safety) {
-                    await scanner.run(onPart: { engine.onPart($0) }, onScan: { engine.onScan($0) })
+                    await core.runScans()
                 }
             },
             Task0(name: "agent socket") { try await agentServer.run() },

@@ -13,7 +13,7 @@ import Synchronization
 /// submitted at once (buses in parallel), so several locks of a zone are released together.
 final class EffectsRunner: Sendable {
     let machine: EffectsMachine
-    private let io: PlantIO
+    private let plant: any PlantAccess
     private let audit: AuditLog
     private let ledger: Ledger
     private let logger: Logger
@@ -28,18 +28,23 @@ final class EffectsRunner: Sendable {
         var inFlight: Set<String> = []
         /// Effect writes that failed last time (logged and audited once per change).
         var failures: Set<String> = []
+        /// Writes submitted whose outcome is not yet counted, logged and audited.
+        var unfinished = 0
     }
 
-    init(site: Site, io: PlantIO, audit: AuditLog, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Int64,
+    init(site: Site, plant: any PlantAccess, audit: AuditLog, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Int64,
          executor: (any TaskExecutor)? = nil) {
         self.executor = executor
         machine = EffectsMachine(site: site)
-        self.io = io
+        self.plant = plant
         self.audit = audit
         self.ledger = ledger
         self.logger = logger
         self.clock = clock
     }
+
+    /// Safe-state writes submitted whose outcome is not yet counted, logged and audited.
+    var writesInFlight: Int { state.withLock { $0.unfinished } }
 
     /// The effects' state now (for status and RL-11).
     var current: EffectState { state.withLock { $0.effects } }
@@ -64,6 +69,7 @@ final class EffectsRunner: Sendable {
             s.effects = step.state
             let targets = fullScan ? step.drives : step.newDrives
             let go = targets.filter { s.inFlight.insert("\($0.point)=\($0.value)").inserted }
+            s.unfinished += go.count
             return (step, go)
         }
         if !toWrite.isEmpty {
@@ -78,7 +84,8 @@ final class EffectsRunner: Sendable {
 
     /// Drives an output to its safe-state value. No policy: this is the daemon's own action.
     private func enforce(_ d: Drive) async {
-        let r = await io.write(d.point, value: d.value, priority: .safety)
+        defer { state.withLock { $0.unfinished -= 1 } }
+        let r = await plant.write(d.point, value: d.value, priority: .safety, guard: nil)
         let key = "\(d.effect.rawValue) \(d.point)"
         let (recovered, firstFailure) = state.withLock { s -> (Bool, Bool) in
             s.inFlight.remove("\(d.point)=\(d.value)")

@@ -12,12 +12,12 @@ import Synchronization
 /// - `Liveness`: readiness and the systemd watchdog;
 /// - `Wire`: the JSON shapes of answers.
 ///
-/// Data flow: the scanner's updates go to the effects runner (and, after each full
+/// Data flow: the plant's scan updates go to the effects runner (and, after each full
 /// scan, to liveness) without waiting for anything; agent requests go to the arbiter.
 final class Engine: Sendable {
     let site: Site
-    let io: PlantIO
-    let scanner: Scanner
+    /// The plant seam: the real buses (`BusPlant`) or a memory plant in tests.
+    let plant: any PlantAccess
     let audit: AuditLog
     let ledger: Ledger
     let effects: EffectsRunner
@@ -29,17 +29,16 @@ final class Engine: Sendable {
     private let health = Mutex(DeviceHealth())
     let clock: @Sendable () -> Int64
 
-    init(site: Site, io: PlantIO, scanner: Scanner, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,
+    init(site: Site, plant: any PlantAccess, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,
          limits: AgentLimits = AgentLimits(), eventBuffer: Int = 1024, safety: (any TaskExecutor)? = nil, lane: (any TaskExecutor)? = nil,
          clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
         self.site = site
-        self.io = io
-        self.scanner = scanner
+        self.plant = plant
         self.audit = audit
         self.clock = clock
         ledger = Ledger(site: site, now: clock(), bootSalt: audit.lastSeq)
-        effects = EffectsRunner(site: site, io: io, audit: audit, ledger: ledger, logger: logger, clock: clock, executor: safety)
-        arbiter = Arbiter(site: site, io: io, scanner: scanner, audit: audit, ledger: ledger, effects: effects,
+        effects = EffectsRunner(site: site, plant: plant, audit: audit, ledger: ledger, logger: logger, clock: clock, executor: safety)
+        arbiter = Arbiter(site: site, plant: plant, audit: audit, ledger: ledger, effects: effects,
                           logger: logger, clock: clock, limits: limits, executor: lane)
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
         let hub = EventHub(capacity: eventBuffer)
@@ -50,6 +49,11 @@ final class Engine: Sendable {
     var isReady: Bool { ledger.isReady }
 
     // MARK: - The scan loop's callbacks (never wait for agent work)
+
+    /// Scans the plant until cancelled, feeding `onPart` and `onScan`.
+    func runScans() async {
+        await plant.run(onPart: { [self] in onPart($0) }, onScan: { [self] in onScan($0) })
+    }
 
     /// One bus's part of a scan arrived: effects act on it at once (after the first full scan).
     func onPart(_ snap: PlantSnapshot) {
@@ -80,7 +84,7 @@ final class Engine: Sendable {
             throw RPCError(.unknownPoint, "unknown point \"\(id)\"")
         }
         ledger.state.withLock { $0.counters.reads += ids.count }
-        return Wire.values(site: site, ids: ids, snapshot: scanner.snapshot, now: clock())
+        return Wire.values(site: site, ids: ids, snapshot: plant.snapshot, now: clock())
     }
 
     func write(agent: Agent, peer: Peer, point id: String, value: Double, freeText: [(String, JSON)] = []) async throws(RPCError) -> WriteAnswer {
@@ -144,8 +148,8 @@ final class Engine: Sendable {
     }
 
     func status() -> JSON {
-        let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: scanner.snapshot, effects: effects.current,
-                               deviceJobs: io.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
+        let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: plant.snapshot, effects: effects.current,
+                               deviceJobs: plant.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
         guard case .object(var fields) = base else { return base }
         let escalation = ledger.state.withLock { $0.quarantine.escalation }
         fields.append(("agentsHeld", escalation.map { e in .obj([("sinceS", .number(Double((clock() - e.since) / 1000))), ("why", .string(e.why))]) } ?? .null))

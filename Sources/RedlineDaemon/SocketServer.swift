@@ -12,6 +12,11 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public var pid: Int32
     public var uid: UInt32
     public var gid: UInt32
+    package init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
     public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
 }
 
@@ -31,6 +36,24 @@ protocol LineService: Sendable {
 
 extension LineService {
     func subscription(for request: RPCRequest, session: Session, disconnect: @escaping @Sendable () -> Void) -> Result<Subscription, RPCError>? { nil }
+
+    /// The answer to one parsed line that is not a subscription, as the socket sends it back
+    /// (nil for a notification: decided and audited, never answered). The one entry point of
+    /// requests, for the socket (`LineServer`) and the in-process daemon (`DaemonCore`).
+    func answer(_ parsed: Result<RPCRequest, RejectedLine>, session: Session) async -> JSON? {
+        switch parsed {
+        case .failure(let rej):
+            await rejected(rej.error, session: session)
+            return RPC.error(id: rej.id, rej.error)
+        case .success(let req):
+            let answer = await handle(req, session: session)
+            if req.isNotification { return nil }
+            switch answer {
+            case .success(let r): return RPC.result(id: req.id, r)
+            case .failure(let e): return RPC.error(id: req.id, e)
+            }
+        }
+    }
 }
 
 /// A stream of notifications on one connection: the answer to the subscribing request, the
@@ -176,9 +199,8 @@ struct LineServer<S: LineService>: Sendable {
                         continue
                     }
                     switch parsed {
-                    case .failure(let rej):
-                        await service.rejected(rej.error, session: session)
-                        try await send(RPC.error(id: rej.id, rej.error))
+                    case .failure:
+                        if let a = await service.answer(parsed, session: session) { try await send(a) }
                     case .success(let req):
                         let channel = conn.channel
                         if let sub = service.subscription(for: req, session: session, disconnect: { channel.close(promise: nil) }) {
@@ -210,12 +232,7 @@ struct LineServer<S: LineService>: Sendable {
                             }
                             continue
                         }
-                        let answer = await service.handle(req, session: session)
-                        if req.isNotification { continue }
-                        switch answer {
-                        case .success(let r): try await send(RPC.result(id: req.id, r))
-                        case .failure(let e): try await send(RPC.error(id: req.id, e))
-                        }
+                        if let a = await service.answer(parsed, session: session) { try await send(a) }
                     }
                 }
             }

@@ -114,9 +114,8 @@ public final class PlantIO: Sendable {
     /// true at the moment of actuation rather than when it was queued.
     public func write(_ id: String, value: Double, priority: BusPriority = .agent,
                       guard check: (@Sendable () -> String?)? = nil) async -> Result<Double, DeviceError> {
+        if let refused = PlantRules.refusal(site: site, point: id, value: value) { return .failure(refused) }
         guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
-        guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
-        guard value.isFinite, p.role.envelope.contains(value) else { return .failure(.outOfRange(value)) }
         guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
         jobCounts.withLock { $0[priority.rawValue] += 1 }
         let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
@@ -125,7 +124,7 @@ public final class PlantIO: Sendable {
         }
         switch result {
         case .success(let v):
-            guard v.isFinite, p.role.envelope.contains(v) else {
+            guard case .success = PlantRules.readBack(p, v) else {
                 logger.warning("write read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
                 return .failure(.outOfRange(v))
             }
@@ -145,31 +144,16 @@ public final class PlantIO: Sendable {
     /// Applies device-level failure propagation and physical envelopes, and logs
     /// each change of a device's (or a point's) state once.
     private func check(_ raw: [String: Result<Double, DeviceError>]) -> [String: Result<Double, DeviceError>] {
-        var out = raw
-        var deviceError: [String: DeviceError] = [:]
-        var devicesRead = Set<String>()
-        for (id, r) in raw {
-            guard let p = site.point(id) else { continue }
-            devicesRead.insert(p.device)
-            if case .failure(let e) = r, e.isDeviceLevel, deviceError[p.device] == nil { deviceError[p.device] = e }
-        }
+        let screened = PlantRules.screen(raw, site: site)
+        let out = screened.results
+        let deviceError = screened.deviceErrors
+        let devicesRead = screened.devicesRead
         var pointFaults: [String: String?] = [:]
-        for (id, r) in raw {
-            guard let p = site.point(id) else { continue }
-            if let e = deviceError[p.device] {
-                out[id] = .failure(e)
-                continue
-            }
+        for (id, r) in out {
+            guard let p = site.point(id), deviceError[p.device] == nil else { continue }
             switch r {
-            case .success(let v):
-                if !v.isFinite || !p.role.envelope.contains(v) {
-                    out[id] = .failure(.outOfRange(v))
-                    pointFaults[id] = DeviceError.outOfRange(v).kind
-                } else {
-                    pointFaults[id] = .some(nil)
-                }
-            case .failure(let e):
-                pointFaults[id] = e.kind
+            case .success: pointFaults[id] = .some(nil)
+            case .failure(let e): pointFaults[id] = e.kind
             }
         }
         let (deviceChanges, pointChanges) = deviceStates.withLock { s -> ([(String, String?)], [(String, String?)]) in
@@ -205,7 +189,7 @@ public final class PlantIO: Sendable {
 
 extension DeviceError {
     /// Errors that say the device itself is not answering properly.
-    var isDeviceLevel: Bool {
+    public var isDeviceLevel: Bool {
         switch self {
         case .connection, .timeout, .exception, .malformed, .closed: return true
         case .readBackMismatch, .outOfRange, .unsupported, .withheld: return false

@@ -163,16 +163,6 @@ public final class Scanner: Sendable {
     }
 
     static func merge(_ results: [String: Result<Double, DeviceError>], at t: Int64, into snap: inout PlantSnapshot) {
-        for (id, r) in results {
-            let old = snap.readings[id]
-            switch r {
-            case .success(let v):
-                // A slower, older read never overwrites a newer good value.
-                if let old, !old.faulted, let at = old.at, at > t { continue }
-                snap.readings[id] = Reading(value: v, at: t)
-            case .failure:
-                snap.readings[id] = Reading(value: old?.value, at: old?.at, faulted: true)
-            }
-        }
+        PlantRules.merge(results, at: t, into: &snap)
     }
 }

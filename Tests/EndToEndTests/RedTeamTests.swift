@@ -4,61 +4,7 @@ import RedlineTestSupport
 import Testing
 import Yams
 
-/// A red-team case: one request, as one agent, on a prepared plant (format in `Tests/RedTeam/README.md`).
-struct RedTeamCase: Sendable, CustomTestStringConvertible {
-    var id: String
-    var title: String
-    var file: String
-    var plant: [(String, Double)]
-    var fault: (device: String, mode: String)?
-    var agent: String
-    var method: String
-    var params: JSON
-    var expect: JSON
-    var testDescription: String { "\(id): \(title)" }
-
-    /// Plant variables `expect.plant` names, with their values three scans after the answer.
-    var expectedPlant: [(String, Double)] {
-        (expect["plant"]?.objectValue ?? []).compactMap { k, v in v.numberValue.map { (k, $0) } }
-    }
-}
-
-/// A folder of red-team case files (`*.yaml`).
-struct RedTeamCorpus: Sendable {
-    let folder: URL
-
-    /// The project's own cases (`Tests/RedTeam`): always run, and they must pass.
-    static let own = RedTeamCorpus(folder: TestPaths.redTeamFolder())
-    /// Cases for rules of docs/DESIGN.md the daemon does not pass yet (§13): run as known issues.
-    static let pending = RedTeamCorpus(folder: TestPaths.redTeamFolder().appendingPathComponent("pending"))
-    /// The steering repository's cases, when that folder is there (see `TestPaths.extraRedTeamFolder`).
-    static let extra: RedTeamCorpus? = TestPaths.extraRedTeamFolder().map { RedTeamCorpus(folder: $0) }
-
-    func cases() -> [RedTeamCase] {
-        let fm = FileManager.default
-        let files = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
-        var out: [RedTeamCase] = []
-        for f in files {
-            guard let text = try? String(contentsOf: folder.appendingPathComponent(f), encoding: .utf8),
-                  let list = (try? Yams.load(yaml: text)) as? [[String: Any]] else {
-                out.append(RedTeamCase(id: "UNREADABLE \(f)", title: "file does not parse", file: f, plant: [], fault: nil,
-                                       agent: "", method: "", params: .null, expect: .null))
-                continue
-            }
-            for c in list {
-                let req = c["request"] as? [String: Any] ?? [:]
-                let plant = (c["plant"] as? [String: Any] ?? [:]).keys.sorted().map { k in
-                    (k, json(fromYAML: (c["plant"] as! [String: Any])[k]).numberValue ?? .nan)
-                }
-                let fault = (c["fault"] as? [String: Any]).map { ($0["device"] as? String ?? "", $0["mode"] as? String ?? "") }
-                out.append(RedTeamCase(id: c["id"] as? String ?? "?", title: c["title"] as? String ?? "", file: f, plant: plant,
-                                       fault: fault, agent: c["agent"] as? String ?? "", method: req["method"] as? String ?? "",
-                                       params: json(fromYAML: req["params"]), expect: json(fromYAML: c["expect"])))
-            }
-        }
-        return out
-    }
-}
+extension RedTeamCase: CustomTestStringConvertible {}
 
 @Suite("Red-team corpus, end to end", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct RedTeamTests {
@@ -128,7 +74,7 @@ struct RedTeamTests {
 
         if let code = c.expect["error"]?.numberValue {
             #expect(resp["error"]?["code"]?.numberValue == code, "\(c.id): expected error \(fmt(code)), got \(resp.encoded())")
-            if code == Double(-32004), let probe = Self.missingPointProbe(c.params) {
+            if code == Double(-32004), let probe = RedTeamCase.missingPointProbe(c.params) {
                 // A hidden point and a point that does not exist are answered alike.
                 let other = try conn.request(c.method, probe.params)
                 let message = resp["error"]?["message"]?.stringValue
@@ -156,7 +102,7 @@ struct RedTeamTests {
                 #expect(before == after, "\(c.id): \(target) changed on the plant from \(String(describing: before)) to \(String(describing: after))")
             }
         } else if let v = expectedPlant.first(where: { $0.0 == target })?.1 ?? c.params["value"]?.numberValue {
-            #expect(Self.same(after, v), "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
+            #expect(RedTeamCase.same(after, v), "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
         }
         // Every decision is in the audit log with its reason, verbatim and inert.
         if let rid = resp["result"]?["requestId"]?.stringValue {
@@ -169,27 +115,8 @@ struct RedTeamTests {
             try s.waitScans(3)
             let plant = try s.sim.plant()
             for (name, v) in expectedPlant {
-                #expect(Self.same(plant[name], v), "\(c.id): \(name) is \(String(describing: plant[name])) on the plant, expected \(fmt(v))")
+                #expect(RedTeamCase.same(plant[name], v), "\(c.id): \(name) is \(String(describing: plant[name])) on the plant, expected \(fmt(v))")
             }
         }
-    }
-
-    /// Equal within what a 16-bit register's scale can carry (30 °C reads back as 300 × 0.1).
-    static func same(_ a: Double?, _ b: Double) -> Bool {
-        guard let a else { return false }
-        return abs(a - b) <= 1e-6 * max(1, abs(b))
-    }
-
-    /// The same request naming a point that does not exist, when the request names exactly one point.
-    static func missingPointProbe(_ params: JSON) -> (params: JSON, original: String, missing: String)? {
-        let missing = "no-such-device.no-such-point"
-        guard case .object(let members) = params else { return nil }
-        if let id = params["id"]?.stringValue {
-            return (.object(members.map { $0.0 == "id" ? ("id", .string(missing)) : $0 }), id, missing)
-        }
-        if let ids = params["ids"]?.arrayValue, ids.count == 1, let id = ids[0].stringValue {
-            return (.object(members.map { $0.0 == "ids" ? ("ids", .array([.string(missing)])) : $0 }), id, missing)
-        }
-        return nil
     }
 }

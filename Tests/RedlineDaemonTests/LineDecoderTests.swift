@@ -50,4 +50,55 @@ import Testing
         #expect(try channel.readInbound(as: Frame.self) == Self.line("next"))
         _ = try channel.finish()
     }
+
+    /// The frames a decoder gives for `chunks` fed one after the other, then the end of the stream.
+    static func frames(_ chunks: [[UInt8]], maxLength: Int) throws -> [Frame] {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder(maxLength: maxLength)))
+        var out: [Frame] = []
+        for c in chunks {
+            try channel.writeInbound(ByteBuffer(bytes: c))
+            while let f = try channel.readInbound(as: Frame.self) { out.append(f) }
+        }
+        _ = try channel.finish(acceptAlreadyClosed: false)
+        while let f = try channel.readInbound(as: Frame.self) { out.append(f) }
+        return out
+    }
+
+    /// Every way of cutting `bytes` into consecutive non-empty chunks (2^(n-1) of them).
+    static func everySplit(_ bytes: [UInt8]) -> [[[UInt8]]] {
+        guard bytes.count > 1 else { return [[bytes]] }
+        return (0..<(1 << (bytes.count - 1))).map { cuts in
+            var chunks: [[UInt8]] = [[bytes[0]]]
+            for i in 1..<bytes.count {
+                if cuts & (1 << (i - 1)) != 0 { chunks.append([bytes[i]]) } else { chunks[chunks.count - 1].append(bytes[i]) }
+            }
+            return chunks
+        }
+    }
+
+    /// `ByteToMessageDecoderVerifier` tries the whole input, byte by byte and a few random
+    /// orders; this tries every split of each input into chunks (a CR and its LF apart, a
+    /// limit crossed in the middle of a chunk or exactly at its end, a final line without a
+    /// newline at the end of the stream) and requires the same frames from each.
+    @Test("every split of the input into chunks yields the same lines and the same too-long reports")
+    func everySplitYieldsTheSameFrames() throws {
+        let cases: [(input: String, max: Int, expected: [Frame])] = [
+            ("ab\ncd\n", 4, [Self.line("ab"), Self.line("cd")]),
+            ("a\r\nb", 4, [Self.line("a"), Self.line("b")]),
+            ("\r\n\n\n", 4, [Self.line(""), Self.line(""), Self.line("")]),
+            ("abcd\nxy", 4, [Self.line("abcd"), Self.line("xy")]),
+            ("toolong\nok\n", 4, [.tooLong(7), Self.line("ok")]),
+            ("abcde\nabcd\n", 4, [.tooLong(5), Self.line("abcd")]),
+            ("123456789\n\nz", 4, [.tooLong(9), Self.line(""), Self.line("z")]),
+            ("{\"a\":1}\r\n", 8, [Self.line("{\"a\":1}")]),
+        ]
+        for c in cases {
+            let bytes = Array(c.input.utf8)
+            for split in Self.everySplit(bytes) {
+                let got = try Self.frames(split, maxLength: c.max)
+                #expect(got == c.expected, "\(c.input.debugDescription) cut as \(split.map { String(decoding: $0, as: UTF8.self) })")
+                if got != c.expected { break }
+            }
+        }
+    }
 }
