@@ -23,7 +23,7 @@
 #      (redline-vmtest.service) mounts the payload, runs vm-test.sh, which prints
 #      `SYSTEMDVM-RESULT name PASS|FAIL detail` on the serial console, and powers off
 #
-# Environment: SYSTEMDVM_TIMEOUT seconds for the VM (default 900), SYSTEMDVM_MEM MiB (default 1536),
+# Environment: SYSTEMDVM_TIMEOUT seconds for the VM (default 1200; a green run takes 640-670 s under TCG), SYSTEMDVM_MEM MiB (default 1536),
 # SYSTEMDVM_SMP (default 2), SYSTEMDVM_ACCEL=kvm|tcg (default: kvm when usable),
 # REDLINE_PKG_CONFIG=release|debug passed to scripts/package.sh (default release).
 set -euo pipefail
@@ -161,7 +161,9 @@ gcc -O2 -Wall -static -o "$PL/rig-rpc" "$ROOT/Simulators/gpio-vm/vm/rig-rpc.c"
     echo "VERSION='$VERSION'"; echo "VERSION_NEW='$VERSION_NEW'"
     # Under emulation (TCG) the demo's 100 ms scans go stale; KVM runs the site as it is.
     # (the Modbus timeout too, as the GPIO rig does: 200 ms replies are late under emulation)
-    [ "$ACCEL" = tcg ] && echo "SITE_TIMING='{scan-interval-ms: 800, stale-after-ms: 4000}'" && echo "MODBUS_TIMEOUT_MS=1500"
+    if [ "$ACCEL" = tcg ]; then
+        echo "SITE_TIMING='{scan-interval-ms: 800, stale-after-ms: 4000}'"; echo "MODBUS_TIMEOUT_MS=1500"
+    fi
 } >"$PL/env"
 rm -f "$WORK/payload.img"
 mkfs.ext4 -q -F -L payload -d "$PL" "$WORK/payload.img" "$(( $(du -sm "$PL" | cut -f1) + 32 ))M"
@@ -172,7 +174,7 @@ CONSOLE=$WORK/console.log
 log "booting QEMU ($ACCEL); serial console in $CONSOLE"
 CPU=max; [ "$ACCEL" = kvm ] && CPU=host
 set +e
-timeout "${SYSTEMDVM_TIMEOUT:-900}" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "${SYSTEMDVM_SMP:-2}" \
+timeout "${SYSTEMDVM_TIMEOUT:-1200}" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "${SYSTEMDVM_SMP:-2}" \
     -m "${SYSTEMDVM_MEM:-1536}" \
     -kernel "$CACHE/boot-$STAMP/vmlinuz" -initrd "$CACHE/boot-$STAMP/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 net.ifnames=0" \
