@@ -16,8 +16,11 @@
 #                  error or warning that is not explained in scripts/package/lintian-overrides
 #
 # Binaries: swift build -c release --static-swift-stdlib (the Swift runtime inside; only glibc,
-# libmodbus5 and libgpiod2 from Debian). REDLINE_PKG_CONFIG=debug builds -c debug instead (much
-# faster while developing the rig; never for a release: the package's Description then says so).
+# libmodbus5 and libgpiod2 from Debian), in the shared release scratch path .build-release
+# (REDLINE_RELEASE_SCRATCH; the GPIO rig and scripts/build-release.sh build there too).
+# REDLINE_PKG_CONFIG=debug builds -c debug instead (much faster while developing the rig; never
+# for a release: the package's Description then says so).
+# REDLINE_PKG_COMPRESS=gzip|xz: the .deb compression (default xz; gzip for a debug build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PKGSRC=$ROOT/scripts/package
@@ -62,13 +65,16 @@ trap 'rm -rf "$WORK"' EXIT
 # One function, so that scripts/build-release.sh can replace it once it is on main.
 build_binaries() {   # $1 = destination folder; products follow
     local dest=$1; shift
-    local scratch=$ROOT/.build-release extra=()
+    # The release scratch path the GPIO rig and scripts/build-release.sh use too (same flags): in CI
+    # the rig has already built redlined and redline-sim there, so this adds only redlinectl.
+    local scratch=${REDLINE_RELEASE_SCRATCH:-.build-release} extra=()
+    case "$scratch" in /*) ;; *) scratch=$ROOT/$scratch ;; esac
     # debug shares the ordinary .build (already built by swift build / swift test: only relinks)
     # A debug link keeps FoundationNetworking (pulled in through the MCP SDK), whose static archive
     # needs its CF interface and libcurl after it on the link line.
     [ "$CONFIG" = debug ] && { scratch=$ROOT/.build; extra=(-Xlinker -l_CFURLSessionInterface -Xlinker -lcurl); }
     for p in "$@"; do
-        log "swift build -c $CONFIG --static-swift-stdlib --product $p"
+        log "swift build -c $CONFIG --static-swift-stdlib --scratch-path $scratch --product $p"
         (cd "$ROOT" && swift build -c "$CONFIG" --static-swift-stdlib --scratch-path "$scratch" "${extra[@]}" --product "$p" \
             >"$WORK/build-$p.log" 2>&1) || { tail -40 "$WORK/build-$p.log" >&2; exit 1; }
     done
@@ -218,7 +224,15 @@ fi
 # ---- build the .debs ------------------------------------------------------------------------------
 DEBS=""
 # xz for release; gzip for a debug build (100 MB of debug binaries take xz many minutes).
-ZOPT=(-Zxz); [ "$CONFIG" = debug ] && ZOPT=(-Zgzip)
+# REDLINE_PKG_COMPRESS=gzip|xz overrides it: the systemd rig uses gzip (fast), because xz of the
+# ~190 MB of static binaries costs about 2 minutes per package on the 2-core CI machine, and
+# unpacking xz under emulation is slow too; the format is dpkg-deb's concern, not the package's.
+COMPRESS=${REDLINE_PKG_COMPRESS:-$([ "$CONFIG" = debug ] && echo gzip || echo xz)}
+case "$COMPRESS" in
+    xz) ZOPT=(-Zxz) ;;
+    gzip) ZOPT=(-Zgzip -z1) ;;
+    *) log "REDLINE_PKG_COMPRESS is gzip or xz"; exit 2 ;;
+esac
 build_debs() {   # $1 = version
     local v=$1 pkg dir deb
     for pkg in redline redline-sim; do
@@ -232,8 +246,9 @@ build_debs() {   # $1 = version
         chmod 0644 "$dir/DEBIAN/md5sums" "$dir/DEBIAN/control" "$dir/usr/share/doc/$pkg/changelog.gz"
         [ -f "$dir/DEBIAN/conffiles" ] && chmod 0644 "$dir/DEBIAN/conffiles"
         deb=$OUT/${pkg}_${v}_${ARCH}.deb
+        local t0; t0=$(date +%s)
         fakeroot dpkg-deb "${ZOPT[@]}" --build "$dir" "$deb" >/dev/null
-        log "built $deb ($(du -h "$deb" | cut -f1))"
+        log "built $deb ($(du -h "$deb" | cut -f1), $COMPRESS, $(( $(date +%s) - t0 )) s)"
         DEBS="$DEBS $deb"
     done
 }

@@ -9,7 +9,8 @@
 #   2. apt-get download linux-image-6.12.N+deb12-amd64-unsigned, its headers, kbuild and
 #      linux-source-6.12 into Simulators/gpio-vm/cache/ (git-ignored)
 #   3. build gpio-sim out of tree (gpio-sim.c + irq_sim.c, patched to link as a module)
-#   4. swift build -c release --static-swift-stdlib --scratch-path .build-vm the programs
+#   4. swift build -c release --static-swift-stdlib --scratch-path .build-release the programs (the
+#      scratch path scripts/build-release.sh and scripts/package.sh share: REDLINE_RELEASE_SCRATCH)
 #   5. assemble an initramfs (busybox, modules, programs, their shared libraries, configs)
 #   6. boot QEMU (TCG) and read the `GPIOVM-RESULT name PASS|FAIL detail` lines from the serial console
 #   7. power loss: boot the same image on one ext4 disk again and again, killing QEMU mid-traffic
@@ -137,12 +138,15 @@ for p in ${GPIOVM_PRODUCTS:-}; do PRODUCTS="$PRODUCTS $p"; done
 if [ -f "$HERE/products" ]; then PRODUCTS="$PRODUCTS $(grep -v '^#' "$HERE/products" | tr '\n' ' ')"; fi
 SWIFT=${SWIFT:-swift}
 command -v "$SWIFT" >/dev/null || SWIFT=/opt/swift/usr/bin/swift
+# One release scratch path for the rigs, the package and build-release.sh: what is built here is
+# reused there (same flags), so CI builds each release executable once.
+SCRATCH=${REDLINE_RELEASE_SCRATCH:-.build-release}
 for p in $PRODUCTS; do
-    log "swift build $p (release, static stdlib)"
-    (cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path .build-vm --product "$p" \
+    log "swift build $p (release, static stdlib, $SCRATCH)"
+    (cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product "$p" \
         >"$WORK/swift-build-$p.log" 2>&1) || { tail -40 "$WORK/swift-build-$p.log" >&2; exit 1; }
 done
-BIN=$(cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path .build-vm --show-bin-path)
+BIN=$(cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --show-bin-path)
 step_time "swift builds ($PRODUCTS)" "$t"
 
 # ---- 5. initramfs --------------------------------------------------------------------------

@@ -6,25 +6,33 @@
 #
 # Steps (each skipped when its output is already up to date):
 #   1. host tools (qemu-system-x86, mmdebstrap, e2fsprogs)
-#   2. a Debian 12 root file system by mmdebstrap from deb.debian.org: systemd as PID 1,
-#      linux-image-amd64 (kernel + initramfs), libmodbus5, libgpiod2; written into a raw ext4
-#      image with `mkfs.ext4 -d` (no loop mounts) in cache/ (git-ignored); booted with -snapshot,
-#      so the cached image is never changed
-#   3. the packages: scripts/package.sh twice (version V and V+1, for the upgrade check) plus the
-#      redline-sim package, unless DEB_DIR already holds them
-#   4. a payload disk (ext4 from a folder, again by mkfs.ext4 -d): the .debs, vm-test.sh, the site
-#   5. boot QEMU (KVM when /dev/kvm is usable, else TCG) with the rootfs's own kernel and initrd;
-#      a first-boot unit (redline-vmtest.service) mounts the payload, runs vm-test.sh, which prints
+#   2. the GPIO rig's kernel step (GPIOVM_ONLY_KERNEL=1 Simulators/gpio-vm/run.sh): its Debian 12
+#      kernel (6.12.N+deb12) and gpio-sim built out of tree for it (Debian builds it without)
+#   3. a Debian 12 root file system by mmdebstrap from deb.debian.org: systemd as PID 1, that
+#      kernel (+ initramfs), udev, libmodbus5, libgpiod2; written into a raw ext4 image with
+#      `mkfs.ext4 -d` (no loop mounts) in /var/cache/redline-ci/systemd-vm (SYSTEMDVM_CACHE;
+#      outside the checkout, so a clean clone in CI finds it); booted with -snapshot, so the
+#      cached image is never changed; rebuilt when absent or when its inputs change
+#   4. the packages: scripts/package.sh twice (version V and V+1, for the upgrade check) plus the
+#      redline-sim package, unless DEB_DIR already holds them; the release binaries come from the
+#      shared scratch path .build-release, where the GPIO rig has built redlined and redline-sim
+#   5. a payload disk (ext4 from a folder, again by mkfs.ext4 -d): the .debs, vm-test.sh, the
+#      sites, gpio-sim-oot.ko
+#   6. boot QEMU (KVM when /dev/kvm is usable, else TCG) with the rootfs's own kernel and initrd
+#      and a second serial port (ttyS1, for the udev check); a first-boot unit
+#      (redline-vmtest.service) mounts the payload, runs vm-test.sh, which prints
 #      `SYSTEMDVM-RESULT name PASS|FAIL detail` on the serial console, and powers off
 #
-# Environment: SYSTEMDVM_TIMEOUT seconds for the VM (default 900), SYSTEMDVM_MEM MiB (default 1536),
+# Environment: SYSTEMDVM_TIMEOUT seconds for the VM (default 1200; a green run takes 640-670 s under TCG), SYSTEMDVM_MEM MiB (default 1536),
 # SYSTEMDVM_SMP (default 2), SYSTEMDVM_ACCEL=kvm|tcg (default: kvm when usable),
 # REDLINE_PKG_CONFIG=release|debug passed to scripts/package.sh (default release).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-CACHE=$HERE/cache
+# The base image is cached outside the checkout, so that it survives between CI runs on a clean
+# clone (the CI machine's /var/cache); it is rebuilt whenever it is absent or its inputs changed.
+CACHE=${SYSTEMDVM_CACHE:-/var/cache/redline-ci/systemd-vm}
 WORK=$HERE/work
 mkdir -p "$CACHE" "$WORK"
 export DEBIAN_FRONTEND=noninteractive
@@ -48,10 +56,24 @@ if [ -n "$missing" ]; then
     step_time "host tools" "$t"
 fi
 
-# ---- 2. root file system and base image ----------------------------------------------------
-# What goes into the base image. Changing this list, the mirror or the rig's unit rebuilds it.
+# ---- 2. kernel and gpio-sim: the GPIO rig's --------------------------------------------------
+# The same Debian 12 kernel as the GPIO rig (linux-image-6.12.N+deb12-amd64, bookworm-security),
+# because Debian builds it without gpio-sim: the GPIO rig's step 3 builds the module out of tree
+# for exactly that kernel (cached; GPIOVM_ONLY_KERNEL=1 stops it there). The udev check loads it.
+t=$(date +%s)
+GPIOVM=$ROOT/Simulators/gpio-vm
+GPIOVM_ONLY_KERNEL=1 bash "$GPIOVM/run.sh" >"$WORK/gpio-sim-module.log" 2>&1 \
+    || { tail -30 "$WORK/gpio-sim-module.log" >&2; log "the GPIO rig's kernel step failed"; exit 1; }
+KVER=$(cat "$GPIOVM/cache/KVER")
+GPIOSIM_KO=$GPIOVM/work/$KVER/gpio-sim/gpio-sim-oot.ko
+[ -f "$GPIOSIM_KO" ] || { log "no $GPIOSIM_KO after the GPIO rig's kernel step"; exit 1; }
+log "kernel $KVER-amd64, gpio-sim from the GPIO rig"
+step_time "kernel and gpio-sim module" "$t"
+
+# ---- 3. root file system and base image ----------------------------------------------------
+# What goes into the base image. Changing this list, the kernel, the mirror or the rig's unit rebuilds it.
 # libcurl4: only a debug build (REDLINE_PKG_CONFIG=debug) links it (FoundationNetworking, through the MCP SDK).
-ROOTFS_PKGS="systemd-sysv,udev,dbus,linux-image-amd64,libmodbus5,libgpiod2,libcurl4,procps,passwd,nftables,e2fsprogs"
+ROOTFS_PKGS="systemd-sysv,udev,dbus,linux-image-$KVER-amd64,libmodbus5,libgpiod2,libcurl4,procps,passwd,nftables,e2fsprogs"
 MIRROR=${SYSTEMDVM_MIRROR:-http://deb.debian.org/debian}
 STAMP=$(printf '%s\n%s\n' "$ROOTFS_PKGS" "$MIRROR" | cat - "$HERE/redline-vmtest.service" | sha256sum | cut -c1-16)
 BASE=$CACHE/base-$STAMP.img
@@ -96,13 +118,15 @@ if [ ! -f "$BASE" ] || [ ! -f "$CACHE/boot-$STAMP/vmlinuz" ]; then
 fi
 [ "${SYSTEMDVM_ONLY_IMAGE:-0}" = 1 ] && { log "SYSTEMDVM_ONLY_IMAGE=1: stopping after the base image"; exit 0; }
 
-# ---- 3. the packages ---------------------------------------------------------------------------
+# ---- 4. the packages ---------------------------------------------------------------------------
 t=$(date +%s)
 DEBS=${1:-$WORK/debs}
 if [ -z "${1:-}" ]; then
     rm -rf "$DEBS"; mkdir -p "$DEBS"
     V1="0.1.0~rig1"; V2="0.1.0~rig2"
-    bash "$ROOT/scripts/package.sh" --out "$DEBS" --version "$V1" --also-version "$V2" >"$WORK/package.log" 2>&1 \
+    # gzip, not xz: xz of the static binaries costs minutes on the CI machine and in the guest.
+    REDLINE_PKG_COMPRESS=${REDLINE_PKG_COMPRESS:-gzip} \
+        bash "$ROOT/scripts/package.sh" --out "$DEBS" --version "$V1" --also-version "$V2" >"$WORK/package.log" 2>&1 \
         || { tail -40 "$WORK/package.log" >&2; exit 1; }
     step_time "packages (REDLINE_PKG_CONFIG=${REDLINE_PKG_CONFIG:-release})" "$t"
 fi
@@ -114,7 +138,7 @@ VERSION=$(dpkg-deb -f "$DEB" Version); VERSION_NEW=$(dpkg-deb -f "$DEB_NEW" Vers
 dpkg --compare-versions "$VERSION_NEW" gt "$VERSION" || { log "$VERSION_NEW is not newer than $VERSION"; exit 1; }
 log "packages: $(basename "$DEB") -> $(basename "$DEB_NEW"), $(basename "$DEB_SIM")"
 
-# ---- 4. payload disk ---------------------------------------------------------------------------
+# ---- 5. payload disk ---------------------------------------------------------------------------
 ACCEL=${SYSTEMDVM_ACCEL:-}
 # KVM only when a guest really runs under it: on this CI machine /dev/kvm is a nested "kvm-pvm"
 # host on which a guest never prints a line, so probe: the kernel's first console line within 20 s.
@@ -130,30 +154,33 @@ fi
 PL=$WORK/payload
 rm -rf "$PL"; mkdir -p "$PL"
 cp "$DEB" "$DEB_NEW" "$DEB_SIM" "$PL/"
-cp "$HERE/vm-test.sh" "$ROOT/Firmware-Configs/demo-datacenter.yaml" "$PL/"
+cp "$HERE/vm-test.sh" "$HERE/udev-site.yaml" "$ROOT/Firmware-Configs/demo-datacenter.yaml" "$GPIOSIM_KO" "$PL/"
 gcc -O2 -Wall -static -o "$PL/rig-rpc" "$ROOT/Simulators/gpio-vm/vm/rig-rpc.c"
 {
     echo "DEB=$(basename "$DEB")"; echo "DEB_NEW=$(basename "$DEB_NEW")"; echo "DEB_SIM=$(basename "$DEB_SIM")"
     echo "VERSION='$VERSION'"; echo "VERSION_NEW='$VERSION_NEW'"
     # Under emulation (TCG) the demo's 100 ms scans go stale; KVM runs the site as it is.
-    [ "$ACCEL" = tcg ] && echo "SITE_TIMING='{scan-interval-ms: 800, stale-after-ms: 4000}'"
+    # (the Modbus timeout too, as the GPIO rig does: 200 ms replies are late under emulation)
+    if [ "$ACCEL" = tcg ]; then
+        echo "SITE_TIMING='{scan-interval-ms: 800, stale-after-ms: 4000}'"; echo "MODBUS_TIMEOUT_MS=1500"
+    fi
 } >"$PL/env"
 rm -f "$WORK/payload.img"
 mkfs.ext4 -q -F -L payload -d "$PL" "$WORK/payload.img" "$(( $(du -sm "$PL" | cut -f1) + 32 ))M"
 
-# ---- 5. boot and check -------------------------------------------------------------------------
+# ---- 6. boot and check -------------------------------------------------------------------------
 t=$(date +%s)
 CONSOLE=$WORK/console.log
 log "booting QEMU ($ACCEL); serial console in $CONSOLE"
 CPU=max; [ "$ACCEL" = kvm ] && CPU=host
 set +e
-timeout "${SYSTEMDVM_TIMEOUT:-900}" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "${SYSTEMDVM_SMP:-2}" \
+timeout "${SYSTEMDVM_TIMEOUT:-1200}" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "${SYSTEMDVM_SMP:-2}" \
     -m "${SYSTEMDVM_MEM:-1536}" \
     -kernel "$CACHE/boot-$STAMP/vmlinuz" -initrd "$CACHE/boot-$STAMP/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 net.ifnames=0" \
     -drive "file=$BASE,format=raw,if=virtio,snapshot=on" \
     -drive "file=$WORK/payload.img,format=raw,if=virtio,readonly=on" \
-    -nic none -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$CONSOLE" \
+    -nic none -display none -monitor none -serial stdio -serial null -no-reboot </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$CONSOLE" \
     | grep --line-buffered -E '^SYSTEMDVM-' >&2
 qrc=${PIPESTATUS[0]}
 set -e

@@ -272,3 +272,26 @@ public enum Prober {
         return done
     }
 }
+
+/// A GPIO chip's label as the kernel reports it for its node (GPIO_GET_CHIPINFO_IOCTL):
+/// what `redlinectl gpio-label` prints, and what the udev rules for a chip named by label match.
+public enum GPIOChipLabel {
+    /// The label of the chip at `path` (`/dev/gpiochip0`), or why it cannot be read.
+    public static func read(path: String) -> Result<String, GPIOChipLabel.Failure> {
+        var buf = [CChar](repeating: 0, count: 64)
+        let e = rl_gpiochip_label(path, &buf, buf.count)
+        guard e == 0 else {
+            return .failure(Failure(path: path, errno: e))
+        }
+        return .success(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    /// Why a chip's label could not be read: its path and the errno.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var errno: Int32
+        public var description: String {
+            "\(path): \(String(cString: strerror(errno)))"
+        }
+    }
+}

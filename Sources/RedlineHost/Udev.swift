@@ -5,12 +5,20 @@ public struct UdevRules: Sendable {
     public var siteName: String
     public var siteFile: String
     public var command: String
+    /// The absolute path of redlinectl on the controller: a chip named by label is matched by
+    /// running `redlinectl gpio-label` on it (udev's PROGRAM needs an absolute path).
+    public var redlinectl: String
 
-    public init(group: String, siteName: String, siteFile: String, command: String) {
+    /// Where the package installs redlinectl.
+    public static let packagedRedlinectl = "/usr/bin/redlinectl"
+
+    public init(group: String, siteName: String, siteFile: String, command: String,
+                redlinectl: String = UdevRules.packagedRedlinectl) {
         self.group = group
         self.siteName = siteName
         self.siteFile = siteFile
         self.command = command
+        self.redlinectl = redlinectl
     }
 
     /// How udev matches a configured device path: the kernel name for `/dev/NAME`,
@@ -52,9 +60,14 @@ public struct UdevRules: Sendable {
                     out.append("# bus \(g.bus): \(path) is not under /dev: udev cannot match it; protect it by hand")
                 }
             } else {
-                let label = g.chip.filter { $0 != "\"" }
+                // The chip's character device carries no `label` attribute in sysfs (only the
+                // legacy /sys/class/gpio device does, and it has no node), so ATTR{label} never
+                // matches a /dev/gpiochipN: the label is read from the node by the kernel's
+                // chip-info ioctl (`redlinectl gpio-label`), for nodes only (DEVNAME set).
+                let label = g.chip.filter { $0 != "\"" && $0 != "'" }
                 add("bus \(g.bus): GPIO chip labelled \(label)",
-                    "SUBSYSTEM==\"gpio\", KERNEL==\"gpiochip*\", ATTR{label}==\"\(label)\", \(owner)")
+                    "SUBSYSTEM==\"gpio\", KERNEL==\"gpiochip[0-9]*\", ENV{DEVNAME}==\"?*\", "
+                        + "PROGRAM=\"\(redlinectl) gpio-label $devnode\", RESULT==\"\(label)\", \(owner)")
             }
         }
         if inv.serial.isEmpty && inv.gpioChips.isEmpty {

@@ -97,7 +97,9 @@ struct UdevRulesCommand: ParsableCommand {
         abstract: "Print udev rules giving the site's serial lines and gpiochips to root:<service group>, mode 0660.",
         discussion: """
             Serial lines are matched by kernel name (/dev/ttyAMA0) or by symlink (/dev/serial/by-id/...), \
-            gpiochips by KERNEL=="gpiochipN" or, for a chip named by label, by ATTR{label}. Install:
+            gpiochips by KERNEL=="gpiochipN" or, for a chip named by label, by its label as \
+            `redlinectl gpio-label` reads it from the node (PROGRAM=, RESULT==; a chip's node has no \
+            label attribute in sysfs). Install:
               redlinectl udev-rules /etc/redline/site.yaml > /etc/udev/rules.d/60-redline.rules
               udevadm control --reload && udevadm trigger
             Agents must be in none of dialout, gpio, i2c, spi or the service group.
@@ -112,11 +114,46 @@ struct UdevRulesCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The user redlined runs as.", valueName: "NAME|UID"))
     var serviceUser = "_redline"
 
+    @Option(name: .long, help: ArgumentHelp("redlinectl's absolute path on the controller, for the rules of chips named by label (they run `redlinectl gpio-label`).", valueName: "PATH"))
+    var redlinectl = UdevRules.packagedRedlinectl
+
+    func validate() throws {
+        guard redlinectl.hasPrefix("/"), !redlinectl.contains(" "), !redlinectl.contains("\"") else {
+            throw ValidationError("--redlinectl must be an absolute path without spaces or quotes (udev's PROGRAM runs it)")
+        }
+    }
+
     func run() throws {
         let s = try siteArgs.load()
         let group = serviceGroup ?? HostAccount.resolve(serviceUser).map { HostAccount.groupName($0.gid) } ?? serviceUser
-        let rules = UdevRules(group: group, siteName: s.name, siteFile: siteArgs.site, command: commandLine())
+        let rules = UdevRules(group: group, siteName: s.name, siteFile: siteArgs.site, command: commandLine(),
+                              redlinectl: redlinectl)
         print(rules.render(DeviceInventory(site: s)), terminator: "")
+    }
+}
+
+/// `redlinectl gpio-label DEVICE`: the label the kernel gives a GPIO chip's node.
+struct GPIOLabelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpio-label",
+        abstract: "Print the label of a GPIO chip (/dev/gpiochipN), as the kernel reports it.",
+        discussion: """
+            The udev rules that `redlinectl udev-rules` prints for a chip named by label run this \
+            (PROGRAM=, RESULT==): a chip's node has no label attribute in sysfs. Exits 1 when the \
+            node cannot be opened or is not a GPIO chip.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The chip's node.", valueName: "DEVICE"))
+    var device: String
+
+    func run() throws {
+        switch GPIOChipLabel.read(path: device) {
+        case .success(let label): print(label)
+        case .failure(let e):
+            printErr("redlinectl gpio-label: \(e)")
+            throw ExitCode(1)
+        }
     }
 }
 

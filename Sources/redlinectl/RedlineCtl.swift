@@ -17,7 +17,7 @@ struct RedlineCtl: AsyncParsableCommand {
             Status.self, Approvals.self, Agents.self, Watch.self,
             Audit.self,
             MCPServe.self,
-            Firewall.self, UdevRulesCommand.self, DeviceAllowCommand.self, HostCheckCommand.self,
+            Firewall.self, UdevRulesCommand.self, GPIOLabelCommand.self, DeviceAllowCommand.self, HostCheckCommand.self,
         ]
     )
 }
