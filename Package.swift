@@ -45,21 +45,23 @@ let package = Package(
             name: "RedlineConfig",
             dependencies: ["RedlineCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
+        // The monotonic clock, once: the daemon's (through RedlineIO) and the clients' (RedlineClient).
+        .target(name: "RedlineClock", swiftSettings: strict),
         .target(
             name: "RedlineIO",
             dependencies: [
-                "RedlineCore", "CModbus", "CGPIOD",
+                "RedlineCore", "RedlineClock", "CModbus", "CGPIOD",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
             name: "RedlineClient",
-            dependencies: ["RedlineCore"],
+            dependencies: ["RedlineCore", "RedlineClock"],
             swiftSettings: strict),
         .target(
             name: "RedlineDaemon",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineIO",
+                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

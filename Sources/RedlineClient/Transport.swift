@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import RedlineCore
+// The clients' monotonic clock is the daemon's: one implementation, in RedlineClock.
+@_exported import RedlineClock
 
 /// One JSON-RPC 2.0 conversation with a line-protocol server: redlined's agent or operator
 /// socket, or the simulator's control socket (docs/DESIGN.md §7).
@@ -99,17 +101,3 @@ struct LineReader {
     }
 }
 
-/// The monotonic clock (CLOCK_MONOTONIC), in one place for every client, tool and bench.
-public enum Monotonic {
-    @inlinable public static func nanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
-    /// Whole milliseconds.
-    public static func milliseconds() -> Int64 { Int64(nanoseconds() / 1_000_000) }
-
-    /// Seconds, with the nanoseconds as a fraction.
-    public static func seconds() -> Double { Double(nanoseconds()) / 1e9 }
-}

@@ -4,6 +4,7 @@ import Glibc
 import Crypto
 import Dispatch
 import Foundation
+import RedlineClock
 import RedlineCore
 import Synchronization
 
@@ -451,7 +452,7 @@ public final class AuditLog: Sendable {
     /// Signs a checkpoint when N records or T seconds have passed since the last (or at once for the first).
     private func maybeCheckpoint(force: Bool) {
         guard let cfg = options.checkpoints else { return }
-        let now = AuditLog.monotonicSeconds()
+        let now = Monotonic.seconds()
         let due = state.withLock { st -> (UInt64, String)? in
             guard st.durableSeq > 0, st.durableSeq > (st.checkpoint?.seq ?? 0) else { return nil }
             guard let last = st.checkpoint, !force else { return (st.durableSeq, st.durableHash) }
@@ -639,12 +640,6 @@ public final class AuditLog: Sendable {
         return (seq, hash)
     }
 
-    static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
     struct Opened {
         var state: State
         var note: String?
@@ -719,7 +714,7 @@ public final class AuditLog: Sendable {
         var accepted: String?
         if let head {
             st.checkpoint = head
-            st.checkpointAt = monotonicSeconds()
+            st.checkpointAt = Monotonic.seconds()
             if head.seq > seq {
                 let what = v.count == 0 && seq == 0
                     ? "\(path) is missing or empty"

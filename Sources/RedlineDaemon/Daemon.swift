@@ -15,8 +15,8 @@ public struct DaemonOptions: Sendable {
     public var devicesDir: String?
     /// Local profiles that replace packaged ones of the same name (`--local-devices`).
     public var localDevicesDir: String?
-    public var agentSocket = "/run/redline/agent.sock"
-    public var operatorSocket = "/run/redline/operator.sock"
+    public var agentSocket = SocketPaths.agentDefault
+    public var operatorSocket = SocketPaths.operatorDefault
     public var auditPath = "/var/lib/redline/audit.jsonl"
     public var auditFsync = true
     public var auditMaxBytes = 64 * 1024 * 1024

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
+import RedlineClock
 import RedlineCore
 import Synchronization
 
@@ -167,7 +168,7 @@ struct LineServer<S: LineService>: Sendable {
                     await drain(inbound)
                     return
                 }
-                var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: monotonicSeconds())
+                var bucket = TokenBucket(rate: limits.ratePerSecond, burst: limits.burst, now: Monotonic.seconds())
                 // At most one subscription per connection; it streams from a task of its own while
                 // this loop goes on reading (so a closed connection ends it at once).
                 var subscribed: Subscription?
@@ -189,7 +190,7 @@ struct LineServer<S: LineService>: Sendable {
                     }
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
                     let parsed = RPC.parse(line: bytes)
-                    guard bucket.take(now: monotonicSeconds()) else {
+                    guard bucket.take(now: Monotonic.seconds()) else {
                         let id: JSON
                         switch parsed {
                         case .success(let r): id = r.id
@@ -333,12 +334,6 @@ struct TokenBucket {
         tokens -= 1
         return true
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 func fileStat(_ path: String) throws -> stat {
