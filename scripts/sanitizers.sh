@@ -10,8 +10,14 @@
 #          (Tests/RedlineTestSupport/Processes.swift, SanitizerReports).
 # address: the whole suite but UnderLoad, built with --sanitize=address in .build-asan.
 #
-# Suppressions: Tests/Sanitizers/tsan.supp, each entry with its reason (Synchronization.Mutex
-# is invisible to TSan on Linux: Tests/Sanitizers/mutex-false-positive.swift shows it).
+# Suppressions: Tests/Sanitizers/tsan.supp, each entry with its reason.
+# What TSan can tell today: nothing yet about our own locking. Synchronization.Mutex locks with
+# futexes that TSan does not intercept on Linux (Tests/Sanitizers/mutex-false-positive.swift is
+# a correct 15-line program that TSan reports), and every shared state of the daemon and the
+# simulator is behind one. Measured 2026-12-01: 199 tests, 185 reports, every one of them between
+# two critical sections of one Mutex (AuditLog.state, DedicatedExecutor, the simulator's plant).
+# The fix is a TSan-visible lock (pthread_mutex) behind the same API in sanitizer builds; until
+# then the thread run shows races outside Mutexes only, and fails on every report.
 # Not part of the default scripts/test.sh run: the two builds and runs take about 25 minutes on
 # the 2-core CI machine, beyond the 60-minute budget beside the VM rigs. SANITIZERS=1 makes
 # scripts/test.sh run this script too.
@@ -28,15 +34,16 @@ run() {   # $1 = thread|address, $2 = scratch, then swift test arguments
     local san=$1 scratch=$2; shift 2
     local t0=$SECONDS
     echo "sanitizers: building with --sanitize=$san in $scratch"
-    swift build --sanitize="$san" --build-tests --scratch-path "$scratch" >"$scratch.build.log" 2>&1 \
-        || { tail -30 "$scratch.build.log"; return 1; }
+    mkdir -p "$scratch"
+    swift build --sanitize="$san" --build-tests --scratch-path "$scratch" >"$scratch/sanitizer-build.log" 2>&1 \
+        || { tail -30 "$scratch/sanitizer-build.log"; return 1; }
     echo "sanitizers: build $((SECONDS - t0)) s; testing"
     local t1=$SECONDS r=0
-    swift test --sanitize="$san" --scratch-path "$scratch" --skip-build "$@" >"$scratch.test.log" 2>&1 || r=$?
-    grep -E '^✘|Test run with' "$scratch.test.log" | tail -15
+    swift test --sanitize="$san" --scratch-path "$scratch" --skip-build "$@" >"$scratch/sanitizer-test.log" 2>&1 || r=$?
+    grep -E '^✘|Test run with' "$scratch/sanitizer-test.log" | tail -15
     local reports
-    reports=$(grep -cE 'WARNING: ThreadSanitizer:|ERROR: AddressSanitizer:|ERROR: LeakSanitizer:' "$scratch.test.log" || true)
-    echo "sanitizers: $san: tests $((SECONDS - t1)) s, exit $r, $reports sanitizer report(s) (full log: $scratch.test.log)"
+    reports=$(grep -cE 'WARNING: ThreadSanitizer:|ERROR: AddressSanitizer:|ERROR: LeakSanitizer:' "$scratch/sanitizer-test.log" || true)
+    echo "sanitizers: $san: tests $((SECONDS - t1)) s, exit $r, $reports sanitizer report(s) (full log: $scratch/sanitizer-test.log)"
     return $r
 }
 
