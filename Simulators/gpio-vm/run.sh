@@ -18,7 +18,7 @@
 # Environment: GPIOVM_KVER=6.12.N+deb12 pins the kernel (default: 6.12.117+deb12 when the archive
 # has it, else the newest 6.12 there); GPIOVM_TIMEOUT=seconds for the VM (default 900);
 # GPIOVM_SMP (default 2); GPIOVM_MEM in MiB (default 1024); GPIOVM_ONLY_KERNEL=1 stops after step 3;
-# GPIOVM_POWERLOSS_CYCLES (default 6, 0 skips step 7), GPIOVM_POWERLOSS_SEED, GPIOVM_ONLY_POWERLOSS=1
+# GPIOVM_POWERLOSS_CYCLES (default 4, 0 skips step 7), GPIOVM_POWERLOSS_SEED, GPIOVM_ONLY_POWERLOSS=1
 # (step 7 without the GPIO checks of step 6), GPIOVM_POWERLOSS_NO_FSYNC=1 (the negative control:
 # the daemon without fsync, where the told check must fail).
 set -euo pipefail
@@ -230,11 +230,11 @@ if ! grep -q '^GPIOVM-DONE' "$CONSOLE"; then
 fi
 
 # ---- 7. power loss -------------------------------------------------------------------------
-# The same image booted GPIOVM_POWERLOSS_CYCLES times (default 6; 0 skips) on one ext4 disk,
+# The same image booted GPIOVM_POWERLOSS_CYCLES times (default 4; 0 skips) on one ext4 disk,
 # with QEMU killed (kill -9: no guest sync) at a random moment of agent traffic, then once
 # more to check the last cycle (vm/powerloss.sh says what each boot checks). The delays come
 # from GPIOVM_POWERLOSS_SEED (printed), so a failing sequence can be replayed.
-PL_CYCLES=${GPIOVM_POWERLOSS_CYCLES:-6}
+PL_CYCLES=${GPIOVM_POWERLOSS_CYCLES:-4}
 if [ "$PL_CYCLES" -gt 0 ]; then
     t=$(date +%s)
     set +e   # a killed QEMU's exit status (137) is the point here, not an error
