@@ -39,9 +39,11 @@ struct ProtocolAbuseTests {
         for (name, raw, code) in cases {
             #expect(try errorCode(c, raw) == code, "\(name)")
         }
-        // Still serving on the same connection.
+        // Still serving on the same connection. (Only the answer is checked, not the reading's
+        // quality: on the shared plant a red-team case may have faulted sra-env at this moment.)
         let ok = try c.request("points.read", ["ids": ["sra-env.temperature"]])
-        #expect(ok["result"]?["values"]?.arrayValue?.first?["quality"]?.stringValue == "good")
+        #expect(ok["error"] == nil && ok["result"]?["values"]?.arrayValue?.first?["id"]?.stringValue == "sra-env.temperature",
+                "\(ok.encoded())")
     }
 
     @Test("RL10: extra members and structured reasons are free text: audited verbatim, never consulted")
