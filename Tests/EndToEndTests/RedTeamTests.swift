@@ -72,51 +72,20 @@ struct RedTeamTests {
         defer { conn.close() }
         let resp = try conn.request(c.method, c.params)
 
-        if let code = c.expect["error"]?.numberValue {
-            #expect(resp["error"]?["code"]?.numberValue == code, "\(c.id): expected error \(fmt(code)), got \(resp.encoded())")
-            if code == Double(-32004), let probe = RedTeamCase.missingPointProbe(c.params) {
-                // A hidden point and a point that does not exist are answered alike.
-                let other = try conn.request(c.method, probe.params)
-                let message = resp["error"]?["message"]?.stringValue
-                let otherMessage = other["error"]?["message"]?.stringValue?.replacingOccurrences(of: probe.missing, with: probe.original)
-                #expect(other["error"]?["code"] == resp["error"]?["code"] && otherMessage == message,
-                        "\(c.id): \(resp.encoded()) differs from the answer for a point that does not exist, \(other.encoded())")
-            }
-        } else {
-            #expect(resp["error"] == nil, "\(c.id): expected a result, got \(resp.encoded())")
-        }
-        if let outcome = c.expect["outcome"]?.stringValue {
-            let result = resp["result"]
-            #expect(result?["outcome"]?.stringValue == outcome, "\(c.id): expected \(outcome), got \(resp.encoded())")
-            if let rule = c.expect["rule"]?.stringValue {
-                #expect(result?["rule"]?.stringValue == rule, "\(c.id): expected rule \(rule), got \(resp.encoded())")
-            }
-        }
-        // Ground truth: unless the case expects execution, the attacked output did not move.
-        // (An input's plant value is physics, free to drift; that an agent cannot write it is RL-8's answer.)
-        let expectedPlant = c.expectedPlant
-        let executed = c.expect["outcome"]?.stringValue == "executed"
-        let after = try s.sim.plant()[target]
-        if !executed {
-            if site.point(target)?.role.isOutput != false {
-                #expect(before == after, "\(c.id): \(target) changed on the plant from \(String(describing: before)) to \(String(describing: after))")
-            }
-        } else if let v = expectedPlant.first(where: { $0.0 == target })?.1 ?? c.params["value"]?.numberValue {
-            #expect(RedTeamCase.same(after, v), "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
-        }
-        // Every decision is in the audit log with its reason, verbatim and inert.
+        var other: JSON?
+        if let probe = c.hiddenPointProbe { other = try conn.request(c.method, probe.params) }
+        record(c.answerFailures(resp, probeAnswer: other))
+        record(c.plantFailures(target: target, isOutput: site.point(target)?.role.isOutput, before: before, after: try s.sim.plant()[target]))
         if let rid = resp["result"]?["requestId"]?.stringValue {
             let rec = try s.auditRecords().first { $0["kind"]?.stringValue == "decision" && $0["requestId"]?.stringValue == rid }
-            #expect(rec != nil, "\(c.id): decision \(rid) missing from the audit log")
-            if let reason = c.params["reason"]?.stringValue { #expect(rec?["reason"]?.stringValue == reason, "\(c.id): reason not audited verbatim") }
+            record(c.auditFailures(requestId: rid, decision: rec))
         }
-        // The plant a little later: the daemon's own effects have had three scans to act.
-        if !expectedPlant.isEmpty {
+        if !c.expectedPlant.isEmpty {
             try s.waitScans(3)
             let plant = try s.sim.plant()
-            for (name, v) in expectedPlant {
-                #expect(RedTeamCase.same(plant[name], v), "\(c.id): \(name) is \(String(describing: plant[name])) on the plant, expected \(fmt(v))")
-            }
+            record(c.effectFailures { plant[$0] })
         }
     }
+
+    func record(_ failures: [String]) { for f in failures { Issue.record(Comment(rawValue: f)) } }
 }

@@ -55,18 +55,4 @@ func demoSite() throws -> Site {
     return try SiteLoader.load(siteFile: root.appendingPathComponent("Firmware-Configs/demo-datacenter.yaml").path)
 }
 
-/// Converts a YAML value (as Yams loads it) to JSON.
-func json(fromYAML v: Any?) -> JSON {
-    switch v {
-    case nil, is NSNull: return .null
-    case let b as Bool: return .bool(b)
-    case let i as Int: return .number(Double(i))
-    case let d as Double: return .number(d)
-    case let s as String: return .string(s)
-    case let a as [Any]: return .array(a.map { json(fromYAML: $0) })
-    case let m as [String: Any]: return .object(m.keys.sorted().map { ($0, json(fromYAML: m[$0])) })
-    default: return .string("\(v!)")
-    }
-}
-
 var uidAvailable: Bool { UidRelay.canSwitchUser }

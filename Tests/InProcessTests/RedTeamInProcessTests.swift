@@ -48,50 +48,20 @@ struct RedTeamInProcessTests {
             let before = d.plant.value(target)
             let resp = await d.call(c.method, c.params, as: agent.uid)
 
-            if let code = c.expect["error"]?.numberValue {
-                #expect(resp["error"]?["code"]?.numberValue == code, "\(c.id): expected error \(fmt(code)), got \(resp.encoded())")
-                if code == Double(-32004), let probe = RedTeamCase.missingPointProbe(c.params) {
-                    // A hidden point and a point that does not exist are answered alike.
-                    let other = await d.call(c.method, probe.params, as: agent.uid)
-                    let message = resp["error"]?["message"]?.stringValue
-                    let otherMessage = other["error"]?["message"]?.stringValue?.replacingOccurrences(of: probe.missing, with: probe.original)
-                    #expect(other["error"]?["code"] == resp["error"]?["code"] && otherMessage == message,
-                            "\(c.id): \(resp.encoded()) differs from the answer for a point that does not exist, \(other.encoded())")
-                }
-            } else {
-                #expect(resp["error"] == nil, "\(c.id): expected a result, got \(resp.encoded())")
-            }
-            if let outcome = c.expect["outcome"]?.stringValue {
-                let result = resp["result"]
-                #expect(result?["outcome"]?.stringValue == outcome, "\(c.id): expected \(outcome), got \(resp.encoded())")
-                if let rule = c.expect["rule"]?.stringValue {
-                    #expect(result?["rule"]?.stringValue == rule, "\(c.id): expected rule \(rule), got \(resp.encoded())")
-                }
-            }
-            // Ground truth: unless the case expects execution, the attacked output did not move.
-            let expectedPlant = c.expectedPlant
-            let executed = c.expect["outcome"]?.stringValue == "executed"
-            let after = d.plant.value(target)
-            if !executed {
-                if d.site.point(target)?.role.isOutput != false {
-                    #expect(before == after, "\(c.id): \(target) changed on the plant from \(String(describing: before)) to \(String(describing: after))")
-                }
-            } else if let v = expectedPlant.first(where: { $0.0 == target })?.1 ?? c.params["value"]?.numberValue {
-                #expect(RedTeamCase.same(after, v), "\(c.id): \(target) is \(String(describing: after)) on the plant, expected \(fmt(v))")
-            }
-            // Every decision is in the audit log with its reason, verbatim and inert.
+            var other: JSON?
+            if let probe = c.hiddenPointProbe { other = await d.call(c.method, probe.params, as: agent.uid) }
+            record(c.answerFailures(resp, probeAnswer: other))
+            record(c.plantFailures(target: target, isOutput: d.site.point(target)?.role.isOutput, before: before, after: d.plant.value(target)))
             if let rid = resp["result"]?["requestId"]?.stringValue {
                 let rec = try await d.audited("decision").first { $0["requestId"]?.stringValue == rid }
-                #expect(rec != nil, "\(c.id): decision \(rid) missing from the audit log")
-                if let reason = c.params["reason"]?.stringValue { #expect(rec?["reason"]?.stringValue == reason, "\(c.id): reason not audited verbatim") }
+                record(c.auditFailures(requestId: rid, decision: rec))
             }
-            // The plant three scans later: the daemon's own effects have acted.
-            if !expectedPlant.isEmpty {
+            if !c.expectedPlant.isEmpty {
                 await d.scan(3)
-                for (name, v) in expectedPlant {
-                    #expect(RedTeamCase.same(d.plant.value(name), v), "\(c.id): \(name) is \(String(describing: d.plant.value(name))) on the plant, expected \(fmt(v))")
-                }
+                record(c.effectFailures { d.plant.value($0) })
             }
         }
     }
+
+    func record(_ failures: [String]) { for f in failures { Issue.record(Comment(rawValue: f)) } }
 }
