@@ -228,7 +228,7 @@ let package = Package(
         // process over the memory plant: fast, no root, no sockets.
         .testTarget(
             name: "InProcessTests",
-            dependencies: ["RedlineTesting", "RedlineTestSupport", "RedlineConfig", "RedlineCore", "RedlineIO", "RedlineDaemon"],
+            dependencies: ["RedlineTesting", "RedlineTestSupport", "PlantModel", "RedlineConfig", "RedlineCore", "RedlineIO", "RedlineDaemon"],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineMCPTests",

@@ -3,25 +3,9 @@ import RedlineCore
 import RedlineIO
 import Synchronization
 
-/// A device fault a test injects: what every access to the device's points answers.
-/// The names are the simulator's (`device.fault`), and each stands for the error the
-/// real Modbus backend reports for it.
-public enum InjectedFault: String, Sendable, CaseIterable {
-    /// Gone: connections refused.
-    case offline
-    /// Requests never answered.
-    case timeout
-    /// Every request answered with exception 4 (server device failure).
-    case exception
-    /// Malformed frames.
-    case garbage
-    /// Answers from another unit id.
-    case wrongUnit = "wrong-unit"
-    /// Late but inside the response timeout: the device still answers (no error).
-    case slow
-    /// Normal operation.
-    case none
-
+/// A device fault a test injects (PlantModel's `FaultMode`, the simulator's names): what every
+/// access to the device's points answers.
+extension FaultMode {
     /// The error the device's points read, or nil when they read normally.
     public var error: DeviceError? {
         switch self {
@@ -75,7 +59,7 @@ public final class MemoryPlant: PlantAccess {
     private struct State {
         var model: PlantModel
         var snapshot = PlantSnapshot()
-        var faults: [String: InjectedFault] = [:]
+        var faults: [String: FaultMode] = [:]
         var stalled: Set<String> = []
         var writes: [Write] = []
         var jobs = [Int](repeating: 0, count: BusPriority.allCases.count)
@@ -102,7 +86,7 @@ public final class MemoryPlant: PlantAccess {
     public func value(_ name: String) -> Double? { state.withLock { $0.model.value(name) } }
 
     /// Injects (or with `.none` clears) a device fault.
-    public func fault(_ device: String, _ mode: InjectedFault) {
+    public func fault(_ device: String, _ mode: FaultMode) {
         state.withLock { $0.faults[device] = mode == .none ? nil : mode }
     }
 

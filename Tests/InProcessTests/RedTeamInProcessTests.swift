@@ -1,3 +1,4 @@
+import PlantModel
 import RedlineCore
 import RedlineTestSupport
 import RedlineTesting
@@ -39,7 +40,7 @@ struct RedTeamInProcessTests {
             let agent = try #require(d.site.agent(named: c.agent), "\(c.id): unknown agent \(c.agent)")
             for (name, value) in c.plant { try d.plant.set(name, value) }
             if let f = c.fault {
-                let mode = try #require(InjectedFault(rawValue: f.mode), "\(c.id): unknown fault mode \(f.mode)")
+                let mode = try #require(FaultMode(rawValue: f.mode), "\(c.id): unknown fault mode \(f.mode)")
                 d.plant.fault(f.device, mode)
             }
             await d.scan(2)
