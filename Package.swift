@@ -43,14 +43,17 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "RedlineConfig",
-            dependencies: ["RedlineCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["RedlineSync", "RedlineCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // The monotonic clock, once: the daemon's (through RedlineIO) and the clients' (RedlineClient).
         .target(name: "RedlineClock", swiftSettings: strict),
+        // The lock behind every shared state: Synchronization.Mutex, or a pthread mutex that
+        // ThreadSanitizer can see in the sanitizer build (-DREDLINE_TSAN).
+        .target(name: "RedlineSync", swiftSettings: strict),
         .target(
             name: "RedlineIO",
             dependencies: [
-                "RedlineCore", "RedlineClock", "CModbus", "CGPIOD",
+                "RedlineSync", "RedlineCore", "RedlineClock", "CModbus", "CGPIOD",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -61,7 +64,7 @@ let package = Package(
         .target(
             name: "RedlineDaemon",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock",
+                "RedlineSync", "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "redline-sim",
             dependencies: [
-                "PlantModel", "RedlineConfig", "RedlineClient", "CModbus",
+                "RedlineSync", "PlantModel", "RedlineConfig", "RedlineClient", "CModbus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Simulators/redline-sim",
@@ -179,7 +182,7 @@ let package = Package(
         .target(
             name: "RedlineTesting",
             dependencies: [
-                "RedlineCore", "RedlineIO", "RedlineDaemon", "PlantModel",
+                "RedlineSync", "RedlineCore", "RedlineIO", "RedlineDaemon", "PlantModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -187,7 +190,7 @@ let package = Package(
         // Tests: one target per module, plus end-to-end with real processes.
         .target(
             name: "RedlineTestSupport",
-            dependencies: ["RedlineCore", "RedlineClient", .product(name: "Yams", package: "Yams")],
+            dependencies: ["RedlineSync", "RedlineCore", "RedlineClient", .product(name: "Yams", package: "Yams")],
             path: "Tests/RedlineTestSupport",
             swiftSettings: strict),
         .testTarget(
@@ -207,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "RedlineIOTests",
             dependencies: [
-                "RedlineIO", "RedlineConfig", "RedlineTestSupport", "PlantModel",
+                "RedlineSync", "RedlineIO", "RedlineConfig", "RedlineTestSupport", "PlantModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -233,7 +236,7 @@ let package = Package(
         .testTarget(
             name: "RedlineMCPTests",
             dependencies: [
-                "RedlineMCP", "RedlineClient", "RedlineCore",
+                "RedlineSync", "RedlineMCP", "RedlineClient", "RedlineCore",
                 .product(name: "MCP", package: "swift-sdk"),
             ],
             swiftSettings: strict),
@@ -244,7 +247,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "RedlineTestSupport", "RedlineClient", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
+                "RedlineSync", "RedlineTestSupport", "RedlineClient", "RedlineConfig", "RedlineHIL", "RedlineIO", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -2,7 +2,7 @@ import CModbus
 import Foundation
 import PlantModel
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 #if canImport(Glibc)
 import Glibc
@@ -92,7 +92,7 @@ final class BusServer: Sendable {
     let sim: Simulator
     let deviceIDs: [String]
     private let ready = DispatchSemaphore(value: 0)
-    private let startError = Mutex<String?>(nil)
+    private let startError = Lock<String?>(nil)
 
     init(bus: Bus, sim: Simulator) {
         self.bus = bus

@@ -3,21 +3,21 @@ import Foundation
 import PlantModel
 import RedlineClient
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// The shared state of one simulator run: the plant, the device faults, the clock.
 final class Simulator: Sendable {
     let site: Site
     let manualClock: Bool
-    private let plant: Mutex<PlantModel>
-    private let faults = Mutex<[String: FaultMode]>([:])
-    private let delays = Mutex<[String: Int]>([:])
-    private let running = Mutex(true)
+    private let plant: Lock<PlantModel>
+    private let faults = Lock<[String: FaultMode]>([:])
+    private let delays = Lock<[String: Int]>([:])
+    private let running = Lock(true)
 
     init(site: Site, manualClock: Bool) {
         self.site = site
         self.manualClock = manualClock
-        self.plant = Mutex(PlantModel(site: site))
+        self.plant = Lock(PlantModel(site: site))
     }
 
     var isRunning: Bool { running.withLock { $0 } }

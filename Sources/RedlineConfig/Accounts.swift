@@ -1,5 +1,5 @@
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 #if canImport(Glibc)
 import Glibc
@@ -65,7 +65,7 @@ public struct AccountDatabase: Sendable {
 
 enum SystemAccounts {
     /// getgrent walks process-wide state: one walker at a time.
-    static let groupWalk = Mutex(())
+    static let groupWalk = Lock(())
 
     static func user(_ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int,
                               UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32) -> AccountDatabase.User? {

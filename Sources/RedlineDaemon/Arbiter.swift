@@ -1,7 +1,7 @@
 import Logging
 import RedlineCore
 import RedlineIO
-import Synchronization
+import RedlineSync
 
 /// How much of the daemon's work one agent may cause (docs/DESIGN.md §7).
 public struct AgentLimits: Sendable {
@@ -379,7 +379,7 @@ final class Arbiter: Sendable {
 
 /// The age of the readings at actuation, set on the bus thread and read after the write.
 final class AgeBox: Sendable {
-    private let v = Mutex<Int64?>(nil)
+    private let v = Lock<Int64?>(nil)
     func set(_ a: Int64) { v.withLock { $0 = a } }
     var value: Int64? { v.withLock { $0 } }
 }

@@ -6,7 +6,7 @@ import Dispatch
 import Foundation
 import RedlineClock
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// The append-only, hash-chained audit log (docs/DESIGN.md §9).
 ///
@@ -182,9 +182,9 @@ public final class AuditLog: Sendable {
     }
 
     public let options: Options
-    private let state: Mutex<State>
+    private let state: Lock<State>
     /// Told of every batch of records once it is durable, on the writer thread; must not block.
-    private let observer = Mutex<(@Sendable ([JSON]) -> Void)?>(nil)
+    private let observer = Lock<(@Sendable ([JSON]) -> Void)?>(nil)
 
     /// Sets the one observer of durable records (the daemon's operator events). It is called on
     /// the audit thread after each successful write, with the records in seq order, and must
@@ -206,7 +206,7 @@ public final class AuditLog: Sendable {
     public init(options: Options) throws(OpenError) {
         self.options = options
         let opened = try AuditLog.open(options)
-        state = Mutex(opened.state)
+        state = Lock(opened.state)
         recoveryNote = opened.note
         acceptedMissing = opened.accepted
         let thread = Thread { [self] in self.writerLoop() }
@@ -326,7 +326,7 @@ public final class AuditLog: Sendable {
     @discardableResult
     public func appendNow(kind: String, _ fields: [(String, JSON)]) throws -> UInt64 {
         let sem = DispatchSemaphore(value: 0)
-        let box = Mutex<Result<UInt64, any Error>?>(nil)
+        let box = Lock<Result<UInt64, any Error>?>(nil)
         enqueue(kind: kind, fields) { r in
             box.withLock { $0 = r }
             sem.signal()

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Synchronization
+import RedlineSync
 
 /// A task executor with a thread of its own. The daemon runs three: the safety path
 /// (scan loops, effects, watchdog), the arbiter's lane, and the operator socket, so
@@ -8,7 +8,7 @@ import Synchronization
 /// say) cannot delay any of them. Nothing blocking runs on these threads: device I/O
 /// stays on the bus threads, the audit log's writes on its own.
 final class DedicatedExecutor: TaskExecutor, Sendable {
-    private let jobs = Mutex<[UnownedJob]>([])
+    private let jobs = Lock<[UnownedJob]>([])
     private let wake = DispatchSemaphore(value: 0)
 
     init(name: String) {

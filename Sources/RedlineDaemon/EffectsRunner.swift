@@ -1,7 +1,7 @@
 import Logging
 import RedlineCore
 import RedlineIO
-import Synchronization
+import RedlineSync
 
 /// Runs the pure effects machine (RedlineCore `EffectsMachine`) on every scan update
 /// and carries out what it returns: safe-state writes at `.safety` priority, E-2
@@ -20,7 +20,7 @@ final class EffectsRunner: Sendable {
     private let clock: @Sendable () -> Int64
     /// Where the safe-state writes' tasks run (the safety thread, in the daemon).
     private let executor: (any TaskExecutor)?
-    private let state = Mutex(Inner())
+    private let state = Lock(Inner())
 
     private struct Inner {
         var effects = EffectState()

@@ -1,7 +1,7 @@
 import Logging
 import RedlineCore
 import RedlineIO
-import Synchronization
+import RedlineSync
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -26,7 +26,7 @@ final class Engine: Sendable {
     /// Operator events: fed by the audit log with each durable batch.
     let events: EventHub
     /// Which devices are faulted, by the last full scan (safety thread only).
-    private let health = Mutex(DeviceHealth())
+    private let health = Lock(DeviceHealth())
     let clock: @Sendable () -> Int64
 
     init(site: Site, plant: any PlantAccess, audit: AuditLog, logger: Logger, notifier: SystemdNotifier,

@@ -1,5 +1,5 @@
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// Operator events (`events.subscribe`, docs/DESIGN.md §8): every durable audit record that
 /// stands for an event (`OperatorEvents`) goes to every subscriber, in seq order.
@@ -21,7 +21,7 @@ final class EventHub: Sendable {
     }
 
     let capacity: Int
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(capacity: Int = 1024) {
         self.capacity = max(1, capacity)

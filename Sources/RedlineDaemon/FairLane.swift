@@ -1,4 +1,4 @@
-import Synchronization
+import RedlineSync
 
 /// The arbiter's lane: runs jobs one at a time, to completion (an actor would not do:
 /// it interleaves at every `await`, and a device write awaits).
@@ -19,7 +19,7 @@ final class FairLane: Sendable {
         var running = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     /// Where the lane's jobs run (a thread of the arbiter's own, in the daemon).
     private let executor: (any TaskExecutor)?
 

@@ -1,5 +1,5 @@
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// The daemon's bookkeeping, in one place: request ids, held and finished requests,
 /// quarantine, readiness, per-agent work in progress and the counters `status` shows.
@@ -36,12 +36,12 @@ final class Ledger: Sendable {
         var actuationAges: [Int64] = []
     }
 
-    let state: Mutex<State>
+    let state: Lock<State>
     private let bootTag: String
 
     init(site: Site, now: Int64, bootSalt: UInt64) {
         bootTag = String(UInt64(truncatingIfNeeded: now &+ Int64(truncatingIfNeeded: bootSalt) &* 7919) & 0xFFFF, radix: 16)
-        state = Mutex(State(quarantine: QuarantineBook(policy: site.quarantine), startedAt: now))
+        state = Lock(State(quarantine: QuarantineBook(policy: site.quarantine), startedAt: now))
     }
 
     func newRequestId() -> String {

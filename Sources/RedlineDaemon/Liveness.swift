@@ -1,6 +1,6 @@
 import Logging
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// Readiness and the systemd watchdog, driven by completed scans only.
 ///
@@ -13,7 +13,7 @@ final class Liveness: Sendable {
     private let audit: AuditLog
     private let logger: Logger
     private let site: Site
-    private let state = Mutex(Inner())
+    private let state = Lock(Inner())
 
     private struct Inner {
         var readySent = false

@@ -6,7 +6,7 @@ import NIOCore
 import NIOPosix
 import RedlineClock
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// Credentials of a connected peer, from `SO_PEERCRED` (never from anything it says).
 public struct Peer: Sendable, Hashable, CustomStringConvertible {
@@ -246,7 +246,7 @@ struct LineServer<S: LineService>: Sendable {
 /// Layout of Linux `struct ucred` (pid_t, uid_t, gid_t), which Glibc hides behind _GNU_SOURCE.
 /// The task that streams a subscription's notifications, cancelled when its connection ends.
 final class StreamerTask: Sendable {
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let task = Lock<Task<Void, Never>?>(nil)
     func start(_ body: @escaping @Sendable () async -> Void) {
         task.withLock { $0 = Task { await body() } }
     }
@@ -261,7 +261,7 @@ struct PeerCred: Sendable {
 
 /// Open connections, in all and per uid.
 final class ConnectionCount: Sendable {
-    private let state = Mutex<(total: Int, perUid: [UInt32: Int])>((0, [:]))
+    private let state = Lock<(total: Int, perUid: [UInt32: Int])>((0, [:]))
 
     /// Admits a new connection if the cap and the uid's share allow it; nil when admitted
     /// (then `remove` must follow), else why not. A refused connection takes no slot, so an

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Synchronization
+import RedlineSync
 
 #if canImport(Glibc)
 import Glibc
@@ -54,7 +54,7 @@ final class BusWorker: Sendable {
 
     let name: String
     private let factory: Factory
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let wake = DispatchSemaphore(value: 0)
 
     init(name: String, factory: @escaping Factory) {

@@ -1,6 +1,6 @@
 import Logging
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// The daemon's hands and eyes on the plant: one thread per bus, each owning its
 /// backend (libmodbus or libgpiod context). Async callers are bridged to the bus
@@ -15,9 +15,9 @@ public final class PlantIO: Sendable {
     private let logger: Logger
     private let workers: [String: BusWorker]
     private let busPoints: [String: [Point]]
-    private let deviceStates = Mutex(DeviceStates())
+    private let deviceStates = Lock(DeviceStates())
     /// Bus jobs submitted, by priority: how much device work each kind of caller causes.
-    private let jobCounts = Mutex([Int](repeating: 0, count: BusPriority.allCases.count))
+    private let jobCounts = Lock([Int](repeating: 0, count: BusPriority.allCases.count))
 
     /// Bus jobs (one per bus read, one per write) submitted so far, by priority.
     public var jobsSubmitted: [BusPriority: Int] {

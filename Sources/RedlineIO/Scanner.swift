@@ -1,6 +1,6 @@
 import Logging
 import RedlineCore
-import Synchronization
+import RedlineSync
 
 /// Keeps the plant snapshot fresh: reads every point of the site (inputs and
 /// outputs) each `site.timing.scanIntervalMs`.
@@ -17,7 +17,7 @@ public final class Scanner: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let idsByBus: [[String]]
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     private struct State {
         var snapshot = PlantSnapshot()

@@ -6,7 +6,7 @@ import Logging
 import RedlineCore
 import RedlineDaemon
 import RedlineIO
-import Synchronization
+import RedlineSync
 
 /// The real daemon in the test process, over a `MemoryPlant` and a `ManualClock`.
 ///
@@ -30,7 +30,7 @@ public final class InProcessDaemon: Sendable {
     private let audit: AuditLog
     private let core: DaemonCore
     private let scanTask: Task<Void, Never>
-    private let nextId = Mutex(0)
+    private let nextId = Lock(0)
 
     /// Builds and starts the daemon (its scan loop attached to the plant), without a first scan:
     /// call `scan()` to make it ready, as a real daemon is after its first full scan.

@@ -1,7 +1,7 @@
 import PlantModel
 import RedlineCore
 import RedlineIO
-import Synchronization
+import RedlineSync
 
 /// A device fault a test injects (PlantModel's `FaultMode`, the simulator's names): what every
 /// access to the device's points answers.
@@ -37,7 +37,7 @@ extension FaultMode {
 public final class MemoryPlant: PlantAccess {
     public let site: Site
     public let clock: ManualClock
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     /// A write that reached the plant (or was refused on the way).
     public struct Write: Sendable, Hashable, CustomStringConvertible {
@@ -71,7 +71,7 @@ public final class MemoryPlant: PlantAccess {
     public init(site: Site, clock: ManualClock = ManualClock()) {
         self.site = site
         self.clock = clock
-        state = Mutex(State(model: PlantModel(site: site)))
+        state = Lock(State(model: PlantModel(site: site)))
     }
 
     // MARK: - What a test does to the plant

@@ -4,12 +4,12 @@ import FoundationXML
 #endif
 import RedlineCore
 import RedlineTestSupport
-import Synchronization
+import RedlineSync
 import Testing
 
 /// One simulator (manual clock) + daemon shared by the HIL suites, stopped at process exit.
 enum HILStack {
-    private static let stack = Mutex<PlantAndDaemon?>(nil)
+    private static let stack = Lock<PlantAndDaemon?>(nil)
 
     static func get() throws -> PlantAndDaemon {
         try stack.withLock { s in

@@ -2,7 +2,7 @@ import Foundation
 import RedlineClient
 import RedlineCore
 import RedlineTestSupport
-import Synchronization
+import RedlineSync
 import Testing
 
 /// The holes around the red lines (issue: integrity), closed and proved on a live daemon.
@@ -22,7 +22,7 @@ struct IntegrityTests {
         try s.sim.fault("sra-env", "slow", delayMs: 20)
         let held = try c.write("sra-door.lock", 1)
         let rid = try #require(held["requestId"]?.stringValue)
-        let approveAnswer = Mutex<JSON?>(nil), denyAnswer = Mutex<JSON?>(nil)
+        let approveAnswer = Lock<JSON?>(nil), denyAnswer = Lock<JSON?>(nil)
         // Both connections are open before either request is sent, so only the offset separates them.
         let path = s.operatorSocket
         let ready = DispatchSemaphore(value: 0), go = DispatchSemaphore(value: 0)

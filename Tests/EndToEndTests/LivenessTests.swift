@@ -2,6 +2,7 @@ import Foundation
 import RedlineClient
 import RedlineCore
 import RedlineTestSupport
+import RedlineSync
 import Synchronization
 import Testing
 
@@ -111,7 +112,7 @@ struct UnderLoadLivenessTests {
         let held = try c.write("sra-door.lock", 1)
         let rid = try #require(held["requestId"]?.stringValue)
         // Watch the plant from now on: when the door first reads locked.
-        let lockedAt = Mutex<Int64?>(nil)
+        let lockedAt = Lock<Int64?>(nil)
         let watching = Atomic<Bool>(true)
         let controlPath = s.sim.controlPath
         let watcher = Thread {
@@ -125,7 +126,7 @@ struct UnderLoadLivenessTests {
             }
         }
         watcher.start()
-        let answer = Mutex<JSON?>(nil)
+        let answer = Lock<JSON?>(nil)
         let approver = Thread {
             let r = try? s.operatorCall("approvals.approve", ["requestId": .string(rid)])
             answer.withLock { $0 = r }

@@ -3,13 +3,13 @@ import RedlineConfig
 import RedlineClient
 import RedlineCore
 import RedlineTestSupport
-import Synchronization
+import RedlineSync
 import Testing
 import Yams
 
 /// One simulator + daemon shared by a serialized suite, stopped at process exit.
 enum SharedStack {
-    private static let stack = Mutex<PlantAndDaemon?>(nil)
+    private static let stack = Lock<PlantAndDaemon?>(nil)
 
     static func get() throws -> PlantAndDaemon {
         try stack.withLock { s in

@@ -4,7 +4,7 @@ import RedlineConfig
 import RedlineCore
 import RedlineIO
 import RedlineTestSupport
-import Synchronization
+import RedlineSync
 import Testing
 
 enum Transport: String, CaseIterable, CustomTestStringConvertible, Sendable {
@@ -44,7 +44,7 @@ func startSim(_ siteFile: String, in dir: TempDir, manual: Bool = false, name: S
 
 /// Log lines captured from a Logger, for "logged once per change" checks.
 final class LogStore: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Lock<[String]>([])
     func append(_ s: String) { lines.withLock { $0.append(s) } }
     var all: [String] { lines.withLock { $0 } }
     func count(_ needle: String...) -> Int { all.filter { l in needle.allSatisfy { l.contains($0) } }.count }

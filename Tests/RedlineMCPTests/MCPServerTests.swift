@@ -3,7 +3,7 @@ import MCP
 import RedlineClient
 import RedlineCore
 import RedlineMCP
-import Synchronization
+import RedlineSync
 import Testing
 
 /// An in-memory daemon behind the MCP server: answers scripted per method, every call recorded.
@@ -12,7 +12,7 @@ import Testing
 final class ScriptedDaemon: RPCTransport, @unchecked Sendable {
     typealias Answer = @Sendable (JSON?) -> Result<JSON, ClientError>
     private let answers: [String: Answer]
-    private let log = Mutex<[(method: String, params: JSON?)]>([])
+    private let log = Lock<[(method: String, params: JSON?)]>([])
     let how = "in memory (scripted daemon answers)"
 
     init(_ answers: [String: Answer]) { self.answers = answers }

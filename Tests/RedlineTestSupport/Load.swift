@@ -1,6 +1,7 @@
 import Foundation
 import RedlineClient
 import RedlineCore
+import RedlineSync
 import Synchronization
 
 /// A bound Unix datagram socket standing in for systemd's notify socket: records every
@@ -8,7 +9,7 @@ import Synchronization
 public final class NotifyListener: @unchecked Sendable {
     public let path: String
     private let fd: Int32
-    private let messages = Mutex<[(ms: Int64, text: String)]>([])
+    private let messages = Lock<[(ms: Int64, text: String)]>([])
     private let running = Atomic<Bool>(true)
     private var thread: Thread?
 
