@@ -7,8 +7,9 @@ import RedlineDaemon
 /// and RPC.parse on arbitrary byte streams.
 ///
 /// - every complete line gives exactly one frame, `.line` (without a final CR) when it is at or
-///   under the limit, `.tooLong(its length)` when over; a last line without a newline is a line if
-///   at or under the limit, nothing otherwise (an independent model of the framing);
+///   under the limit without its terminator (LF or CRLF), `.tooLong(its bytes before the LF)` when
+///   over; a last line without a newline is a line if at or under the limit, `.tooLong(its length)`
+///   otherwise (an independent model of the framing);
 /// - the same bytes in any chunking give the same frames (nothing stalls or merges lines);
 /// - RPC.parse on every line answers a request exactly when an independent check of the
 ///   JSON-RPC 2.0 rules says it is one, and an error answer with the right code otherwise.
@@ -61,7 +62,8 @@ public enum RPCLinesOracle {
         var start = 0
         for (i, b) in stream.enumerated() where b == 0x0A {
             let len = i - start
-            if len > maxLength {
+            let content = len > 0 && stream[i - 1] == 0x0D ? len - 1 : len
+            if content > maxLength {
                 out.append(.tooLong(len))
             } else {
                 var line = Array(stream[start..<i])
@@ -71,7 +73,7 @@ public enum RPCLinesOracle {
             start = i + 1
         }
         let tail = stream.count - start
-        if tail > 0, tail <= maxLength { out.append(.line(Array(stream[start...]))) }
+        if tail > 0 { out.append(tail <= maxLength ? .line(Array(stream[start...])) : .tooLong(tail)) }
         return out
     }
 

@@ -6,9 +6,11 @@ package enum Frame: Sendable, Equatable {
     case tooLong(Int)
 }
 
-/// Splits the byte stream at `\n`. A line longer than `maxLength` is dropped
-/// up to its newline and reported once as `.tooLong`, so one bad client line
-/// never stalls or grows the daemon.
+/// Splits the byte stream at `\n`. A line's length is its bytes without the terminator
+/// (`\n` or `\r\n`): a line at or under `maxLength` is never refused for size. A longer line
+/// is dropped up to its newline and reported once as `.tooLong(n)`, `n` its bytes before the
+/// `\n`, so one bad client line never stalls or grows the daemon. A last line without a newline
+/// at the end of the stream is a line too, or `.tooLong` if over the limit: never dropped unsaid.
 package struct LineDecoder: ByteToMessageDecoder {
     package typealias InboundOut = Frame
     package let maxLength: Int
@@ -26,6 +28,7 @@ package struct LineDecoder: ByteToMessageDecoder {
         if let nl = view[from...].firstIndex(of: 0x0A) {
             scanned = 0
             let len = nl - view.startIndex
+            let content = len > 0 && view[nl - 1] == 0x0D ? len - 1 : len
             if discarding {
                 buffer.moveReaderIndex(forwardBy: len + 1)
                 context.fireChannelRead(wrapInboundOut(.tooLong(discarded + len)))
@@ -33,7 +36,7 @@ package struct LineDecoder: ByteToMessageDecoder {
                 discarded = 0
                 return .continue
             }
-            if len > maxLength {
+            if content > maxLength {
                 buffer.moveReaderIndex(forwardBy: len + 1)
                 context.fireChannelRead(wrapInboundOut(.tooLong(len)))
                 return .continue
@@ -46,7 +49,8 @@ package struct LineDecoder: ByteToMessageDecoder {
             context.fireChannelRead(wrapInboundOut(.line(line)))
             return .continue
         }
-        if discarding || buffer.readableBytes > maxLength {
+        // One byte beyond the limit may still be the CR of a line exactly at it.
+        if discarding || buffer.readableBytes > maxLength + 1 {
             discarded += buffer.readableBytes
             discarding = true
             buffer.moveReaderIndex(to: buffer.writerIndex)
@@ -58,12 +62,18 @@ package struct LineDecoder: ByteToMessageDecoder {
     }
 
     package mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A final line without a newline is still a request.
-        if buffer.readableBytes > 0, !discarding {
+        // A final line without a newline is still a request, or a line too long to be one.
+        if discarding {
+            context.fireChannelRead(wrapInboundOut(.tooLong(discarded + buffer.readableBytes)))
+        } else if buffer.readableBytes > maxLength {
+            context.fireChannelRead(wrapInboundOut(.tooLong(buffer.readableBytes)))
+        } else if buffer.readableBytes > 0 {
             let line = buffer.readSlice(length: buffer.readableBytes)!
             context.fireChannelRead(wrapInboundOut(.line(line)))
         }
         buffer.moveReaderIndex(to: buffer.writerIndex)
+        discarding = false
+        discarded = 0
         scanned = 0
         return .needMoreData
     }

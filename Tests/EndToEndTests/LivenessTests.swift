@@ -238,6 +238,20 @@ struct AdmissionTests {
         #expect(try s.sim.plant()["office-lights.on"] == 1)
     }
 
+    @Test("a last line over the limit, ended by a half-close instead of a newline, is answered too long, not dropped unsaid")
+    func halfCloseAfterTooLongLine() throws {
+        let s = try PlantAndDaemon()
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        try c.sendLine(#"{"jsonrpc":"2.0","id":1,"method":"site.describe"}"#)
+        try c.send(raw: Array(repeating: UInt8(ascii: "x"), count: 70_000))
+        c.finishSending()
+        #expect(try c.readJSON()["result"] != nil)
+        let a = try c.readJSON()
+        #expect(a["error"]?["code"]?.numberValue == -32600, "\(a.encoded())")
+        #expect(a["error"]?["message"]?.stringValue?.contains("70000 bytes exceeds the limit") == true, "\(a.encoded())")
+    }
+
     @Test("an idle connection is closed after the idle timeout")
     func idleTimeout() throws {
         let s = try PlantAndDaemon(daemonArgs: ["--idle-timeout", "1"])

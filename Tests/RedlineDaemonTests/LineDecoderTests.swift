@@ -91,6 +91,13 @@ import Testing
             ("abcde\nabcd\n", 4, [.tooLong(5), Self.line("abcd")]),
             ("123456789\n\nz", 4, [.tooLong(9), Self.line(""), Self.line("z")]),
             ("{\"a\":1}\r\n", 8, [Self.line("{\"a\":1}")]),
+            // A line exactly at the limit ended by CRLF is a line: the CR is the terminator's.
+            ("abcd\r\nz\n", 4, [Self.line("abcd"), Self.line("z")]),
+            ("abcde\r\n", 4, [.tooLong(6)]),
+            // A last line over the limit, without a newline, is reported, not dropped unsaid.
+            ("ok\nabcde", 4, [Self.line("ok"), .tooLong(5)]),
+            ("abcdefghij", 4, [.tooLong(10)]),
+            ("abcd\r", 4, [.tooLong(5)]),
         ]
         for c in cases {
             let bytes = Array(c.input.utf8)
