@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries behind small shims.
@@ -58,10 +59,15 @@ let package = Package(
             name: "RedlineClient",
             dependencies: ["RedlineCore", "RedlineClock"],
             swiftSettings: strict),
+        // The Prometheus text rendering of a `status` answer (swift-prometheus): pure, no I/O.
+        .target(
+            name: "RedlineMetrics",
+            dependencies: ["RedlineCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strict),
         .target(
             name: "RedlineDaemon",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock",
+                "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock", "RedlineMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -95,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP", "RedlineMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -229,6 +235,10 @@ let package = Package(
         .testTarget(
             name: "InProcessTests",
             dependencies: ["RedlineTesting", "RedlineTestSupport", "RedlineConfig", "RedlineCore", "RedlineIO", "RedlineDaemon"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineMetricsTests",
+            dependencies: ["RedlineMetrics", "RedlineCore"],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineMCPTests",
