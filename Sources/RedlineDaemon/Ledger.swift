@@ -70,6 +70,8 @@ final class Ledger: Sendable {
         var inFlight: [String: Int] = [:]
         /// The oldest condition reading each executed write was decided on, at actuation (ms), most recent last.
         var actuationAges: [Int64] = []
+        /// The last metrics textfile written: how long its status, render, write and rename took (s), and its size.
+        var metricsLastWrite: (seconds: Double, bytes: Int)?
     }
 
     let state: Mutex<State>

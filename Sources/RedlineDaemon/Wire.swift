@@ -131,6 +131,9 @@ enum Wire {
         out.append(("actuationReadingsAgeMs", ageStats))
         out.append(("requestHistory", .number(Double(s.approvals.historyCount))))
         out.append(("deviceJobs", jobs))
+        out.append(("metricsTextfile", s.metricsLastWrite.map { w in
+            .obj([("lastWriteS", .number(w.seconds)), ("bytes", .number(Double(w.bytes)))])
+        } ?? .null))
         out.append(("decisions", .array(decisions)))
         out.append(("buses", .array(buses)))
         out.append(("devices", .array(devices)))
