@@ -21,6 +21,7 @@ import Synchronization
 ///   a crash loses nothing that matters; the disk's flushes belong to the audit log.
 /// - A failure (a missing folder, a full disk) is logged when it starts and when it ends, and
 ///   counted in `status` (`counters.metricsWriteFailures`); it never stops anything.
+/// - The file is mode 0644 whatever the umask: node_exporter runs as another user.
 /// - On a clean stop the last file says `redline_ready 0`.
 final class MetricsTextfile: Sendable {
     let path: String
@@ -104,6 +105,13 @@ final class MetricsTextfile: Sendable {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return "cannot open \(tmp): \(String(cString: strerror(errno)))" }
+        // Readable by node_exporter's user whatever the daemon's umask (the unit's is 0077).
+        guard fchmod(fd, 0o644) == 0 else {
+            let e = String(cString: strerror(errno))
+            close(fd)
+            unlink(tmp)
+            return "cannot chmod \(tmp): \(e)"
+        }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }

@@ -64,6 +64,8 @@ struct MetricsTests {
         #expect(status["counters"]?["metricsWriteFailures"]?.numberValue == 0)
         #expect(!FileManager.default.fileExists(atPath: textfile + ".tmp"), "the temporary file was renamed over the textfile")
         let text = try String(contentsOfFile: textfile, encoding: .utf8)
+        let mode = (try FileManager.default.attributesOfItem(atPath: textfile)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o644, "node_exporter (another user) can read the textfile: mode \(String(mode ?? 0, radix: 8))")
         let file = try Self.check(metrics: text, status: status, in: out, tag: "textfile")
         let agent = "facilities-agent"
         #expect(Self.value(file, "redline_ready", "redline_ready", [:]) == 1)
