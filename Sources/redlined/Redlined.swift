@@ -104,7 +104,7 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Events an operator subscriber (events.subscribe, redlinectl watch) may fall behind by before it is disconnected; it is never waited for.", valueName: "N"))
     var eventBuffer = 1024
 
-    @Option(name: .long, help: ArgumentHelp("Write the metrics in node_exporter's textfile format to this file after scans (PATH.tmp, then renamed over PATH; e.g. /var/lib/prometheus/node-exporter/redline.prom). A failed write is logged and counted and stops nothing.", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Write the metrics in node_exporter's textfile format to this file after scans (PATH.tmp, then renamed over PATH; e.g. /run/redline/redline.prom, with node_exporter --collector.textfile.directory=/run/redline). A failed write is logged and counted and stops nothing.", valueName: "PATH"))
     var metricsTextfile: String?
 
     @Option(name: .long, help: ArgumentHelp("Write the metrics textfile at most this often, and only after a full scan (minimum 100).", valueName: "MS"))

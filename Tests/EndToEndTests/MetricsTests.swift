@@ -103,6 +103,18 @@ struct MetricsTests {
         #expect(last.contains("\nredline_ready 0.0\n"), "\(last)")
     }
 
+    @Test("redlined --help documents the flags; redlined and redlinectl --version say the status's version")
+    func helpAndVersion() throws {
+        let exe = try #require(TestPaths.executable("redlined"))
+        let help = try ThinExecutablesTests.run(exe, ["--help"])
+        for needle in ["--metrics-textfile <PATH>", "--metrics-interval-ms <MS>", "(default: 1000)", "redlinectl metrics"] {
+            #expect(help.output.contains(needle), "\(needle) missing from redlined --help")
+        }
+        #expect(try ThinExecutablesTests.run(exe, ["--version"]).output == BuildInfo.version + "\n")
+        #expect(try runCtl(["--version"]).output == BuildInfo.version + "\n")
+        #expect(try runCtl(["metrics", "--help"]).output.contains("redline_decisions_total{outcome,rule,agent}"))
+    }
+
     @Test("a textfile that cannot be written is logged and counted, and the daemon goes on deciding")
     func unwritableTextfile() throws {
         let s = try PlantAndDaemon(daemonArgs: ["--metrics-textfile", "/nonexistent-redline-metrics/redline.prom", "--metrics-interval-ms", "100"])
