@@ -103,10 +103,8 @@ public enum RedlineDaemon {
         let operatorThread = DedicatedExecutor(name: "redline-operator")
         let core = DaemonCore(site: site, plant: plant, audit: audit, logger: logger, notifier: notifier,
                               limits: o.agentLimits, eventBuffer: o.eventBuffer, safety: safety, lane: laneThread)
-        // The metrics textfile, on a thread of its own; stopped (a last file, not ready) before the plant and the log close.
+        // The metrics textfile, on a thread of its own (started with the services); stopped (a last file, not ready) before the plant and the log close.
         let metrics = o.metricsTextfile.map { MetricsTextfile(path: $0, intervalMs: o.metricsIntervalMs, engine: core.engine, logger: logger) }
-        metrics?.start()
-        defer { metrics?.stop() }
 
         // One event loop per socket: agents' bytes never queue in front of an operator's.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -129,6 +127,7 @@ public enum RedlineDaemon {
 
         logger.info("redlined starting", metadata: ["site": "\(site.name)", "points": "\(site.points.count)",
                                                     "agents": "\(site.agents.count)", "audit": "\(o.auditPath)"])
+        metrics?.start()
         let services: [any Service] = [
             Task0(name: "scanner") {
                 await withTaskExecutorPreference(safety) {
@@ -145,8 +144,11 @@ public enum RedlineDaemon {
             try await group.run()
         } catch {
             logger.error("service failed", metadata: ["error": "\(error)"])
+            await metrics?.stop()
             throw StartupError(message: "\(error)", exitCode: 70)
         }
+        // The last metrics file (not ready), while the plant and the audit log are still open.
+        await metrics?.stop()
         hup.cancel()
         try? await loops.shutdownGracefully()
         try? await operatorLoops.shutdownGracefully()

@@ -29,11 +29,11 @@ final class MetricsTextfile: Sendable {
     private let engine: Engine
     private let logger: Logger
     private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
     private let state = Mutex(State())
 
     private struct State {
         var stopping = false
-        var done = false
         var lastError: String?
     }
 
@@ -50,12 +50,18 @@ final class MetricsTextfile: Sendable {
         thread.start()
     }
 
-    /// Writes the last file (not ready) and ends the thread; waits at most a second for it.
-    func stop() {
+    /// Writes the last file (not ready) and ends the thread; waits at most a second for it
+    /// (on a Dispatch thread: a write stuck in the kernel never holds up the cooperative pool).
+    func stop() async {
         state.withLock { $0.stopping = true }
         wake.signal()
-        let deadline = Date().addingTimeInterval(1)
-        while !state.withLock({ $0.done }) && Date() < deadline { usleep(5_000) }
+        let finished = self.finished
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                _ = finished.wait(timeout: .now() + 1)
+                c.resume()
+            }
+        }
     }
 
     private func loop() {
@@ -76,7 +82,7 @@ final class MetricsTextfile: Sendable {
             if let i = fields.firstIndex(where: { $0.0 == "ready" }) { fields[i].1 = .bool(false) }
             _ = writeOnce(status: .object(fields))
         }
-        state.withLock { $0.done = true }
+        finished.signal()
     }
 
     /// Renders `status` and replaces the file with it; counts and logs the outcome. Returns the
