@@ -4,6 +4,7 @@
 # reports it) and how big the file is, plus the wall time of `redlinectl metrics`.
 #
 #   Benchmarks/metrics-textfile.sh [SAMPLES] [CONFIGURATION]     # defaults: 40 debug
+#   PRINT=1 Benchmarks/metrics-textfile.sh 5                     # and print the last textfile
 #
 # Starts its own redline-sim and redlined (ports 25020-25033, a temp folder), drives an executed,
 # a denied and a held write as the facilities agent (needs root for setpriv), samples, and stops
@@ -43,6 +44,7 @@ for _ in $(seq "$n"); do
     s=$(date +%s%N); "$ctl" metrics --socket "$work/operator.sock" > "$work/ctl.prom"; e=$(date +%s%N)
     echo $(( (e - s) / 1000 ))
 done > "$work/ctl.txt"
+[ "${PRINT:-0}" = 1 ] && cat "$work/redline.prom"
 python3 - "$work" "$conf" <<'PY'
 import sys, statistics as st
 work, conf = sys.argv[1], sys.argv[2]
