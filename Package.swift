@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries behind small shims.
@@ -61,10 +62,15 @@ let package = Package(
             name: "RedlineClient",
             dependencies: ["RedlineCore", "RedlineClock"],
             swiftSettings: strict),
+        // The Prometheus text rendering of a `status` answer (swift-prometheus): pure, no I/O.
+        .target(
+            name: "RedlineMetrics",
+            dependencies: ["RedlineCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strict),
         .target(
             name: "RedlineDaemon",
             dependencies: [
-                "RedlineSync", "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock",
+                "RedlineSync", "RedlineCore", "RedlineConfig", "RedlineIO", "RedlineClock", "RedlineMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "redlinectl",
             dependencies: [
-                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP",
+                "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP", "RedlineMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
             ],
@@ -232,6 +238,10 @@ let package = Package(
         .testTarget(
             name: "InProcessTests",
             dependencies: ["RedlineTesting", "RedlineTestSupport", "PlantModel", "RedlineConfig", "RedlineCore", "RedlineIO", "RedlineDaemon"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineMetricsTests",
+            dependencies: ["RedlineMetrics", "RedlineCore"],
             swiftSettings: strict),
         .testTarget(
             name: "RedlineMCPTests",

@@ -70,7 +70,7 @@ final class Arbiter: Sendable {
         defer { ledger.finished(agent: agent.name) }
         let pendingHeld = ledger.state.withLock { s in s.approvals.pending.reduce(0) { $0 + ($1.agent == agent.name ? 1 : 0) } }
         if pendingHeld >= limits.heldPerAgent {
-            ledger.state.withLock { $0.counters.busy += 1 }
+            ledger.state.withLock { $0.counters.count(.busy, agent: agent.name) }
             throw RPCError(.busy, "\(agent.name) has \(pendingHeld) requests waiting for an operator (limit \(limits.heldPerAgent)); wait for them to be decided")
         }
         let rid = ledger.newRequestId()
@@ -154,7 +154,7 @@ final class Arbiter: Sendable {
             switch result {
             case .failure(.withheld(let why)):
                 lastWithheld = why
-                ledger.state.withLock { $0.counters.withheld += 1 }
+                ledger.state.withLock { $0.counters.count(.withheld, agent: cmd.agent) }
                 audit.submit(kind: "result", [("requestId", .string(rid)), ("point", .string(point.id)),
                                               ("outcome", "withheld"), ("why", .string(why)), ("attempt", .number(Double(attempt)))])
                 continue
@@ -173,7 +173,7 @@ final class Arbiter: Sendable {
                 // fsync would only add a second disk flush and two thread hand-offs to every write.
                 audit.submit(kind: "result", resultFields)
                 ledger.state.withLock { s in
-                    s.counters.executed += 1
+                    s.counters.count(.executed, agent: cmd.agent)
                     if approvedBy == nil { s.counters.writes += 1 }
                     record(&s, rid, cmd, approvedBy, .executed, nil, why)
                 }
@@ -255,7 +255,7 @@ final class Arbiter: Sendable {
         case .denied(let rule, let why):
             try? await auditOrLog("decision", base + [("outcome", "denied"), ("rule", .string(rule.rawValue)), ("explanation", .string(why))])
             let (newlyQuarantined, escalated) = ledger.state.withLock { s -> (Bool, QuarantineBook.Escalation?) in
-                s.counters.denied[rule.rawValue, default: 0] += 1
+                s.counters.count(.denied, rule: rule.rawValue, agent: cmd.agent)
                 if approvedBy == nil { s.counters.writes += 1 }
                 record(&s, rid, cmd, approvedBy, .denied, rule, why)
                 let was = s.quarantine.agentsHeld
@@ -285,7 +285,7 @@ final class Arbiter: Sendable {
             }
             ledger.state.withLock { s in
                 s.counters.writes += 1
-                s.counters.held += 1
+                s.counters.count(.held, agent: cmd.agent)
                 s.approvals.hold(id: rid, command: cmd, now: now, timeoutMs: timeout, explanation: why)
             }
             logger.info("write held for an operator", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(cmd.point)"])
@@ -296,7 +296,7 @@ final class Arbiter: Sendable {
     private func failure(_ rid: String, _ cmd: WriteCommand, _ approvedBy: Peer?, _ why: String) -> WriteAnswer {
         logger.error("write failed", metadata: ["request": "\(rid)", "point": "\(cmd.point)", "why": "\(why)"])
         ledger.state.withLock { s in
-            s.counters.failed += 1
+            s.counters.count(.failed, agent: cmd.agent)
             if approvedBy == nil { s.counters.writes += 1 }
             record(&s, rid, cmd, approvedBy, .failed, nil, why)
         }
@@ -352,7 +352,12 @@ final class Arbiter: Sendable {
     /// and the answer says so: the outcome the operator sees is always the final one).
     func deny(id: String, reason: String?, by peer: Peer) async throws(RPCError) -> WriteAnswer {
         let now = clock()
-        let r = ledger.state.withLock { $0.approvals.deny(id: id, reason: reason, now: now) }
+        let r = ledger.state.withLock { s in
+            let r = s.approvals.deny(id: id, reason: reason, now: now)
+            // An operator's denial is a decision too (rule "operator": no red line or policy rule decided it).
+            if case .success(let req) = r { s.counters.count(.denied, rule: "operator", agent: req.agent) }
+            return r
+        }
         switch r {
         case .failure(let e):
             auditExpiries()

@@ -146,6 +146,8 @@ public final class AuditLog: Sendable {
         /// Batches written and records in them (for status and benchmarks).
         var batches = 0
         var records = 0
+        /// How long the last batch's fdatasync took, in seconds (nil before the first, or with fsync off).
+        var lastFsyncSeconds: Double?
         /// The last write failure while it lasts (cleared by the next durable batch), and records lost to it.
         var failure: String?
         var lostRecords = 0
@@ -245,6 +247,7 @@ public final class AuditLog: Sendable {
                 ("writable", .bool(st.failure == nil)), ("error", st.failure.map { .string($0) } ?? .null),
                 ("refusedRecords", .number(Double(st.lostRecords))),
                 ("seq", .number(Double(st.durableSeq))),
+                ("lastFsyncS", st.lastFsyncSeconds.map { .number($0) } ?? .null),
             ]
             if let g = st.gap {
                 out.append(("unrecorded", .obj([("fromSeq", .number(Double(g.from))), ("records", .number(Double(g.records))),
@@ -402,7 +405,14 @@ public final class AuditLog: Sendable {
                 state.withLock { $0.dirtyTail = false }
             }
             try AuditLog.writeAll(fd, bytes, at: size)
-            if options.fsync, fdatasync(fd) != 0 { throw OpenError.io("audit fdatasync failed: \(String(cString: strerror(errno)))") }
+            if options.fsync {
+                let t0 = Monotonic.nanoseconds()
+                let rc = fdatasync(fd)
+                let err = errno
+                let took = Double(Monotonic.nanoseconds() &- t0) / 1e9
+                state.withLock { $0.lastFsyncSeconds = took }
+                if rc != 0 { throw OpenError.io("audit fdatasync failed: \(String(cString: strerror(err)))") }
+            }
         } catch {
             failure = error
         }

@@ -33,6 +33,9 @@ public struct DaemonOptions: Sendable {
     public var agentLimits = AgentLimits()
     /// Events a subscriber may fall behind by before it is disconnected.
     public var eventBuffer = 1024
+    /// node_exporter textfile to write the metrics to after scans (`--metrics-textfile`), and how often at most.
+    public var metricsTextfile: String?
+    public var metricsIntervalMs = 1000
     public init(configPath: String) { self.configPath = configPath }
 }
 
@@ -100,6 +103,8 @@ public enum RedlineDaemon {
         let operatorThread = DedicatedExecutor(name: "redline-operator")
         let core = DaemonCore(site: site, plant: plant, audit: audit, logger: logger, notifier: notifier,
                               limits: o.agentLimits, eventBuffer: o.eventBuffer, safety: safety, lane: laneThread)
+        // The metrics textfile, on a thread of its own (started with the services); stopped (a last file, not ready) before the plant and the log close.
+        let metrics = o.metricsTextfile.map { MetricsTextfile(path: $0, intervalMs: o.metricsIntervalMs, engine: core.engine, logger: logger) }
 
         // One event loop per socket: agents' bytes never queue in front of an operator's.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -122,6 +127,7 @@ public enum RedlineDaemon {
 
         logger.info("redlined starting", metadata: ["site": "\(site.name)", "points": "\(site.points.count)",
                                                     "agents": "\(site.agents.count)", "audit": "\(o.auditPath)"])
+        metrics?.start()
         let services: [any Service] = [
             Task0(name: "scanner") {
                 await withTaskExecutorPreference(safety) {
@@ -138,8 +144,11 @@ public enum RedlineDaemon {
             try await group.run()
         } catch {
             logger.error("service failed", metadata: ["error": "\(error)"])
+            await metrics?.stop()
             throw StartupError(message: "\(error)", exitCode: 70)
         }
+        // The last metrics file (not ready), while the plant and the audit log are still open.
+        await metrics?.stop()
         hup.cancel()
         try? await loops.shutdownGracefully()
         try? await operatorLoops.shutdownGracefully()

@@ -121,7 +121,7 @@ final class EffectsRunner: Sendable {
                                               ("state", "ended"), ("why", .string(why))])
             case .expireHeld(let zone, let points, let why):
                 let now = clock()
-                let expired = ledger.state.withLock { $0.approvals.expire(points: Set(points), because: "expired: \(why)", now: now) }
+                let expired = ledger.expire(points: Set(points), because: "expired: \(why)", now: now)
                 if !expired.isEmpty {
                     logger.warning("held approvals expired: zone in alarm", metadata: ["zone": "\(zone)", "count": "\(expired.count)"])
                 }

@@ -148,12 +148,13 @@ final class Engine: Sendable {
     }
 
     func status() -> JSON {
+        let faulted = health.withLock { $0.faulted }
         let base = Wire.status(site: site, ledger: ledger.state.withLock { $0 }, snapshot: plant.snapshot, effects: effects.current,
-                               deviceJobs: plant.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON, now: clock())
+                               deviceJobs: plant.jobsSubmitted, auditSeq: audit.durableSeq, audit: audit.statusJSON,
+                               scanSeconds: plant.lastScanSeconds, devicesFaulted: faulted, now: clock())
         guard case .object(var fields) = base else { return base }
         let escalation = ledger.state.withLock { $0.quarantine.escalation }
         fields.append(("agentsHeld", escalation.map { e in .obj([("sinceS", .number(Double((clock() - e.since) / 1000))), ("why", .string(e.why))]) } ?? .null))
-        let faulted = health.withLock { $0.faulted }
         fields.append(("devicesFaulted", .object(faulted.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })))
         let e = events.stats
         fields.append(("events", .obj([("subscribers", .number(Double(e.subscribers))), ("published", .number(Double(e.published))),

@@ -16,10 +16,46 @@ final class Ledger: Sendable {
         var withheld = 0
         /// Requests refused because the agent's share of work was full.
         var busy = 0
+        /// Held requests whose time ran out or that an alarm (E-2) ended.
+        var expired = 0
         var reads = 0
         var badLines = 0
         var scans = 0
         var effectWrites = 0
+        /// Decisions by (outcome, rule, agent): every count above that is a decision (executed,
+        /// held, failed, denied by rule, withheld, busy, expired) is also counted here, in the same
+        /// critical section, by `count`; `redline_decisions_total` is rendered from this.
+        var decisions: [DecisionKey: Int] = [:]
+        /// The metrics textfile (`--metrics-textfile`): files written, and writes that failed.
+        var metricsWrites = 0
+        var metricsWriteFailures = 0
+
+        /// Counts one decision, in `decisions` and in its outcome's counter. `rule` is the red
+        /// line or policy rule of a denial ("" when there is none).
+        mutating func count(_ outcome: DecisionOutcome, rule: String = "", agent: String) {
+            switch outcome {
+            case .executed: executed += 1
+            case .held: held += 1
+            case .failed: failed += 1
+            case .denied: denied[rule, default: 0] += 1
+            case .withheld: withheld += 1
+            case .busy: busy += 1
+            case .expired: expired += 1
+            }
+            decisions[DecisionKey(outcome: outcome.rawValue, rule: rule, agent: agent), default: 0] += 1
+        }
+    }
+
+    /// What a decision ended in, as `status` and the metrics name it.
+    enum DecisionOutcome: String, Sendable, CaseIterable {
+        case executed, held, failed, denied, withheld, busy, expired
+    }
+
+    struct DecisionKey: Sendable, Hashable, Comparable {
+        var outcome: String
+        var rule: String
+        var agent: String
+        static func < (a: Self, b: Self) -> Bool { (a.outcome, a.rule, a.agent) < (b.outcome, b.rule, b.agent) }
     }
 
     struct State: Sendable {
@@ -34,6 +70,8 @@ final class Ledger: Sendable {
         var inFlight: [String: Int] = [:]
         /// The oldest condition reading each executed write was decided on, at actuation (ms), most recent last.
         var actuationAges: [Int64] = []
+        /// The last metrics textfile written: how long its status, render, write and rename took (s), and its size.
+        var metricsLastWrite: (seconds: Double, bytes: Int)?
     }
 
     let state: Lock<State>
@@ -58,7 +96,7 @@ final class Ledger: Sendable {
     func admit(agent: String, limit: Int) -> Bool {
         state.withLock { s in
             let n = s.inFlight[agent, default: 0]
-            guard n < limit else { s.counters.busy += 1; return false }
+            guard n < limit else { s.counters.count(.busy, agent: agent); return false }
             s.inFlight[agent] = n + 1
             return true
         }
@@ -80,5 +118,20 @@ final class Ledger: Sendable {
     }
 
     /// Held requests whose time ran out, however this is first noticed: each is returned once.
-    func expireDue(now: Int64) -> [HeldRequest] { state.withLock { $0.approvals.expire(now: now) } }
+    func expireDue(now: Int64) -> [HeldRequest] {
+        state.withLock { s in
+            let due = s.approvals.expire(now: now)
+            for r in due { s.counters.count(.expired, agent: r.agent) }
+            return due
+        }
+    }
+
+    /// E-2: every held request for one of `points` expires (its zone went into alarm); counted.
+    func expire(points: Set<String>, because why: String, now: Int64) -> [HeldRequest] {
+        state.withLock { s in
+            let due = s.approvals.expire(points: points, because: why, now: now)
+            for r in due { s.counters.count(.expired, agent: r.agent) }
+            return due
+        }
+    }
 }

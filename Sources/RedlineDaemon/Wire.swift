@@ -62,6 +62,7 @@ enum Wire {
 
     static func status(site: Site, ledger s: Ledger.State, snapshot snap: PlantSnapshot, effects: EffectState,
                        deviceJobs: [BusPriority: Int], auditSeq: UInt64, audit: JSON,
+                       scanSeconds: [String: Double] = [:], devicesFaulted: [String: String] = [:],
                        now: Int64) -> JSON {
         let zones: [JSON] = site.zones.map { z in
             let c = ZoneCondition.evaluate(zone: z.id, site: site, snapshot: snap, now: now)
@@ -84,14 +85,38 @@ enum Wire {
             ("withheld", .number(Double(c.withheld))), ("busy", .number(Double(c.busy))),
             ("valuesRead", .number(Double(c.reads))), ("badLines", .number(Double(c.badLines))),
             ("effectWrites", .number(Double(c.effectWrites))),
+            ("expired", .number(Double(c.expired))),
+            ("metricsWrites", .number(Double(c.metricsWrites))), ("metricsWriteFailures", .number(Double(c.metricsWriteFailures))),
         ])
+        // What the metrics are rendered from (docs/DESIGN.md §8): each a list with one entry per
+        // series, so a series reads 0 rather than vanishing.
+        let decisions: [JSON] = c.decisions.sorted { $0.key < $1.key }.map { k, n in
+            .obj([("outcome", .string(k.outcome)), ("rule", .string(k.rule)), ("agent", .string(k.agent)), ("count", .number(Double(n)))])
+        }
+        let buses: [JSON] = site.buses.map { b in
+            .obj([("id", .string(b.id)), ("lastScanS", scanSeconds[b.id].map { .number($0) } ?? .null)])
+        }
+        // A device is up once a full scan has seen it and while none of its points is anything but good
+        // (DeviceHealth); before the first full scan nothing is known, so nothing is up.
+        let devices: [JSON] = site.devices.map { d in
+            .obj([("id", .string(d.id)), ("zone", .string(d.zone)), ("up", .bool(c.scans > 0 && devicesFaulted[d.id] == nil))])
+        }
+        let agents: [JSON] = site.agents.map { a in
+            .obj([("name", .string(a.name)), ("quarantined", .bool(s.quarantine.isQuarantined(a.name)))])
+        }
+        // E-2 is an instant, never held: the held effects are E-1, E-3 and E-4, in every zone.
+        let effectList: [JSON] = Effect.allCases.filter { $0 != .e2 }.flatMap { e in
+            site.zones.map { z in
+                JSON.obj([("effect", .string(e.rawValue)), ("zone", .string(z.id)), ("active", .bool(effects.active.contains(EffectKey(e, z.id))))])
+            }
+        }
         let jobs: JSON = .obj([("safety", .number(Double(deviceJobs[.safety] ?? 0))), ("scan", .number(Double(deviceJobs[.scan] ?? 0))),
                                ("agent", .number(Double(deviceJobs[.agent] ?? 0)))])
         let ageStats: JSON = .obj([("p50", pct(0.5)), ("p99", pct(0.99)), ("samples", .number(Double(ages.count)))])
         let lastScan: JSON = s.lastScanAt.map { JSON.number(Double(now - $0)) } ?? .null
         let quarantined: [JSON] = s.quarantine.names.sorted().map { JSON.string($0) }
         let active: [JSON] = effects.active.sorted().map { JSON.string($0.description) }
-        var out: [(String, JSON)] = [("site", .string(site.name)), ("ready", .bool(s.ready))]
+        var out: [(String, JSON)] = [("site", .string(site.name)), ("ready", .bool(s.ready)), ("version", .string(BuildInfo.version))]
         out.append(("uptimeS", .number(Double((now - s.startedAt) / 1000))))
         out.append(("scans", .number(Double(c.scans))))
         out.append(("lastScanAgeMs", lastScan))
@@ -106,6 +131,14 @@ enum Wire {
         out.append(("actuationReadingsAgeMs", ageStats))
         out.append(("requestHistory", .number(Double(s.approvals.historyCount))))
         out.append(("deviceJobs", jobs))
+        out.append(("metricsTextfile", s.metricsLastWrite.map { w in
+            .obj([("lastWriteS", .number(w.seconds)), ("bytes", .number(Double(w.bytes)))])
+        } ?? .null))
+        out.append(("decisions", .array(decisions)))
+        out.append(("buses", .array(buses)))
+        out.append(("devices", .array(devices)))
+        out.append(("agents", .array(agents)))
+        out.append(("effects", .array(effectList)))
         out.append(("auditSeq", .number(Double(auditSeq))))
         out.append(("audit", audit))
         return .object(out)

@@ -25,6 +25,10 @@ public protocol PlantAccess: Sendable {
     /// Device jobs submitted so far, by priority (for `status`).
     var jobsSubmitted: [BusPriority: Int] { get }
 
+    /// How long each bus's last scan took, in seconds, by bus id (for `status` and the
+    /// metrics); a bus not scanned yet is absent.
+    var lastScanSeconds: [String: Double] { get }
+
     /// Re-reads some points now, so that their readings are as young as possible together,
     /// merges them, and returns the snapshot (the arbiter's fresh re-read).
     func refreshAligned(_ ids: [String], priority: BusPriority) async -> PlantSnapshot
@@ -140,6 +144,7 @@ public final class BusPlant: PlantAccess {
 
     public var snapshot: PlantSnapshot { scanner.snapshot }
     public var jobsSubmitted: [BusPriority: Int] { io.jobsSubmitted }
+    public var lastScanSeconds: [String: Double] { scanner.lastScanSeconds }
 
     public func refreshAligned(_ ids: [String], priority: BusPriority) async -> PlantSnapshot {
         await scanner.refreshAligned(ids, priority: priority)

@@ -27,6 +27,8 @@ public final class Scanner: Sendable {
         var busMark: [Int] = []
         /// How long each bus's last scan read took on its thread, in ms (by bus id).
         var busReadMs: [String: Int64] = [:]
+        /// How long each bus's last scan took in `run`, from submitting its read to its results, in seconds.
+        var busScanSeconds: [String: Double] = [:]
     }
 
     public init(site: Site, io: PlantIO, logger: Logger, clock: @escaping @Sendable () -> Int64 = monotonicMillis) {
@@ -45,6 +47,9 @@ public final class Scanner: Sendable {
 
     /// The latest snapshot.
     public var snapshot: PlantSnapshot { state.withLock { $0.snapshot } }
+
+    /// How long each bus's last scan took (seconds, by bus id; a bus not scanned yet is absent).
+    public var lastScanSeconds: [String: Double] { state.withLock { $0.busScanSeconds } }
 
     /// Number of completed full scans.
     public var fullScans: Int { state.withLock { $0.fullScans } }
@@ -136,12 +141,15 @@ public final class Scanner: Sendable {
                 group.addTask { [io, clock] in
                     while !Task.isCancelled {
                         let started = monotonicMillis()
+                        let startedNs = Monotonic.nanoseconds()
                         let (t, results) = await io.readStamped(ids, priority: .scan, clock: clock)
                         let took = clock() - t
+                        let scanSeconds = Double(Monotonic.nanoseconds() &- startedNs) / 1e9
                         let bus = self.site.point(ids[0])?.bus ?? ""
                         let (snap, full) = self.state.withLock { s -> (PlantSnapshot, Bool) in
                             Self.merge(results, at: t, into: &s.snapshot)
                             s.busReadMs[bus] = took
+                            s.busScanSeconds[bus] = scanSeconds
                             s.busDone[k] += 1
                             let full = zip(s.busDone, s.busMark).allSatisfy { $0 > $1 }
                             if full { s.busMark = s.busDone }

@@ -150,6 +150,10 @@ public final class MemoryPlant: PlantAccess {
         return Dictionary(uniqueKeysWithValues: BusPriority.allCases.map { ($0, c[$0.rawValue]) })
     }
 
+    /// The memory plant reads in no time on its manual clock and has no bus threads to time:
+    /// it measures no scan durations.
+    public var lastScanSeconds: [String: Double] { [:] }
+
     public func refreshAligned(_ ids: [String], priority: BusPriority) async -> PlantSnapshot {
         read(ids, priority: priority)
     }

@@ -30,10 +30,16 @@ struct Redlined: AsyncParsableCommand {
             (configuration is read once; restart to change it). Under systemd it sends \
             READY=1 after the first full scan and WATCHDOG=1 while scans complete.
 
+            Metrics for Prometheus: --metrics-textfile writes node_exporter's textfile format \
+            (redline_ready, redline_decisions_total, redline_device_up, ...) after scans, \
+            atomically, on a thread of its own; the daemon opens no listener for them. \
+            redlinectl metrics prints the same text from the operator socket.
+
             Example (no root needed):
               redlined --config Firmware-Configs/demo-datacenter.yaml \\
                 --agent-socket run/agent.sock --operator-socket run/operator.sock --audit run/audit.jsonl
-            """)
+            """,
+        version: BuildInfo.version)
 
     @Option(name: .long, help: ArgumentHelp("Site configuration file.", valueName: "FILE"))
     var config: String
@@ -98,6 +104,12 @@ struct Redlined: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Events an operator subscriber (events.subscribe, redlinectl watch) may fall behind by before it is disconnected; it is never waited for.", valueName: "N"))
     var eventBuffer = 1024
 
+    @Option(name: .long, help: ArgumentHelp("Write the metrics in node_exporter's textfile format to this file after scans (PATH.tmp, then renamed over PATH; e.g. /run/redline/redline.prom, with node_exporter --collector.textfile.directory=/run/redline). A failed write is logged and counted and stops nothing.", valueName: "PATH"))
+    var metricsTextfile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the metrics textfile at most this often, and only after a full scan (minimum 100).", valueName: "MS"))
+    var metricsIntervalMs = 1000
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel = "info"
 
@@ -127,6 +139,8 @@ struct Redlined: AsyncParsableCommand {
                                     ratePerSecond: rateLimit, burst: rateLimit * 2, idleTimeoutSeconds: idleTimeout)
         o.agentLimits = AgentLimits(inFlightPerAgent: maxInFlight)
         o.eventBuffer = max(1, eventBuffer)
+        o.metricsTextfile = metricsTextfile
+        o.metricsIntervalMs = max(100, metricsIntervalMs)
         do {
             try await RedlineDaemon.run(o, logger: logger)
         } catch let e as StartupError {
