@@ -327,11 +327,11 @@ final class Arbiter: Sendable {
     /// "too late"), then decides it again on fresh readings and runs it if allowed.
     func approve(id: String, by peer: Peer) async throws(RPCError) -> WriteAnswer {
         let now = clock()
-        let got = ledger.state.withLock { $0.approvals.approve(id: id, now: now) }
+        let (expired, got) = ledger.expireDue(now: now) { $0.approvals.approve(id: id, now: now) }
+        auditExpired(expired)
         let req: HeldRequest
         switch got {
         case .failure(let e):
-            auditExpiries()
             throw RPCError(.invalidParams, e.description)
         case .success(let r): req = r
         }
@@ -352,15 +352,15 @@ final class Arbiter: Sendable {
     /// and the answer says so: the outcome the operator sees is always the final one).
     func deny(id: String, reason: String?, by peer: Peer) async throws(RPCError) -> WriteAnswer {
         let now = clock()
-        let r = ledger.state.withLock { s in
+        let (expired, r) = ledger.expireDue(now: now) { s in
             let r = s.approvals.deny(id: id, reason: reason, now: now)
             // An operator's denial is a decision too (rule "operator": no red line or policy rule decided it).
             if case .success(let req) = r { s.counters.count(.denied, rule: "operator", agent: req.agent) }
             return r
         }
+        auditExpired(expired)
         switch r {
         case .failure(let e):
-            auditExpiries()
             throw RPCError(.invalidParams, e.description)
         case .success(let req):
             try? await auditOrLog("approval", [("requestId", .string(id)), ("by", .number(Double(peer.uid))), ("action", "deny"),
@@ -370,15 +370,19 @@ final class Arbiter: Sendable {
     }
 
     /// Expires held requests whose time ran out and audits each, however it was first noticed
-    /// (a scan, `requests.get`, `approvals.list`, an approve or deny that came too late).
+    /// (a scan, `requests.get`, `approvals.list`; an approve or deny expires what is due first, in its own critical section).
     @discardableResult
     func auditExpiries() -> [HeldRequest] {
         let expired = ledger.expireDue(now: clock())
+        auditExpired(expired)
+        return expired
+    }
+
+    private func auditExpired(_ expired: [HeldRequest]) {
         for r in expired {
             audit.submit(kind: "expired", [("requestId", .string(r.id)), ("agent", .string(r.agent)), ("point", .string(r.point)),
                                            ("why", .string(r.explanation))])
         }
-        return expired
     }
 }
 

@@ -118,11 +118,16 @@ final class Ledger: Sendable {
     }
 
     /// Held requests whose time ran out, however this is first noticed: each is returned once.
-    func expireDue(now: Int64) -> [HeldRequest] {
+    func expireDue(now: Int64) -> [HeldRequest] { expireDue(now: now) { _ in () }.expired }
+
+    /// The same, then `body` in the same critical section at the same `now`: an operator's
+    /// approve or deny first expires what is due, so a request whose time ran out is never
+    /// decided by them, and its expiry is returned (to be audited) like any other.
+    func expireDue<T: Sendable>(now: Int64, then body: (inout State) -> T) -> (expired: [HeldRequest], then: T) {
         state.withLock { s in
             let due = s.approvals.expire(now: now)
             for r in due { s.counters.count(.expired, agent: r.agent) }
-            return due
+            return (due, body(&s))
         }
     }
 

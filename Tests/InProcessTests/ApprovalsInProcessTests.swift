@@ -33,6 +33,20 @@ struct ApprovalsInProcessTests {
         }
     }
 
+    @Test("an approval or denial that is the first to notice the timeout passed finds the request expired, and the expiry is audited and counted once", arguments: ["approvals.approve", "approvals.deny"])
+    func lateDecisionAuditsTheExpiry(_ method: String) async throws {
+        try await withDaemon { d in
+            let rid = try await hold(d)
+            d.advance(ms: 300_000)   // the clock only: no scan, no list, nobody has looked yet
+            let late = try await d.operatorCall(method, .obj([("requestId", .string(rid))]))
+            #expect(late["error"]?["message"]?.stringValue?.contains("expired") == true, "\(late.encoded())")
+            #expect(d.plant.value("sra-door.lock") == 0)
+            #expect(try await d.audited("expired").filter { $0["requestId"]?.stringValue == rid }.count == 1)
+            let status = try await d.operatorCall("status")
+            #expect(status["result"]?["counters"]?["expired"]?.numberValue == 1, "\(status["result"]?["counters"]?.encoded() ?? "")")
+        }
+    }
+
     @Test("a scan expires a held request whose time ran out, with nobody asking")
     func scanExpires() async throws {
         try await withDaemon { d in
