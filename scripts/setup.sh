@@ -16,11 +16,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Python packages for interop tests (pymodbus) and the MCP client test (mcp).
-if ! python3 -c 'import pymodbus, mcp' 2>/dev/null; then
-    echo "setup: installing Python packages: pymodbus mcp"
-    python3 -m pip install -q --disable-pip-version-check pymodbus mcp 2>/dev/null \
-        || python3 -m pip install -q --disable-pip-version-check --break-system-packages pymodbus mcp
+# Python packages for interop tests (pymodbus, bacpypes3) and the MCP client test (mcp).
+if ! python3 -c 'import pymodbus, mcp, bacpypes3' 2>/dev/null; then
+    echo "setup: installing Python packages: pymodbus mcp bacpypes3"
+    python3 -m pip install -q --disable-pip-version-check pymodbus mcp bacpypes3 2>/dev/null \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages pymodbus mcp bacpypes3
 fi
 
 if ! command -v swift >/dev/null 2>&1; then
