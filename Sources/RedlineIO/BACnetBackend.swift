@@ -298,6 +298,21 @@ public final class BACnetClient {
         }
     }
 
+    /// Checks that the device at this endpoint is device `instance`: its Device object answers
+    /// for Object_Identifier with exactly that id (the BACnet counterpart of a Modbus reply from
+    /// the wrong unit). Anything else is a fault.
+    public func identify(deviceInstance instance: UInt32) -> Result<Void, DeviceError> {
+        let device = BACnetObjectId.device(instance)
+        switch readProperties([BACnetPointAddress(object: device, property: .objectIdentifier)])[0] {
+        case .failure(let e): return .failure(e)
+        case .success(let v):
+            guard v == [.objectId(device)] else {
+                return .failure(.bacnet(.notAnAnswer("device \(instance) answered with \(v)")))
+            }
+            return .success(())
+        }
+    }
+
     // MARK: Writes
 
     /// Writes `value` at `priority` (`.null` relinquishes that slot). Redline never writes at a

@@ -43,6 +43,8 @@ struct BACnetInteropTests {
         var unknownObject: Result<[BACnetValue], DeviceError>?
         var rpmUnsupported = true
         var retries = 0
+        var identified: Result<Void, DeviceError>?
+        var wrongDevice: Result<Void, DeviceError>?
     }
 
     static func outcome(_ r: Result<(BACnetWriteOutcome, BACnetPointReading), DeviceError>) -> Result<BACnetWriteOutcome, DeviceError> {
@@ -77,12 +79,15 @@ struct BACnetInteropTests {
             var o = Observed()
             let client = BACnetClient(host: "127.0.0.1", port: devicePort, timeoutMs: 3000, retries: 2, logger: Logger(label: "bacnet-test"))
             defer { client.close() }
+            o.identified = client.identify(deviceInstance: 1001)
+            o.wrongDevice = client.identify(deviceInstance: 1002)
+            let before0 = client.transactions
             // One ReadPropertyMultiple for four points and their status or priority properties.
             o.first = client.readPoints([
                 .init(Self.av1, commandable: true), .init(Self.bv2, commandable: true),
                 .init(Self.ai3, status: true), .init(Self.ai4, status: true),
             ])
-            o.firstSent = client.transactions
+            o.firstSent = client.transactions - before0
             o.rpmUnsupported = client.rpmUnsupported
             o.executed = Self.outcome(client.command(Self.av1, value: .real(24.5), priority: Self.agent))
             o.personWrite = person("25.0")
@@ -104,6 +109,9 @@ struct BACnetInteropTests {
             return o
         }
 
+        // The device at the endpoint is device 1001, and not 1002.
+        guard case .success? = o.identified else { Issue.record("device 1001 not identified: \(String(describing: o.identified))"); return }
+        guard case .failure(.bacnet)? = o.wrongDevice else { Issue.record("device 1002 accepted: \(String(describing: o.wrongDevice))"); return }
         // The first read: one transaction (ReadPropertyMultiple, not rejected) for everything.
         #expect(o.firstSent == 1)
         if o.retries > 0 { print("bacpypes3 interop: \(o.retries) retries after a timeout (a slow Python device on a busy machine)") }
