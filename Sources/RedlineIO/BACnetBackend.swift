@@ -317,8 +317,12 @@ public final class BACnetClient {
 
     /// Writes `value` at `priority` (`.null` relinquishes that slot). Redline never writes at a
     /// priority above 9: 1-8 belong to life safety, critical equipment and manual operators.
+    /// Nor does it ever write a property of `BACnetPropertyId.isAgentForbidden` (RL-8: Out_Of_Service,
+    /// Reliability, Priority_Array, Relinquish_Default, notification properties...), whatever
+    /// the caller: the second lock behind the policy's.
     public func write(_ address: BACnetPointAddress, value: BACnetValue, priority: BACnetPriority) -> Result<Void, DeviceError> {
         guard priority.allowedForAgents else { return .failure(.unsupported("priority \(priority) is reserved (1-8)")) }
+        guard !address.property.isAgentForbidden else { return .failure(.unsupported("\(address.property) is never written (RL-8)")) }
         switch transact(.writeProperty(address, value: value, priority: priority)) {
         case .success(.acknowledged): return .success(())
         case .success(let other): return .failure(.bacnet(.notAnAnswer("\(other) to WriteProperty")))

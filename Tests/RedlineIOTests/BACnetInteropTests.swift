@@ -43,6 +43,7 @@ struct BACnetInteropTests {
         var unknownObject: Result<[BACnetValue], DeviceError>?
         var rpmUnsupported = true
         var retries = 0
+        var forbidden: [Result<Void, DeviceError>] = []
         var identified: Result<Void, DeviceError>?
         var wrongDevice: Result<Void, DeviceError>?
     }
@@ -103,6 +104,9 @@ struct BACnetInteropTests {
             o.binaryReleased = Self.outcome(client.command(Self.bv2, value: nil, priority: Self.agent))
             let before = client.sent
             o.reservedPriority = client.write(Self.av1, value: .real(30), priority: BACnetPriority(8)!)
+            for property: BACnetPropertyId in [.outOfService, .relinquishDefault, .reliability, .priorityArray, .notificationClass] {
+                o.forbidden.append(client.write(BACnetPointAddress(object: Self.av1.object, property: property), value: .boolean(true), priority: Self.agent))
+            }
             o.reservedSent = client.sent - before
             o.retries = client.sent - client.transactions
             o.unknownObject = client.readProperties([BACnetPointAddress(object: BACnetObjectId(type: .analogValue, instance: 77))])[0]
@@ -150,6 +154,11 @@ struct BACnetInteropTests {
         guard case .failure(.unsupported)? = o.reservedPriority else {
             Issue.record("a write at priority 8 was not refused: \(String(describing: o.reservedPriority))")
             return
+        }
+        // Nor any RL-8 property, whatever the caller.
+        #expect(o.forbidden.count == 5)
+        for f in o.forbidden {
+            guard case .failure(.unsupported) = f else { Issue.record("an RL-8 property was written: \(f)"); continue }
         }
         #expect(o.reservedSent == 0)
         // An object the device does not have: its Error, typed.
