@@ -180,6 +180,7 @@ let package = Package(
         .executableTarget(name: "fuzz-rpc-lines", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/rpc-lines", swiftSettings: strict),
         .executableTarget(name: "fuzz-audit-verify", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/audit-verify", swiftSettings: strict),
         .executableTarget(name: "fuzz-modbus-replies", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/modbus-replies", swiftSettings: strict),
+        .executableTarget(name: "fuzz-bacnet-replies", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/bacnet-replies", swiftSettings: strict),
         .executableTarget(name: "fuzz-site-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/site-yaml", swiftSettings: strict),
         .executableTarget(name: "fuzz-scenario-yaml", dependencies: ["RedlineFuzzOracles"], path: "Fuzz/scenario-yaml", swiftSettings: strict),
 

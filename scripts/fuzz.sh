@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs libFuzzer targets (issue 15).
 #
-#   scripts/fuzz.sh TARGET [SECONDS]   one target (json rpc-lines audit-verify modbus-replies site-yaml scenario-yaml)
+#   scripts/fuzz.sh TARGET [SECONDS]   one target (json rpc-lines audit-verify modbus-replies bacnet-replies site-yaml scenario-yaml)
 #   scripts/fuzz.sh all [SECONDS]      every target, one after the other (default 60 s each)
 #   scripts/fuzz.sh build TARGET       build only; prints the binary's path
 #
@@ -12,7 +12,7 @@
 # replays through the same oracle on every `swift test`; the script then exits non-zero.
 #
 # How the binaries are built (see Fuzz/README.md for why):
-# - json and modbus-replies: swiftc compiles the fuzzed sources, the oracle and the entry point as
+# - json, modbus-replies and bacnet-replies: swiftc compiles the fuzzed sources, the oracle and the entry point as
 #   ONE module (-wmo, one object), so libFuzzer gets the coverage of all of it;
 # - the others: `swift build --sanitize=fuzzer --sanitize=address` in the .build-fuzz scratch path.
 #   There, only the coverage counters of C code (libyaml, BoringSSL, NIO's C shims) reach libFuzzer:
@@ -24,12 +24,13 @@ export PATH="/opt/swift/usr/bin:$PATH"
 export SWIFT_BACKTRACE=enable=no   # the backtracer hangs after an AddressSanitizer report
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"   # libyaml/Foundation one-off allocations at exit are not findings
 ROOT=$PWD
-TARGETS="json rpc-lines audit-verify modbus-replies site-yaml scenario-yaml"
+TARGETS="json rpc-lines audit-verify modbus-replies bacnet-replies site-yaml scenario-yaml"
 
 single_module_sources() {
     case "$1" in
         json) echo "Sources/RedlineCore/JSON.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/JSONOracle.swift Fuzz/json/Entry.swift" ;;
         modbus-replies) echo "Sources/RedlineCore/ModbusReply.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/ModbusRepliesOracle.swift Fuzz/modbus-replies/Entry.swift" ;;
+        bacnet-replies) echo "Sources/RedlineCore/BACnet.swift Sources/RedlineCore/BACnetCodec.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/BACnetRepliesOracle.swift Fuzz/bacnet-replies/Entry.swift" ;;
         *) echo "" ;;
     esac
 }

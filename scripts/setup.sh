@@ -16,12 +16,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Python packages for interop tests (pymodbus), the MCP client test (mcp) and the metrics test
-# (prometheus_client's text-format parser).
-if ! python3 -c 'import pymodbus, mcp, prometheus_client' 2>/dev/null; then
-    echo "setup: installing Python packages: pymodbus mcp prometheus_client"
-    python3 -m pip install -q --disable-pip-version-check pymodbus mcp prometheus_client 2>/dev/null \
-        || python3 -m pip install -q --disable-pip-version-check --break-system-packages pymodbus mcp prometheus_client
+# Python packages: pymodbus and bacpypes3 (the Modbus and BACnet interop tests), mcp (the MCP
+# client test), prometheus_client (the metrics test's text-format parser).
+py_pkgs=(pymodbus mcp prometheus_client bacpypes3)
+if ! python3 -c "import $(IFS=,; echo "${py_pkgs[*]}")" 2>/dev/null; then
+    echo "setup: installing Python packages: ${py_pkgs[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${py_pkgs[@]}" 2>/dev/null \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${py_pkgs[@]}"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ public enum FuzzTargets {
         ("rpc-lines", RPCLinesOracle.check),
         ("audit-verify", AuditOracle.check),
         ("modbus-replies", ModbusRepliesOracle.check),
+        ("bacnet-replies", BACnetRepliesOracle.check),
         ("site-yaml", SiteOracle.check),
         ("scenario-yaml", ScenarioOracle.check),
     ]

@@ -9,6 +9,9 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
     case timeout
     /// The device answered with a Modbus exception code.
     case exception(code: Int, String)
+    /// A BACnet device answered with an Error, Reject or Abort PDU, or a reply the codec
+    /// refuses (segmented, not an answer to the request, malformed).
+    case bacnet(BACnetFault)
     /// The response was malformed: wrong unit id, byte count, CRC, function code...
     case malformed(String)
     /// A write completed but reading it back gave another value.
@@ -29,6 +32,7 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connection(let m): return "connection failed: \(m)"
         case .timeout: return "device did not answer in time"
         case .exception(let c, let m): return "Modbus exception \(c) (\(m))"
+        case .bacnet(let f): return f.description
         case .malformed(let m): return "malformed response: \(m)"
         case .readBackMismatch(let w, let r): return "read-back mismatch: wrote \(fmt(w)), read \(fmt(r))"
         case .outOfRange(let v): return "value \(fmt(v)) outside the physical range"

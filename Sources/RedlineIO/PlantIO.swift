@@ -191,7 +191,7 @@ extension DeviceError {
     /// Errors that say the device itself is not answering properly.
     public var isDeviceLevel: Bool {
         switch self {
-        case .connection, .timeout, .exception, .malformed, .closed: return true
+        case .connection, .timeout, .exception, .bacnet, .malformed, .closed: return true
         case .readBackMismatch, .outOfRange, .unsupported, .withheld: return false
         }
     }
@@ -204,6 +204,14 @@ extension DeviceError {
         case .timeout: return "no answer in time"
         case .exception(let code, let name): return "Modbus exception \(code) (\(name))"
         case .malformed: return "malformed responses"
+        case .bacnet(let f):
+            switch f {
+            case .error(let e): return "BACnet error (\(e))"
+            case .reject(let r): return "BACnet reject (\(BACnetFault.rejectName(r)))"
+            case .abort(let r, _): return "BACnet abort (\(BACnetFault.abortName(r)))"
+            case .segmented: return "segmented replies"
+            case .malformed, .notAnAnswer, .wrongInvokeId, .unsupported: return "malformed responses"
+            }
         case .readBackMismatch: return "read-back mismatch"
         case .outOfRange: return "value outside the physical range"
         case .unsupported(let m): return "unsupported: \(m)"

@@ -1,0 +1,355 @@
+import Logging
+import RedlineCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A BACnet/IP client for one device endpoint (IPv4 address and UDP port), over a plain POSIX
+/// UDP socket owned by the thread that calls it: the bus thread (`BusWorker`), like the
+/// libmodbus context of `ModbusBackend`. A blocking `poll` with the bus's timeout waits for the
+/// reply on that thread; nothing runs on the cooperative pool, and no event loop is involved
+/// (SwiftNIO's DatagramBootstrap would put the socket on an event-loop thread and make the bus
+/// thread block on a future per transaction: two threads and a hand-off for one request/reply).
+///
+/// Every request is built by `BACnetCodec` from `BACnetRequest`, whose cases are the whitelist
+/// (ReadProperty, ReadPropertyMultiple, WriteProperty, SubscribeCOV); every reply is judged by
+/// `BACnetReply.check` before anything in it is believed.
+///
+/// Transactions: each new request takes the next invoke id; a retry (after a timeout) resends
+/// the same request with the same invoke id (ASHRAE 135 §5.4: the same transaction), so a
+/// reply to any attempt answers it. Datagrams from any other address, replies with another
+/// invoke id (a late answer to an earlier request), and unsolicited traffic (broadcasts,
+/// unconfirmed requests) are dropped and the wait goes on until the deadline; anything else
+/// from the device ends the transaction with its typed fault. Before a new request, datagrams
+/// already queued are drained, so a late reply never waits in the socket to meet a newer one.
+public final class BACnetClient {
+    public let host: String
+    public let port: Int
+    public let timeoutMs: Int
+    public let retries: Int
+    private let logger: Logger
+    private var fd: Int32 = -1
+    private var peer = sockaddr_in()
+    private var invokeId: UInt8
+    /// Set when the device rejects ReadPropertyMultiple: reads fall back to ReadProperty.
+    public private(set) var rpmUnsupported = false
+    /// Properties per ReadPropertyMultiple, so that a reply stays well under one 1476-octet APDU.
+    public static let maxPropertiesPerRPM = 24
+    /// Datagrams dropped (wrong source, wrong invoke id, unsolicited), for the tests and the log.
+    public private(set) var dropped = 0
+    /// Datagrams sent (a retry counts again) and transactions begun, for the tests and the log.
+    public private(set) var sent = 0
+    public private(set) var transactions = 0
+
+    public init(host: String, port: Int, timeoutMs: Int, retries: Int, logger: Logger) {
+        self.host = host
+        self.port = port
+        self.timeoutMs = max(1, timeoutMs)
+        self.retries = max(0, retries)
+        self.logger = logger
+        self.invokeId = UInt8.random(in: 0...255)
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if fd >= 0 { _ = systemClose(fd) }
+        fd = -1
+    }
+
+    // MARK: Transactions
+
+    /// Sends one whitelisted request and returns its checked answer.
+    public func transact(_ request: BACnetRequest) -> Result<BACnetReply.Answer, DeviceError> {
+        if let e = ensureSocket() { return .failure(e) }
+        invokeId &+= 1
+        let req = BACnetConfirmedRequest(invokeId: invokeId, request)
+        let frame = req.encode()
+        guard frame.count <= BACnetCodec.maxFrame else { return .failure(.unsupported("request of \(frame.count) bytes")) }
+        drain()
+        transactions += 1
+        for attempt in 0...retries {
+            if attempt > 0 { logger.debug("BACnet \(host):\(port): retry \(attempt) of invoke id \(req.invokeId)") }
+            let sent = frame.withUnsafeBytes { buf in
+                withUnsafePointer(to: &peer) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            if sent < 0 { return .failure(.connection("sendto: \(String(cString: strerror(errno)))")) }
+            self.sent += 1
+            switch awaitReply(req, deadline: monotonicMillis() + Int64(timeoutMs)) {
+            case .some(let r): return r
+            case .none: continue  // timed out: retry
+            }
+        }
+        return .failure(.timeout)
+    }
+
+    /// The checked reply to `req`, or nil at the deadline.
+    private func awaitReply(_ req: BACnetConfirmedRequest, deadline: Int64) -> Result<BACnetReply.Answer, DeviceError>? {
+        var buffer = [UInt8](repeating: 0, count: BACnetCodec.maxFrame + 1)
+        while true {
+            let left = deadline - monotonicMillis()
+            if left <= 0 { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&pfd, 1, Int32(min(left, Int64(Int32.max))))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(.connection("poll: \(String(cString: strerror(errno)))"))
+            }
+            if n == 0 { return nil }
+            var from = sockaddr_in()
+            var fromLen = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let got = buffer.withUnsafeMutableBytes { buf in
+                withUnsafeMutablePointer(to: &from) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buf.baseAddress, buf.count, 0, $0, &fromLen) }
+                }
+            }
+            if got < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                // ECONNREFUSED: an ICMP port unreachable for an earlier datagram; the device is not there.
+                if errno == ECONNREFUSED { return .failure(.connection("device port unreachable")) }
+                return .failure(.connection("recvfrom: \(String(cString: strerror(errno)))"))
+            }
+            guard from.sin_addr.s_addr == peer.sin_addr.s_addr, from.sin_port == peer.sin_port else {
+                dropped += 1
+                continue
+            }
+            let reply = Array(buffer[0..<got])
+            switch BACnetReply.check(request: req, reply: reply) {
+            case .success(let a):
+                return .success(a)
+            case .failure(.wrongInvokeId(_, let other)):
+                logger.debug("BACnet \(host):\(port): dropped a reply for invoke id \(other) (waiting for \(req.invokeId))")
+                dropped += 1
+                continue
+            case .failure(let f):
+                if Self.isUnsolicited(reply) {
+                    dropped += 1
+                    continue
+                }
+                return .failure(.bacnet(f))
+            }
+        }
+    }
+
+    /// Traffic a device may send on its own from its own port (a broadcast, a forwarded NPDU,
+    /// an unconfirmed request such as I-Am or a COV notification, a request): not a reply.
+    static func isUnsolicited(_ frame: [UInt8]) -> Bool {
+        guard frame.count >= 7, frame[0] == 0x81 else { return false }
+        if frame[1] != 0x0a { return true }
+        // Original-Unicast: an APDU of type 0 (confirmed request) or 1 (unconfirmed request).
+        guard frame[4] == 0x01, frame[5] & 0xA8 == 0 else { return false }
+        return frame[6] >> 4 <= 1
+    }
+
+    private func drain() {
+        var scratch = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 { break }
+            dropped += 1
+        }
+    }
+
+    private func ensureSocket() -> DeviceError? {
+        if fd >= 0 { return nil }
+        var addr = in_addr()
+        guard inet_pton(AF_INET, host, &addr) == 1 else { return .connection("\(host) is not an IPv4 address") }
+        guard (1...65535).contains(port) else { return .connection("port \(port) out of range") }
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard s >= 0 else { return .connection("socket: \(String(cString: strerror(errno)))") }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_port = 0
+        local.sin_addr.s_addr = INADDR_ANY
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let e = String(cString: strerror(errno))
+            _ = systemClose(s)
+            return .connection("bind: \(e)")
+        }
+        peer = sockaddr_in()
+        peer.sin_family = sa_family_t(AF_INET)
+        peer.sin_port = in_port_t(UInt16(port).bigEndian)
+        peer.sin_addr = addr
+        fd = s
+        return nil
+    }
+
+    // MARK: Reads
+
+    /// Reads `addresses` (any objects of this device) in as few ReadPropertyMultiple requests as
+    /// fit, one result per address in order. Falls back to one ReadProperty per address when the
+    /// device rejects ReadPropertyMultiple (Reject unrecognized-service, or an Error of class
+    /// services), and, for one request, when an RPM reply would need segmentation.
+    public func readProperties(_ addresses: [BACnetPointAddress]) -> [Result<[BACnetValue], DeviceError>] {
+        var out: [Result<[BACnetValue], DeviceError>] = []
+        var start = 0
+        while start < addresses.count {
+            let chunk = Array(addresses[start..<min(addresses.count, start + Self.maxPropertiesPerRPM)])
+            start += chunk.count
+            out += readChunk(chunk)
+        }
+        return out
+    }
+
+    private func readChunk(_ chunk: [BACnetPointAddress]) -> [Result<[BACnetValue], DeviceError>] {
+        if !rpmUnsupported, chunk.count > 1 {
+            let specs = BACnetReadAccessSpec.grouping(chunk)
+            switch transact(.readPropertyMultiple(specs)) {
+            case .success(.results(let results)):
+                // Grouping by object reorders: map the results back to the addresses asked.
+                var by: [BACnetPointAddress: Result<[BACnetValue], DeviceError>] = [:]
+                for r in results { by[r.address] = r.result.mapError { .bacnet($0) } }
+                return chunk.map { by[$0] ?? .failure(.bacnet(.notAnAnswer("no result for \($0)"))) }
+            case .success(let other):
+                return chunk.map { _ in .failure(.bacnet(.notAnAnswer("\(other) to ReadPropertyMultiple"))) }
+            case .failure(.bacnet(.reject(let reason))) where reason == BACnetFault.rejectUnrecognizedService:
+                logger.notice("BACnet \(host):\(port): ReadPropertyMultiple rejected; reading property by property")
+                rpmUnsupported = true
+            case .failure(.bacnet(.error(let e))) where e.errorClass == BACnetError.classServices:
+                logger.notice("BACnet \(host):\(port): ReadPropertyMultiple refused (\(e)); reading property by property")
+                rpmUnsupported = true
+            case .failure(.bacnet(.abort(let reason, _))) where reason == BACnetFault.abortSegmentationNotSupported:
+                break  // too large for one APDU: this chunk property by property
+            case .failure(.bacnet(.segmented)):
+                break
+            case .failure(let e):
+                return chunk.map { _ in .failure(e) }
+            }
+        }
+        return chunk.map { a in
+            switch transact(.readProperty(a)) {
+            case .success(.values(let v)): return .success(v)
+            case .success(let other): return .failure(.bacnet(.notAnAnswer("\(other) to ReadProperty")))
+            case .failure(let e): return .failure(e)
+            }
+        }
+    }
+
+    /// What to read with a point: its Status_Flags and Reliability (inputs, RL-0), its
+    /// Priority_Array and Relinquish_Default (commandable outputs: the value in effect).
+    public struct PointRead: Sendable, Hashable {
+        public var address: BACnetPointAddress
+        public var status: Bool
+        public var commandable: Bool
+        public init(_ address: BACnetPointAddress, status: Bool = false, commandable: Bool = false) {
+            self.address = address
+            self.status = status
+            self.commandable = commandable
+        }
+    }
+
+    /// Reads points with what was asked of each, in one batch of ReadPropertyMultiple requests.
+    /// A point fails if its own property fails or if anything asked with it fails (unknown is
+    /// unsafe: a point whose Status_Flags cannot be read is not a reading).
+    public func readPoints(_ points: [PointRead]) -> [Result<BACnetPointReading, DeviceError>] {
+        var addresses: [BACnetPointAddress] = []
+        var slots: [(value: Int, sf: Int?, rel: Int?, pa: Int?, rd: Int?)] = []
+        func add(_ a: BACnetPointAddress) -> Int {
+            addresses.append(a)
+            return addresses.count - 1
+        }
+        for p in points {
+            let o = p.address.object
+            let v = add(p.address)
+            let sf = p.status ? add(BACnetPointAddress(object: o, property: .statusFlags)) : nil
+            let rel = p.status ? add(BACnetPointAddress(object: o, property: .reliability)) : nil
+            let pa = p.commandable ? add(BACnetPointAddress(object: o, property: .priorityArray)) : nil
+            let rd = p.commandable ? add(BACnetPointAddress(object: o, property: .relinquishDefault)) : nil
+            slots.append((v, sf, rel, pa, rd))
+        }
+        let results = readProperties(addresses)
+        return zip(points, slots).map { p, s in
+            func one(_ i: Int?) -> Result<BACnetValue?, DeviceError> {
+                guard let i else { return .success(nil) }
+                switch results[i] {
+                case .failure(let e): return .failure(e)
+                case .success(let vs):
+                    guard vs.count == 1 else { return .failure(.bacnet(.notAnAnswer("\(vs.count) values for \(addresses[i])"))) }
+                    return .success(vs[0])
+                }
+            }
+            do {
+                guard let value = try one(s.value).get() else { return .failure(.malformed("no value")) }
+                var r = BACnetPointReading(address: p.address, value: value)
+                r.statusFlags = try one(s.sf).get()
+                r.reliability = try one(s.rel).get()
+                r.relinquishDefault = try one(s.rd).get()
+                if let pa = s.pa {
+                    let slots = try results[pa].get()
+                    guard slots.count == 16 else { return .failure(.bacnet(.notAnAnswer("priority-array of \(slots.count) slots"))) }
+                    r.priorityArray = slots
+                }
+                return .success(r)
+            } catch let e as DeviceError {
+                return .failure(e)
+            } catch {
+                return .failure(.malformed("\(error)"))
+            }
+        }
+    }
+
+    /// Checks that the device at this endpoint is device `instance`: its Device object answers
+    /// for Object_Identifier with exactly that id (the BACnet counterpart of a Modbus reply from
+    /// the wrong unit). Anything else is a fault.
+    public func identify(deviceInstance instance: UInt32) -> Result<Void, DeviceError> {
+        let device = BACnetObjectId.device(instance)
+        switch readProperties([BACnetPointAddress(object: device, property: .objectIdentifier)])[0] {
+        case .failure(let e): return .failure(e)
+        case .success(let v):
+            guard v == [.objectId(device)] else {
+                return .failure(.bacnet(.notAnAnswer("device \(instance) answered with \(v)")))
+            }
+            return .success(())
+        }
+    }
+
+    // MARK: Writes
+
+    /// Writes `value` at `priority` (`.null` relinquishes that slot). Redline never writes at a
+    /// priority above 9: 1-8 belong to life safety, critical equipment and manual operators.
+    /// Nor does it ever write a property of `BACnetPropertyId.isAgentForbidden` (RL-8: Out_Of_Service,
+    /// Reliability, Priority_Array, Relinquish_Default, notification properties...), whatever
+    /// the caller: the second lock behind the policy's.
+    public func write(_ address: BACnetPointAddress, value: BACnetValue, priority: BACnetPriority) -> Result<Void, DeviceError> {
+        guard priority.allowedForAgents else { return .failure(.unsupported("priority \(priority) is reserved (1-8)")) }
+        guard !address.property.isAgentForbidden else { return .failure(.unsupported("\(address.property) is never written (RL-8)")) }
+        switch transact(.writeProperty(address, value: value, priority: priority)) {
+        case .success(.acknowledged): return .success(())
+        case .success(let other): return .failure(.bacnet(.notAnAnswer("\(other) to WriteProperty")))
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    /// Releases the agent's slot: WriteProperty NULL at `priority`, and only there.
+    public func relinquish(_ address: BACnetPointAddress, priority: BACnetPriority) -> Result<Void, DeviceError> {
+        write(address, value: .null, priority: priority)
+    }
+
+    /// Writes (or, with nil, relinquishes) at `priority`, then reads back Present_Value, the
+    /// priority array and Relinquish_Default, and says what took effect.
+    public func command(_ address: BACnetPointAddress, value: BACnetValue?, priority: BACnetPriority) -> Result<(BACnetWriteOutcome, BACnetPointReading), DeviceError> {
+        if case .failure(let e) = write(address, value: value ?? .null, priority: priority) { return .failure(e) }
+        switch readPoints([PointRead(address, commandable: true)])[0] {
+        case .failure(let e): return .failure(e)
+        case .success(let r): return .success((r.outcome(of: value, at: priority), r))
+        }
+    }
+}
+
+private func systemClose(_ fd: Int32) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.close(fd)
+    #else
+    return Darwin.close(fd)
+    #endif
+}
