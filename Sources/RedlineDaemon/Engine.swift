@@ -2,6 +2,10 @@ import Logging
 import RedlineCore
 import RedlineIO
 import RedlineSync
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -43,8 +47,17 @@ final class Engine: Sendable {
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
         let hub = EventHub(capacity: eventBuffer)
         events = hub
-        audit.observeDurable { hub.publish(records: $0) }
+        let recent = RecentRecords()
+        recentRecords = recent
+        audit.observeDurable { records in
+            hub.publish(records: records)
+            recent.add(records)
+        }
     }
+
+    /// The last durable audit records, for `audit.recent`, and held requests' free text.
+    static let recentCapacity = RecentRecords.capacity
+    private let recentRecords: RecentRecords
 
     var isReady: Bool { ledger.isReady }
 
@@ -112,7 +125,60 @@ final class Engine: Sendable {
 
     func pendingApprovals() -> JSON {
         arbiter.auditExpiries()
-        return Wire.approvals(ledger.state.withLock { $0.approvals.pending }, now: clock())
+        let now = clock()
+        let (pending, ready, quarantined, held) = ledger.state.withLock {
+            ($0.approvals.pending, $0.ready, $0.quarantine.names, $0.quarantine.agentsHeld)
+        }
+        // What an approval now would meet: the policy on the newest scan's readings (an actual
+        // approval decides again on a fresh re-read of the zone's conditions).
+        let state = PolicyState(site: site, snapshot: plant.snapshot, now: now, ready: ready, quarantined: quarantined,
+                                driven: effects.driven, agentsHeld: held)
+        let texts = recentRecords
+        return Wire.approvals(pending, now: now, agentText: { texts.heldText($0.id) },
+                              ifApprovedNow: { Policy.decide($0.command, in: state, approved: true) })
+    }
+
+    /// `audit.recent`: the last `limit` durable records this daemon wrote (since it started), and
+    /// whether the current audit file verifies (its hash chain, read on a thread of its own).
+    func auditRecent(limit: Int) async -> JSON {
+        let records = recentRecords.last(limit)
+        let path = audit.options.path
+        let verdict = await Engine.verifyFile(path)
+        return .obj([("records", .array(records)), ("file", .string(path)),
+                     ("verified", .bool(verdict.ok)), ("verdict", .string(verdict.text)),
+                     ("writable", audit.statusJSON["writable"])])
+    }
+
+    /// Reads and verifies one audit file on a new thread (never the operator thread): complete
+    /// lines only, since the writer may be appending the next one.
+    static func verifyFile(_ path: String) async -> (ok: Bool, text: String) {
+        await withCheckedContinuation { (c: CheckedContinuation<(ok: Bool, text: String), Never>) in
+            let t = Thread {
+                guard let f = fopen(path, "rb") else {
+                    c.resume(returning: (false, "cannot read \(path): \(String(cString: strerror(errno)))"))
+                    return
+                }
+                defer { fclose(f) }
+                var v = AuditChain.Verifier()
+                var pending: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+                    if n <= 0 { break }
+                    pending.append(contentsOf: chunk[..<n])
+                    var start = 0
+                    for i in pending.indices where pending[i] == 0x0A {
+                        v.feed(pending[start..<i])
+                        start = i + 1
+                    }
+                    pending.removeFirst(start)
+                }
+                let verdict = v.verdict
+                if case .ok = verdict { c.resume(returning: (true, verdict.description)) } else { c.resume(returning: (false, verdict.description)) }
+            }
+            t.name = "redline-audit-verify"
+            t.start()
+        }
     }
 
     func agentsList() -> JSON {
@@ -179,4 +245,37 @@ final class Engine: Sendable {
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }
+}
+
+/// The last durable audit records (fed with each durable batch, on the audit thread), and the
+/// agent's free text of each held request, kept apart so that a flood of other records cannot
+/// push it out while the request waits.
+final class RecentRecords: Sendable {
+    static let capacity = 200
+    static let heldTexts = 1024
+    private struct State {
+        var records: [JSON] = []
+        var texts: [String: JSON] = [:]
+        var order: [String] = []
+    }
+    private let state = Lock(State())
+
+    func add(_ batch: [JSON]) {
+        state.withLock { s in
+            s.records.append(contentsOf: batch)
+            if s.records.count > Self.capacity { s.records.removeFirst(s.records.count - Self.capacity) }
+            for r in batch where r["kind"]?.stringValue == "decision" && r["outcome"]?.stringValue == "held" {
+                guard let id = r["requestId"]?.stringValue else { continue }
+                // What the agent sent beside id and value, as audited (capped): `reason` and `otherText`.
+                let said: [(String, JSON)] = ["reason", "otherText"].compactMap { k in r[k].map { (k, $0) } }
+                s.texts[id] = .object(said)
+                s.order.append(id)
+                if s.order.count > Self.heldTexts { s.texts[s.order.removeFirst()] = nil }
+            }
+        }
+    }
+
+    func last(_ n: Int) -> [JSON] { state.withLock { Array($0.records.suffix(n)) } }
+
+    func heldText(_ id: String) -> JSON? { state.withLock { $0.texts[id] } }
 }
