@@ -6,7 +6,9 @@ set -euo pipefail
 need_apt=()
 # nftables and iproute2: the confinement test in network namespaces (Simulators/netns/test.sh).
 # strace: EIO injected into the audit writer's fdatasync (AuditFaultTests).
-for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2 strace; do
+# chromium and chromium-driver: the console's real-browser test (ConsoleTests, with Selenium below).
+for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2 strace \
+           chromium chromium-driver; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -16,12 +18,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Python packages for interop tests (pymodbus), the MCP client test (mcp) and the metrics test
-# (prometheus_client's text-format parser).
-if ! python3 -c 'import pymodbus, mcp, prometheus_client' 2>/dev/null; then
-    echo "setup: installing Python packages: pymodbus mcp prometheus_client"
-    python3 -m pip install -q --disable-pip-version-check pymodbus mcp prometheus_client 2>/dev/null \
-        || python3 -m pip install -q --disable-pip-version-check --break-system-packages pymodbus mcp prometheus_client
+# Python packages for interop tests (pymodbus), the MCP client test (mcp), the metrics test
+# (prometheus_client's text-format parser) and the console's browser test (selenium, driving
+# Debian's chromium-driver).
+if ! python3 -c 'import pymodbus, mcp, prometheus_client, selenium' 2>/dev/null; then
+    echo "setup: installing Python packages: pymodbus mcp prometheus_client selenium"
+    python3 -m pip install -q --disable-pip-version-check pymodbus mcp prometheus_client selenium 2>/dev/null \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages pymodbus mcp prometheus_client selenium
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

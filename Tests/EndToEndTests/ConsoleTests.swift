@@ -18,7 +18,7 @@ struct ConsoleTests {
         try #require(TestPaths.executable("redline-console"), "redline-console is not built (run `swift build` first)")
     }
 
-    @Test("Chromium: held request appears live; Approve locks the door; Deny with a reason is audited; no token 401; cross-origin POST 403")
+    @Test("Chromium: held request appears live; Approve locks the door; Deny with a reason is audited; no token 401; cross-origin POST 403; live again after a daemon restart")
     func browserSession() throws {
         let s = try PlantAndDaemon()
         defer { s.stop() }
@@ -33,7 +33,7 @@ struct ConsoleTests {
 
         let driver = s.root.appendingPathComponent("Tests/console/console_browser_driver.py").path
         var args = ["--url", String(url), "--sim-control", s.sim.controlPath, "--agent-socket", s.agentSocket,
-                    "--agent-uid", String(Self.facilities), "--audit", s.auditPath]
+                    "--agent-uid", String(Self.facilities), "--audit", s.auditPath, "--operator-socket", s.operatorSocket]
         if let shot = ProcessInfo.processInfo.environment["REDLINE_CONSOLE_SCREENSHOT"], !shot.isEmpty {
             args += ["--screenshot", shot]
         }
@@ -74,6 +74,15 @@ struct ConsoleTests {
         })
         #expect(try s.operatorCall("approvals.list")["approvals"]?.arrayValue?.isEmpty == true)
         #expect(console.isRunning, "the console must still serve: \(console.stderr)")
+
+        // The daemon restarts under the console: its one subscription reconnects by itself.
+        try s.killAndRestartDaemon()
+        let again = try runDriver(driver: driver, arguments: args + ["--phase", "after-restart"],
+                                  stderrLog: s.dir.file("console-driver-2.err"), timeout: 90)
+        print("console_browser_driver.py --phase after-restart:\n" + again.stdout)
+        #expect(again.status == 0, "driver exited \(again.status)\nstdout:\n\(again.stdout)\nstderr:\n\(again.stderr)")
+        #expect(again.stdout.contains("PASS after the restart a held request appears without a reload"), "\(again.stdout)")
+        #expect(!again.stdout.contains("FAIL "), "\(again.stdout)")
     }
 
     @Test("redline-console refuses to start as an agent's uid: a clear error, exit 3, nothing listening")

@@ -266,6 +266,39 @@ def session(args):
         check("the audit section lists the approvals and the chain verifies", shown,
               fresh(lambda: d.find_element(By.ID, "audit").text[:400]))
         check("no reload happened during the session", d.execute_script("return window.__noReload;") == "still here")
+        if args.operator_socket:
+            subs = rpc_unix(args.operator_socket, "status", {})["result"]["events"]["subscribers"]
+            check("the daemon has one event subscriber, the console (not one per browser)", subs == 1, str(subs))
+    finally:
+        d.quit()
+
+
+def after_restart(args):
+    """The daemon was restarted under the running console: the console's one subscription
+    reconnects, and a new held request still appears without a reload."""
+    d = browser()
+    try:
+        d.set_page_load_timeout(20)
+        d.get(args.url)
+        wait = WebDriverWait(d, 20)
+        try:
+            wait.until(lambda d: "connected to redlined" in d.find_element(By.ID, "live").text)
+            ok = True
+        except TimeoutException:
+            ok = False
+        check("after the daemon restart the console is connected to redlined again", ok,
+              d.find_element(By.ID, "live").text)
+        d.execute_script("window.__noReload = 'still here';")
+        r = agent_write(args, "sra-door.lock", 1, "after the restart")
+        rid = r.get("result", {}).get("requestId")
+        sel = f'li[data-request-id="{rid}"]'
+        try:
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, sel))
+            appeared = True
+        except TimeoutException:
+            appeared = False
+        check("after the restart a held request appears without a reload",
+              appeared and d.execute_script("return window.__noReload;") == "still here", json.dumps(r))
     finally:
         d.quit()
 
@@ -278,11 +311,16 @@ def main():
     ap.add_argument("--agent-uid", type=int, required=True)
     ap.add_argument("--audit", required=True)
     ap.add_argument("--screenshot")
+    ap.add_argument("--operator-socket", help="to ask the daemon how many event subscribers it has")
+    ap.add_argument("--phase", choices=["main", "after-restart"], default="main")
     args = ap.parse_args()
     t0 = time.monotonic()
     try:
-        refusals(args.url)
-        session(args)
+        if args.phase == "main":
+            refusals(args.url)
+            session(args)
+        else:
+            after_restart(args)
     except Exception:
         traceback.print_exc()
         print("SESSION BROKEN", flush=True)
