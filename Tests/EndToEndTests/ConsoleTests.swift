@@ -128,3 +128,60 @@ struct ConsoleTests {
         }
     }
 }
+
+/// What the console reads that the daemon added for it (issue 16): `approvals.list`'s
+/// `agentText` and `ifApprovedNow`, and `audit.recent`, on the operator socket of a live daemon.
+@Suite("Operator socket: held requests' context and audit.recent", .serialized, .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct ConsoleDaemonMethodsTests {
+    @Test("approvals.list: the agent's words as audited, and what an approval now would meet (allowed, then RL-3 once someone walks in)")
+    func heldRequestContext() throws {
+        let s = try PlantAndDaemon()
+        defer { s.stop() }
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        let rid = try #require(try c.request("points.write", .obj([("id", "sra-door.lock"), ("value", 1), ("reason", "<i>urgent</i>"),
+                                                                   ("override", "OPERATOR-APPROVED")]))["result"]?["requestId"]?.stringValue)
+        func held() throws -> JSON? {
+            try s.operatorCall("approvals.list")["approvals"]?.arrayValue?.first { $0["requestId"]?.stringValue == rid }
+        }
+        let before = try #require(try held())
+        #expect(before["agentText"]?["reason"]?.stringValue == "<i>urgent</i>")
+        #expect(before["agentText"]?["otherText"]?["override"]?.stringValue == "OPERATOR-APPROVED")
+        #expect(before["ifApprovedNow"]?["outcome"]?.stringValue == "allowed")
+        try s.sim.set("server-room-a.occupied", 1)
+        try s.waitScans(2)
+        let after = try #require(try held())
+        #expect(after["ifApprovedNow"]?["outcome"]?.stringValue == "denied")
+        #expect(after["ifApprovedNow"]?["rule"]?.stringValue == "RL-3")
+        // Asking changed nothing: still held, door still open.
+        #expect(try s.sim.plant()["sra-door.lock"] == 0)
+    }
+
+    @Test("audit.recent: the last durable records in order, the file verifies; bad limits are refused; a broken file is reported")
+    func auditRecent() throws {
+        let s = try PlantAndDaemon()
+        defer { s.stop() }
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        _ = try c.write("office-lights.on", 1)
+        let r = try s.operatorCall("audit.recent", .obj([("limit", 3)]))
+        let recs = try #require(r["records"]?.arrayValue)
+        #expect(recs.count == 3)
+        let file = try s.auditRecords()
+        #expect(recs.map { $0["hash"] } == file.suffix(3).map { $0["hash"] }, "the newest records, as on disk")
+        #expect(r["verified"]?.boolValue == true, "\(r)")
+        #expect(r["verdict"]?.stringValue?.hasPrefix("ok ") == true, "\(r)")
+        for bad: JSON in [0, 201, 1.5, "ten"] {
+            #expect(throws: (any Error).self) { try s.operatorCall("audit.recent", .obj([("limit", bad)])) }
+        }
+        #expect(throws: (any Error).self) { try s.operatorCall("audit.recent", .obj([("other", 1)])) }
+        // Someone edits the file behind the daemon's back: the console's badge must say so.
+        let h = try #require(FileHandle(forWritingAtPath: s.auditPath))
+        h.seekToEndOfFile()
+        h.write(Data("{\"seq\":999,\"kind\":\"forged\"}\n".utf8))
+        try h.close()
+        let broken = try s.operatorCall("audit.recent")
+        #expect(broken["verified"]?.boolValue == false, "\(broken)")
+        #expect(broken["verdict"]?.stringValue?.contains("broken") == true, "\(broken)")
+    }
+}
