@@ -18,7 +18,7 @@ struct ConsoleTests {
         try #require(TestPaths.executable("redline-console"), "redline-console is not built (run `swift build` first)")
     }
 
-    @Test("Chromium: held request appears live; Approve locks the door; Deny with a reason is audited; no token 401; cross-origin POST 403; live again after a daemon restart")
+    @Test("Chromium: held request appears live; Approve locks the door; Deny with a reason is audited; no token 401; cross-origin POST 403; Release; live again after a daemon restart")
     func browserSession() throws {
         let s = try PlantAndDaemon()
         defer { s.stop() }
@@ -58,6 +58,9 @@ struct ConsoleTests {
             "PASS the audit log shows the deny with the operator's reason",
             "PASS the denied lock was not written: the door stays unlocked",
             "PASS the audit section lists the approvals and the chain verifies",
+            "PASS the quarantined agent appears with a Release button without a reload",
+            "PASS Release in the page ends the quarantine (agents.list)",
+            "PASS the daemon has one event subscriber, the console (not one per browser)",
             "PASS no reload happened during the session",
         ] {
             #expect(out.contains(check), "missing `\(check)` in driver output:\n\(out)")
@@ -73,6 +76,7 @@ struct ConsoleTests {
             $0["action"]?.stringValue == "deny" && $0["reason"]?.stringValue == "not during the change window (ticket 4711)" && $0["by"]?.numberValue == 0
         })
         #expect(try s.operatorCall("approvals.list")["approvals"]?.arrayValue?.isEmpty == true)
+        #expect(try s.auditRecords().contains { $0["kind"]?.stringValue == "release" && $0["agent"]?.stringValue == "facilities-agent" && $0["by"]?.numberValue == 0 })
         #expect(console.isRunning, "the console must still serve: \(console.stderr)")
 
         // The daemon restarts under the console: its one subscription reconnects by itself.

@@ -265,6 +265,23 @@ def session(args):
                                        and d.find_element(By.ID, "audit-verify").text == "CHAIN VERIFIES"), 10)
         check("the audit section lists the approvals and the chain verifies", shown,
               fresh(lambda: d.find_element(By.ID, "audit").text[:400]))
+        # Quarantine: red-line denials until the daemon quarantines the agent; Release in the page.
+        row = 'tr[data-agent="facilities-agent"]'
+        for _ in range(5):
+            agent_write(args, "dispatch.cancel", 1, "cancel the false alarm")
+            if fresh(lambda: d.find_elements(By.CSS_SELECTOR, f'{row} form[action="/release"]')):
+                break
+            time.sleep(0.2)
+        shown_q = wait_for(lambda: fresh(lambda: d.find_elements(By.CSS_SELECTOR, f'{row} form[action="/release"] button')), 10)
+        check("the quarantined agent appears with a Release button without a reload",
+              bool(shown_q) and "QUARANTINED" in fresh(lambda: d.find_element(By.CSS_SELECTOR, row).text))
+        if shown_q:
+            fresh(lambda: d.find_element(By.CSS_SELECTOR, f'{row} form[action="/release"] button').click())
+            released = wait_for(lambda: not rpc_unix(args.operator_socket, "agents.list", {})["result"]["agents"][0]["quarantined"]
+                                if args.operator_socket else None, 10)
+            check("Release in the page ends the quarantine (agents.list)", bool(released))
+            check("the page shows the agent active again",
+                  wait_for(lambda: "active" in fresh(lambda: d.find_element(By.CSS_SELECTOR, row).text), 10))
         check("no reload happened during the session", d.execute_script("return window.__noReload;") == "still here")
         if args.operator_socket:
             subs = rpc_unix(args.operator_socket, "status", {})["result"]["events"]["subscribers"]
