@@ -65,7 +65,7 @@ public enum Pages {
         if let held = st["agentsHeld"], held != .null {
             h += #"<div class="alarm" role="alert" id="agents-held"><p><strong>Site-wide escalation: agents-held.</strong> "#
             h += "Every agent write but a safe value waits for an operator. Why: \(esc(str(held["why"]))) (since \(esc(num(held["sinceS"]))) s).</p>"
-            h += form(action: "/escalation/clear", fields: [], button: "Clear agents-held", label: "Clear the site-wide escalation")
+            h += form(action: "/escalation/clear", fields: [], button: "Clear agents-held", label: "Clear the site-wide escalation", id: "clear-escalation")
             h += "</div>"
         } else {
             h += #"<p id="agents-held-none">No site-wide escalation.</p>"#
@@ -93,11 +93,11 @@ public enum Pages {
             let left = Int(r["expiresInS"]?.numberValue ?? 0)
             h += "<p>Time left: <span class=\"countdown\" data-left=\"\(left)\">\(left) s</span></p>"
             h += "<div class=\"actions\">"
-            h += form(action: "/approve", fields: [("requestId", id)], button: "Approve", label: "Approve request \(id)", cls: "approve")
+            h += form(action: "/approve", fields: [("requestId", id)], button: "Approve", label: "Approve request \(id)", cls: "approve", id: "approve-\(id)")
             h += "<form method=\"post\" action=\"/deny\" class=\"deny\"><input type=\"hidden\" name=\"requestId\" value=\"\(esc(id))\">"
             h += "<label for=\"reason-\(esc(id))\">Reason for denying</label> "
             h += "<input type=\"text\" id=\"reason-\(esc(id))\" name=\"reason\" maxlength=\"500\" autocomplete=\"off\"> "
-            h += "<button type=\"submit\" aria-label=\"Deny request \(esc(id))\">Deny</button></form>"
+            h += "<button type=\"submit\" id=\"deny-\(esc(id))\" aria-label=\"Deny request \(esc(id))\">Deny</button></form>"
             h += "</div></li>"
         }
         return h + "</ul>"
@@ -125,7 +125,7 @@ public enum Pages {
             let q = r["quarantined"]?.boolValue == true
             h += "<tr data-agent=\"\(esc(name))\"><td>\(esc(name))</td><td>\(esc(num(r["uid"])))</td>"
             h += "<td class=\"\(q ? "bad" : "ok-text")\">\(q ? "QUARANTINED" : "active")</td><td>\(esc(num(r["recentDenials"])))</td><td>"
-            if q { h += form(action: "/release", fields: [("agent", name)], button: "Release", label: "Release \(name) from quarantine") }
+            if q { h += form(action: "/release", fields: [("agent", name)], button: "Release", label: "Release \(name) from quarantine", id: "release-\(name)") }
             h += "</td></tr>"
         }
         return h + "</tbody></table>"
@@ -230,10 +230,11 @@ public enum Pages {
         return h
     }
 
-    static func form(action: String, fields: [(String, String)], button: String, label: String, cls: String? = nil) -> String {
+    /// A one-button form. The button's `id` lets the script give focus back after a section is re-rendered.
+    static func form(action: String, fields: [(String, String)], button: String, label: String, cls: String? = nil, id: String) -> String {
         var h = "<form method=\"post\" action=\"\(action)\"\(cls.map { " class=\"\($0)\"" } ?? "")>"
         for (k, v) in fields { h += "<input type=\"hidden\" name=\"\(esc(k))\" value=\"\(esc(v))\">" }
-        return h + "<button type=\"submit\" aria-label=\"\(esc(label))\">\(esc(button))</button></form>"
+        return h + "<button type=\"submit\" id=\"\(esc(id))\" aria-label=\"\(esc(label))\">\(esc(button))</button></form>"
     }
 
     static func flag(_ name: String, _ on: Bool, bad: Bool) -> String {

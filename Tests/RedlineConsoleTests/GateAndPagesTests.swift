@@ -101,6 +101,22 @@ struct PagesTests {
         }
     }
 
+    @Test("agents-held shows the escalation and its Clear button; a quarantined agent gets Release; every button has an id and a label")
+    func escalationAndRelease() {
+        let status: JSON = .obj([("site", "s"), ("ready", true), ("agentsHeld", .obj([("sinceS", 12), ("why", "2 agents quarantined within 600 s")]))])
+        let agents: JSON = .obj([("agents", .array([.obj([("name", "a1"), ("uid", 2001), ("quarantined", true), ("recentDenials", 3)]),
+                                                    .obj([("name", "a2"), ("uid", 2002), ("quarantined", false), ("recentDenials", 0)])]))])
+        let f = Dictionary(uniqueKeysWithValues: Pages.fragments(Pages.Snapshot(status: status, agents: agents)))
+        let r = f["readiness"] ?? ""
+        #expect(r.contains("Site-wide escalation: agents-held") && r.contains("2 agents quarantined within 600 s"))
+        #expect(r.contains("action=\"/escalation/clear\"") && r.contains("id=\"clear-escalation\""))
+        let a = f["agents"] ?? ""
+        #expect(a.contains("id=\"release-a1\"") && a.contains("aria-label=\"Release a1 from quarantine\""))
+        #expect(!a.contains("release-a2"))
+        let calm = Dictionary(uniqueKeysWithValues: Pages.fragments(Pages.Snapshot(status: .obj([("ready", false), ("agentsHeld", nil)]))))
+        #expect(calm["readiness"]?.contains("NOT READY") == true && calm["readiness"]?.contains("clear-escalation") == false)
+    }
+
     @Test("escaping covers the five characters and the backtick")
     func escaping() {
         #expect(Pages.esc("<a href='x'>\"&`</a>") == "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&#96;&lt;/a&gt;")
