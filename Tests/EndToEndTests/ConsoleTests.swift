@@ -167,12 +167,24 @@ struct ConsoleDaemonMethodsTests {
         defer { s.stop() }
         let c = try s.agent(uid: 2001)
         defer { c.close() }
-        _ = try c.write("office-lights.on", 1)
+        let rid = try #require(try c.write("office-lights.on", 1)["requestId"]?.stringValue)
+        // The write's `result` record is submitted after the answer: wait until it is on disk.
+        let deadline = Date().addingTimeInterval(10)
+        func resultSeq() throws -> Double? {
+            try s.auditRecords().first { $0["kind"]?.stringValue == "result" && $0["requestId"]?.stringValue == rid }?["seq"]?.numberValue
+        }
+        while try resultSeq() == nil, Date() < deadline { usleep(20_000) }
+        let newest = try #require(try resultSeq())
         let r = try s.operatorCall("audit.recent", .obj([("limit", 3)]))
         let recs = try #require(r["records"]?.arrayValue)
         #expect(recs.count == 3)
         let file = try s.auditRecords()
-        #expect(recs.map { $0["hash"] } == file.suffix(3).map { $0["hash"] }, "the newest records, as on disk")
+        let seqs = recs.compactMap { $0["seq"]?.numberValue }
+        #expect(seqs.count == 3 && seqs[1] == seqs[0] + 1 && seqs[2] == seqs[1] + 1, "consecutive, oldest first: \(seqs)")
+        #expect((seqs.last ?? 0) >= newest, "the newest records: \(seqs), the write's result is #\(newest)")
+        for rec in recs {
+            #expect(file.first { $0["seq"] == rec["seq"] }?["hash"] == rec["hash"], "as on disk: \(rec.encoded())")
+        }
         #expect(r["verified"]?.boolValue == true, "\(r)")
         #expect(r["verdict"]?.stringValue?.hasPrefix("ok ") == true, "\(r)")
         for bad: JSON in [0, 201, 1.5, "ten"] {
