@@ -6,6 +6,7 @@ import RedlineSync
 import Glibc
 #endif
 import Foundation
+import RedlineClock
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -143,39 +144,19 @@ final class Engine: Sendable {
     func auditRecent(limit: Int) async -> JSON {
         let records = recentRecords.last(limit)
         let path = audit.options.path
-        let verdict = await Engine.verifyFile(path)
+        let verdict = await verifyFile(path)
         return .obj([("records", .array(records)), ("file", .string(path)),
                      ("verified", .bool(verdict.ok)), ("verdict", .string(verdict.text)),
                      ("writable", audit.statusJSON["writable"])])
     }
 
-    /// Reads and verifies one audit file on a new thread (never the operator thread): complete
-    /// lines only, since the writer may be appending the next one.
-    static func verifyFile(_ path: String) async -> (ok: Bool, text: String) {
-        await withCheckedContinuation { (c: CheckedContinuation<(ok: Bool, text: String), Never>) in
-            let t = Thread {
-                guard let f = fopen(path, "rb") else {
-                    c.resume(returning: (false, "cannot read \(path): \(String(cString: strerror(errno)))"))
-                    return
-                }
-                defer { fclose(f) }
-                var v = AuditChain.Verifier()
-                var pending: [UInt8] = []
-                var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                while true {
-                    let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-                    if n <= 0 { break }
-                    pending.append(contentsOf: chunk[..<n])
-                    var start = 0
-                    for i in pending.indices where pending[i] == 0x0A {
-                        v.feed(pending[start..<i])
-                        start = i + 1
-                    }
-                    pending.removeFirst(start)
-                }
-                let verdict = v.verdict
-                if case .ok = verdict { c.resume(returning: (true, verdict.description)) } else { c.resume(returning: (false, verdict.description)) }
-            }
+    /// Verifies the current audit file on a new thread (never the operator thread).
+    private let fileCheck = AuditFileCheck()
+
+    func verifyFile(_ path: String) async -> (ok: Bool, text: String) {
+        let check = fileCheck
+        return await withCheckedContinuation { (c: CheckedContinuation<(ok: Bool, text: String), Never>) in
+            let t = Thread { c.resume(returning: check.check(path: path)) }
             t.name = "redline-audit-verify"
             t.start()
         }
@@ -278,4 +259,58 @@ final class RecentRecords: Sendable {
     func last(_ n: Int) -> [JSON] { state.withLock { Array($0.records.suffix(n)) } }
 
     func heldText(_ id: String) -> JSON? { state.withLock { $0.texts[id] } }
+}
+
+/// Whether the current audit file's hash chain verifies, for `audit.recent`, without reading
+/// the whole file at every call (a console refreshes on every event): the verifier goes on from
+/// where the last check stopped (complete lines only, since the writer may be appending), and
+/// starts again from the first byte when the file is another one (rotation), shrank, or the
+/// last whole-file check is more than `fullEverySeconds` old (an edit of bytes already checked
+/// is found then). Blocking: call it on a thread of its own.
+final class AuditFileCheck: Sendable {
+    static let fullEverySeconds = 60.0
+    private struct State {
+        var file: (dev: UInt64, ino: UInt64)?
+        var offset = 0
+        var verifier = AuditChain.Verifier()
+        var fullAt = -Double.infinity
+    }
+    private let state = Lock(State())
+
+    func check(path: String) -> (ok: Bool, text: String) {
+        state.withLock { s in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { s = State(); return (false, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { s = State(); return (false, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+            let now = Monotonic.seconds()
+            let same = s.file.map { $0.dev == UInt64(st.st_dev) && $0.ino == UInt64(st.st_ino) } ?? false
+            if !same || Int(st.st_size) < s.offset || now - s.fullAt >= Self.fullEverySeconds {
+                s = State()
+                s.file = (UInt64(st.st_dev), UInt64(st.st_ino))
+                s.fullAt = now
+            }
+            guard lseek(fd, off_t(s.offset), SEEK_SET) >= 0 else { return (false, "cannot seek in \(path)") }
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { s = State(); return (false, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                pending.append(contentsOf: chunk[..<n])
+                var start = 0
+                for i in pending.indices where pending[i] == 0x0A {
+                    s.verifier.feed(pending[start..<i])
+                    start = i + 1
+                }
+                s.offset += start
+                pending.removeFirst(start)
+            }
+            let verdict = s.verifier.verdict
+            if case .ok = verdict { return (true, verdict.description) }
+            return (false, verdict.description)
+        }
+    }
 }
