@@ -175,7 +175,12 @@ struct ConsoleDaemonMethodsTests {
         }
         while try resultSeq() == nil, Date() < deadline { usleep(20_000) }
         let newest = try #require(try resultSeq())
-        let r = try s.operatorCall("audit.recent", .obj([("limit", 3)]))
+        // On disk is not yet durable (the writer's fdatasync may still run): poll until it is.
+        var r = try s.operatorCall("audit.recent", .obj([("limit", 3)]))
+        while (r["records"]?.arrayValue?.last?["seq"]?.numberValue ?? 0) < newest, Date() < deadline {
+            usleep(20_000)
+            r = try s.operatorCall("audit.recent", .obj([("limit", 3)]))
+        }
         let recs = try #require(r["records"]?.arrayValue)
         #expect(recs.count == 3)
         let file = try s.auditRecords()
