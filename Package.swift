@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "redlinectl", targets: ["redlinectl"]),
         .executable(name: "redline-sim", targets: ["redline-sim"]),
         .executable(name: "redline-hil", targets: ["redline-hil"]),
+        .executable(name: "redline-console", targets: ["redline-console"]),
         .library(name: "RedlineCore", targets: ["RedlineCore"]),
     ],
     dependencies: [
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // C libraries behind small shims.
@@ -107,6 +109,25 @@ let package = Package(
                 "RedlineCore", "RedlineConfig", "RedlineClient", "RedlineHost", "RedlineMCP", "RedlineMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MCP", package: "swift-sdk"),
+            ],
+            swiftSettings: strict),
+        // The operators' web console (issue 16): HTTP lives here, never in the daemon. It talks
+        // only to the operator socket, as the operator's own uid.
+        .target(
+            name: "RedlineConsole",
+            dependencies: [
+                "RedlineSync", "RedlineCore", "RedlineClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "redline-console",
+            dependencies: [
+                "RedlineConsole", "RedlineClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         // The engineer's and the rig's tool: HIL scenarios, guided proof tests, the adversarial agent.
@@ -250,6 +271,10 @@ let package = Package(
                 "RedlineSync", "RedlineMCP", "RedlineClient", "RedlineCore",
                 .product(name: "MCP", package: "swift-sdk"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RedlineConsoleTests",
+            dependencies: ["RedlineConsole", "RedlineCore"],
             swiftSettings: strict),
         .testTarget(
             name: "FuzzRegressionTests",

@@ -6,7 +6,9 @@ set -euo pipefail
 need_apt=()
 # nftables and iproute2: the confinement test in network namespaces (Simulators/netns/test.sh).
 # strace: EIO injected into the audit writer's fdatasync (AuditFaultTests).
-for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2 strace; do
+# chromium and chromium-driver: the console's real-browser test (ConsoleTests, with Selenium below).
+for pkg in libmodbus-dev libgpiod-dev gpiod socat util-linux python3 python3-pip pkg-config nftables iproute2 strace \
+           chromium chromium-driver; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,8 +19,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Python packages: pymodbus and bacpypes3 (the Modbus and BACnet interop tests), mcp (the MCP
-# client test), prometheus_client (the metrics test's text-format parser).
-py_pkgs=(pymodbus mcp prometheus_client bacpypes3)
+# client test), prometheus_client (the metrics test's text-format parser) and selenium (the
+# console's browser test, driving Debian's chromium-driver).
+py_pkgs=(pymodbus mcp prometheus_client bacpypes3 selenium)
 if ! python3 -c "import $(IFS=,; echo "${py_pkgs[*]}")" 2>/dev/null; then
     echo "setup: installing Python packages: ${py_pkgs[*]}"
     python3 -m pip install -q --disable-pip-version-check "${py_pkgs[@]}" 2>/dev/null \

@@ -443,10 +443,12 @@ public final class AuditLog: Sendable {
             st.batches += 1
             st.records += batch.count
         }
+        // Operator events: the durable records (a gap record included), in seq order; never waits.
+        // Told before the waiters resume, so that whatever an append's caller does next (answer
+        // the agent "held", say) already finds its record in the daemon's recent records.
+        if let tell = observer.withLock({ $0 }) { tell(sealed) }
         let offset = gapWritten ? 1 : 0
         for (i, e) in batch.enumerated() { e.waiter?(.success(seqs[i + offset])) }
-        // Operator events: the durable records (a gap record included), in seq order; never waits.
-        if let tell = observer.withLock({ $0 }) { tell(sealed) }
         if state.withLock({ $0.size }) >= options.maxBytes {
             // The records are durable; a failed rotation keeps writing the current file (and says so).
             do {

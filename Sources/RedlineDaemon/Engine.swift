@@ -2,6 +2,11 @@ import Logging
 import RedlineCore
 import RedlineIO
 import RedlineSync
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RedlineClock
 
 /// The daemon's parts, wired together; what the two sockets' services call.
 ///
@@ -43,8 +48,17 @@ final class Engine: Sendable {
         liveness = Liveness(site: site, notifier: notifier, ledger: ledger, audit: audit, logger: logger)
         let hub = EventHub(capacity: eventBuffer)
         events = hub
-        audit.observeDurable { hub.publish(records: $0) }
+        let recent = RecentRecords()
+        recentRecords = recent
+        audit.observeDurable { records in
+            hub.publish(records: records)
+            recent.add(records)
+        }
     }
+
+    /// The last durable audit records, for `audit.recent`, and held requests' free text.
+    static let recentCapacity = RecentRecords.capacity
+    private let recentRecords: RecentRecords
 
     var isReady: Bool { ledger.isReady }
 
@@ -112,7 +126,40 @@ final class Engine: Sendable {
 
     func pendingApprovals() -> JSON {
         arbiter.auditExpiries()
-        return Wire.approvals(ledger.state.withLock { $0.approvals.pending }, now: clock())
+        let now = clock()
+        let (pending, ready, quarantined, held) = ledger.state.withLock {
+            ($0.approvals.pending, $0.ready, $0.quarantine.names, $0.quarantine.agentsHeld)
+        }
+        // What an approval now would meet: the policy on the newest scan's readings (an actual
+        // approval decides again on a fresh re-read of the zone's conditions).
+        let state = PolicyState(site: site, snapshot: plant.snapshot, now: now, ready: ready, quarantined: quarantined,
+                                driven: effects.driven, agentsHeld: held)
+        let texts = recentRecords
+        return Wire.approvals(pending, now: now, agentText: { texts.heldText($0.id) },
+                              ifApprovedNow: { Policy.decide($0.command, in: state, approved: true) })
+    }
+
+    /// `audit.recent`: the last `limit` durable records this daemon wrote (since it started), and
+    /// whether the current audit file verifies (its hash chain, read on a thread of its own).
+    func auditRecent(limit: Int) async -> JSON {
+        let records = recentRecords.last(limit)
+        let path = audit.options.path
+        let verdict = await verifyFile(path)
+        return .obj([("records", .array(records)), ("file", .string(path)),
+                     ("verified", .bool(verdict.ok)), ("verdict", .string(verdict.text)),
+                     ("writable", audit.statusJSON["writable"])])
+    }
+
+    /// Verifies the current audit file on a new thread (never the operator thread).
+    private let fileCheck = AuditFileCheck()
+
+    func verifyFile(_ path: String) async -> (ok: Bool, text: String) {
+        let check = fileCheck
+        return await withCheckedContinuation { (c: CheckedContinuation<(ok: Bool, text: String), Never>) in
+            let t = Thread { c.resume(returning: check.check(path: path)) }
+            t.name = "redline-audit-verify"
+            t.start()
+        }
     }
 
     func agentsList() -> JSON {
@@ -179,4 +226,91 @@ final class Engine: Sendable {
     }
 
     func countBadLine() { ledger.state.withLock { $0.counters.badLines += 1 } }
+}
+
+/// The last durable audit records (fed with each durable batch, on the audit thread), and the
+/// agent's free text of each held request, kept apart so that a flood of other records cannot
+/// push it out while the request waits.
+final class RecentRecords: Sendable {
+    static let capacity = 200
+    static let heldTexts = 1024
+    private struct State {
+        var records: [JSON] = []
+        var texts: [String: JSON] = [:]
+        var order: [String] = []
+    }
+    private let state = Lock(State())
+
+    func add(_ batch: [JSON]) {
+        state.withLock { s in
+            s.records.append(contentsOf: batch)
+            if s.records.count > Self.capacity { s.records.removeFirst(s.records.count - Self.capacity) }
+            for r in batch where r["kind"]?.stringValue == "decision" && r["outcome"]?.stringValue == "held" {
+                guard let id = r["requestId"]?.stringValue else { continue }
+                // What the agent sent beside id and value, as audited (capped): `reason` and `otherText`.
+                let said: [(String, JSON)] = ["reason", "otherText"].compactMap { k in r[k].map { (k, $0) } }
+                s.texts[id] = .object(said)
+                s.order.append(id)
+                if s.order.count > Self.heldTexts { s.texts[s.order.removeFirst()] = nil }
+            }
+        }
+    }
+
+    func last(_ n: Int) -> [JSON] { state.withLock { Array($0.records.suffix(n)) } }
+
+    func heldText(_ id: String) -> JSON? { state.withLock { $0.texts[id] } }
+}
+
+/// Whether the current audit file's hash chain verifies, for `audit.recent`, without reading
+/// the whole file at every call (a console refreshes on every event): the verifier goes on from
+/// where the last check stopped (complete lines only, since the writer may be appending), and
+/// starts again from the first byte when the file is another one (rotation), shrank, or the
+/// last whole-file check is more than `fullEverySeconds` old (an edit of bytes already checked
+/// is found then). Blocking: call it on a thread of its own.
+final class AuditFileCheck: Sendable {
+    static let fullEverySeconds = 60.0
+    private struct State {
+        var file: (dev: UInt64, ino: UInt64)?
+        var offset = 0
+        var verifier = AuditChain.Verifier()
+        var fullAt = -Double.infinity
+    }
+    private let state = Lock(State())
+
+    func check(path: String) -> (ok: Bool, text: String) {
+        state.withLock { s in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { s = State(); return (false, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { s = State(); return (false, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+            let now = Monotonic.seconds()
+            let same = s.file.map { $0.dev == UInt64(st.st_dev) && $0.ino == UInt64(st.st_ino) } ?? false
+            if !same || Int(st.st_size) < s.offset || now - s.fullAt >= Self.fullEverySeconds {
+                s = State()
+                s.file = (UInt64(st.st_dev), UInt64(st.st_ino))
+                s.fullAt = now
+            }
+            guard lseek(fd, off_t(s.offset), SEEK_SET) >= 0 else { return (false, "cannot seek in \(path)") }
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { s = State(); return (false, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                pending.append(contentsOf: chunk[..<n])
+                var start = 0
+                for i in pending.indices where pending[i] == 0x0A {
+                    s.verifier.feed(pending[start..<i])
+                    start = i + 1
+                }
+                s.offset += start
+                pending.removeFirst(start)
+            }
+            let verdict = s.verifier.verdict
+            if case .ok = verdict { return (true, verdict.description) }
+            return (false, verdict.description)
+        }
+    }
 }

@@ -135,6 +135,16 @@ struct OperatorService: LineService {
             case "agents.release":
                 let name = try p.string("agent", allowed: ["agent"])
                 return .success(try await engine.release(agent: name, by: peer))
+            case "audit.recent":
+                _ = try p.object(allowed: ["limit"])
+                var limit = 50
+                if let v = req.params?["limit"] {
+                    guard let n = v.numberValue, let l = Int(exactly: n), l >= 1, l <= Engine.recentCapacity else {
+                        throw RPCError(.invalidParams, "limit must be a whole number from 1 to \(Engine.recentCapacity)")
+                    }
+                    limit = l
+                }
+                return .success(await engine.auditRecent(limit: limit))
             case "audit.checkpoint":
                 _ = try p.object(allowed: [])
                 return .success(try engine.auditCheckpoint())

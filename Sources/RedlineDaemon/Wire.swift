@@ -44,12 +44,28 @@ enum Wire {
         return .obj([("values", .array(values))])
     }
 
-    static func approvals(_ list: [HeldRequest], now: Int64) -> JSON {
+    /// Held requests; with `ifApprovedNow`, what the policy would decide for each if an operator
+    /// approved it now, on the newest readings (the approval itself decides again on a fresh re-read).
+    /// `agentText` is what the agent sent beside id and value (its reason): untrusted free text, as audited.
+    static func approvals(_ list: [HeldRequest], now: Int64, agentText: ((HeldRequest) -> JSON?)? = nil,
+                          ifApprovedNow: ((HeldRequest) -> Decision)? = nil) -> JSON {
         .obj([("approvals", .array(list.map { r in
             .obj([("requestId", .string(r.id)), ("agent", .string(r.agent)), ("point", .string(r.point)),
                   ("value", .number(r.value)), ("explanation", .string(r.explanation)),
-                  ("expiresInS", .number(Double(max(0, r.expiresAt - now) / 1000)))])
+                  ("expiresInS", .number(Double(max(0, r.expiresAt - now) / 1000))),
+                  ("agentText", agentText.flatMap { $0(r) }),
+                  ("ifApprovedNow", ifApprovedNow.map { decision($0(r)) })])
         }))])
+    }
+
+    /// A policy decision as `{outcome, rule, explanation}`.
+    static func decision(_ d: Decision) -> JSON {
+        switch d {
+        case .allowed: return .obj([("outcome", "allowed"), ("rule", nil), ("explanation", "would be written")])
+        case .denied(let rule, let why): return .obj([("outcome", "denied"), ("rule", .string(rule.rawValue)), ("explanation", .string(why))])
+        case .held(_, let why): return .obj([("outcome", "held"), ("rule", nil), ("explanation", .string(why))])
+        case .unknownPoint: return .obj([("outcome", "denied"), ("rule", nil), ("explanation", "unknown point")])
+        }
     }
 
     static func agents(site: Site, quarantine: QuarantineBook, now: Int64) -> JSON {

@@ -37,6 +37,18 @@ struct ThinExecutablesTests {
         #expect(ctl.bytes.range(of: Data("10RedlineMCP".utf8)) != nil, "\(ctl.path) does not serve MCP through the RedlineMCP library")
     }
 
+    @Test("the daemon has no HTTP in it: redlined and redlinectl do not link Hummingbird; redline-console does")
+    func noHTTPInTheDaemon() throws {
+        let hb = Data("11Hummingbird".utf8)
+        for name in ["redlined", "redlinectl"] {
+            let b = try Self.binary(name)
+            #expect(b.bytes.range(of: hb) == nil, "\(b.path) links Hummingbird")
+        }
+        let console = try Self.binary("redline-console")
+        #expect(console.bytes.range(of: hb) != nil, "\(console.path) does not contain Hummingbird: the check itself is broken")
+        #expect(console.bytes.range(of: Data("14RedlineConsole".utf8)) != nil)
+    }
+
     @Test("redlinectl has no hil command and says where it went; redline-hil --help teaches run, fuzz and --guided")
     func helpTexts() throws {
         let ctl = try Self.binary("redlinectl").path
