@@ -131,6 +131,29 @@ struct StartupTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("audit")))
     }
 
+    /// The simulator refuses it as well, rather than serve the Modbus half of the plant.
+    @Test func redlineSimRefusesABACnetSiteUntilItServesBACnet() throws {
+        let exe = try #require(TestPaths.executable("redline-sim"))
+        let dir = TempDir()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["--site", root.appendingPathComponent("Firmware-Configs/demo-datacenter-bacnet.yaml").path,
+                       "--devices", root.appendingPathComponent("Devices").path, "--control", dir.file("control.sock")]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        let finished = !p.isRunning
+        if !finished { p.terminate() }
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(finished && p.terminationStatus == 2, "\(text)")
+        #expect(text.contains("redline-sim: bacnet-ip buses are not served by this build yet (fire-panel-bn, sra-door-bn, crac-1-bn, crac-2-bn, crac-3-bn, crac-4-bn)"), "\(text)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("control.sock")))
+    }
+
     @Test("an invalid site is refused with FILE:LINE:COLUMN for each error")
     func invalidSite() throws {
         let dir = TempDir()
