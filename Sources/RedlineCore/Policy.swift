@@ -210,9 +210,14 @@ extension Policy {
         }
         var request = request
         if case .write(let v) = request, let q = point.quantized(v) { request = .write(q) }
-        guard case .bacnet = point.binding, let priority else {
-            // Not a BACnet point (or a site with no agent priority): a plain write is decided as
-            // ever, a release means nothing there.
+        let isBACnet: Bool
+        if case .bacnet = point.binding { isBACnet = true } else { isBACnet = false }
+        if isBACnet && priority == nil {
+            // A valid site has one whenever it has a BACnet bus; without it, no slot is the agents'.
+            return out(.nan, nil, .denied(.notWritable, "the site fixes no BACnet priority for agents, so no agent may command \(id)"))
+        }
+        guard isBACnet, let priority else {
+            // Not a BACnet point: a plain write is decided as ever, a release means nothing there.
             if case .write(let v) = request {
                 let (c, d) = decideQuantized(WriteCommand(agent: agent, point: id, value: v), in: state, approved: approved)
                 return BACnetDecision(command: c, effect: nil, request: request, priority: priority, decision: d)

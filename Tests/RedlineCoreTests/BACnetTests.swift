@@ -375,6 +375,16 @@ struct BACnetRL8Tests {
         #expect(Demo.decide("crac-1.run", 1, in: BACnetDemo.state(), approved: true) == .allowed)
     }
 
+    @Test func RL8_noAgentPriorityNoBACnetCommand() {
+        var site = BACnetDemo.site
+        site.bacnet = nil
+        for r in [BACnetRequest.write(0), .relinquish] {
+            let d = Policy.decideBACnet(agent: Demo.facilities, point: "sra-door.lock", request: r,
+                                        commandable: BACnetDemo.commandable([:], default: 0), in: BACnetDemo.state(site: site))
+            #expect(d.decision.rule == .notWritable, "\(d.decision)")
+        }
+    }
+
     @Test func RL8_agentPrioritiesAbove9DoNotExist() {
         for level in 1...8 { #expect(BACnetSettings(writePriority: BACnetPriority(level)!) == nil) }
         for level in 9...16 { #expect(BACnetSettings(writePriority: BACnetPriority(level)!)?.writePriority.level == UInt8(level)) }
