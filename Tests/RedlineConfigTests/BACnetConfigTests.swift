@@ -1,4 +1,5 @@
 import Foundation
+import PropertyBased
 import Testing
 import RedlineConfig
 import RedlineCore
@@ -164,5 +165,91 @@ struct BACnetConfigTests {
             .replacingOccurrences(of: "{id: bus-a, modbus-tcp: {host: 127.0.0.1, port: 15020}}", with: "{id: bus-a, modbus-tcp: {host: 127.0.0.1, port: 47808}}")
         let file = try temporaryFile(text)
         #expect(diagnostics(site: file).isEmpty, "\(diagnostics(site: file))")
+    }
+}
+
+/// Property: the loader accepts a BACnet profile point exactly when an independent reading of
+/// issue 17's rules does, over random (role, object type, property) triples; and every writable
+/// point it accepts is one the policy lets an agent command (RL-8 holds in both places).
+@Suite("Issue 17: BACnet points accepted by the loader, against the rules")
+struct BACnetPointPropertyTests {
+    static let properties: [String] = ["present-value", "out-of-service", "reliability", "relinquish-default",
+                                       "priority-array", "notification-class", "event-enable", "notify-type",
+                                       "ack-required", "limit-enable", "status-flags", "description", "units",
+                                       "tracking-value", "present-valeu"]
+    static let objects: [String] = BACnetObjectType.allCases.map(\.yamlName) + ["analog-valeu"]
+    static let pointObjects = ["analog-input", "analog-output", "analog-value", "binary-input", "binary-output", "binary-value",
+                               "multi-state-input", "multi-state-output", "multi-state-value", "life-safety-point", "life-safety-zone"]
+
+    struct Case: CustomStringConvertible {
+        var role: Role
+        var object: String
+        var property: String?
+        init(seed: UInt64) {
+            var g = SplitMix(state: seed)
+            role = Role.allCases[Int(g.next() % UInt64(Role.allCases.count))]
+            // Half the draws from the object types a point can use, half from all (and a misspelling).
+            let pool = g.next() % 2 == 0 ? BACnetPointPropertyTests.pointObjects : BACnetPointPropertyTests.objects
+            object = pool[Int(g.next() % UInt64(pool.count))]
+            // The default property half the time.
+            let k = Int(g.next() % UInt64(BACnetPointPropertyTests.properties.count * 2))
+            property = k < BACnetPointPropertyTests.properties.count ? BACnetPointPropertyTests.properties[k] : nil
+        }
+        var description: String { "\(role.rawValue) on \(object).\(property ?? "(default)")" }
+        static let gen = Generator<Case, Shrink.None<Case>>(run: { rng in Case(seed: rng.next()) })
+    }
+
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Issue 17 and DESIGN §10, read from the text.
+    static func oracle(_ c: Case) -> Bool {
+        let binary = ["binary-input", "binary-output", "binary-value"]
+        let analog = ["analog-input", "analog-output", "analog-value"]
+        let multi = ["multi-state-input", "multi-state-output", "multi-state-value"]
+        let lifeSafety = ["life-safety-point", "life-safety-zone"]
+        guard (binary + analog + multi + lifeSafety).contains(c.object) else { return false }
+        if let p = c.property, p != "present-value" { return false }  // outputs and inputs alike
+        let commandable = ["analog-output", "analog-value", "binary-output", "binary-value"]
+        let outputs: Set<Role> = Set(Role.allCases.filter(\.isOutput))
+        if outputs.contains(c.role) && !commandable.contains(c.object) { return false }
+        let numeric: Set<Role> = [.temperature, .oxygen, .co2, .humidity, .temperatureSetpoint, .dispatchDelay, .status]
+        if binary.contains(c.object) { return !numeric.contains(c.role) }
+        if analog.contains(c.object) { return numeric.contains(c.role) }
+        if multi.contains(c.object) { return c.role == .status }
+        return [.fireAlarm, .gasAlarm, .suppressionPredischarge, .suppressionDischarged, .fireTrouble].contains(c.role)
+    }
+
+    @Test func loaderAcceptsExactlyTheBACnetPointsTheRulesAllow() async {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("redline-bacnet-prop-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        var accepted = 0, refused = 0
+        await propertyCheck(count: 600, input: Case.gen) { c in
+            let dir = root.appendingPathComponent(UUID().uuidString)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let text = "profile: gen\ndescription: generated\npoints:\n  - {name: p, role: \(c.role.rawValue), object: \(c.object), instance: 7"
+                + (c.property.map { ", property: \($0)" } ?? "") + "}\n"
+            try text.write(to: dir.appendingPathComponent("gen.yaml"), atomically: true, encoding: .utf8)
+            let loaded: DeviceProfile?
+            var errors: [ConfigDiagnostic] = []
+            do throws(ConfigErrors) { loaded = try SiteLoader.loadProfiles(devicesDir: dir.path)["gen"] } catch { loaded = nil; errors = error.diagnostics }
+            #expect((loaded != nil) == Self.oracle(c), "\(c): \(errors.map(\.message))")
+            if loaded != nil { accepted += 1 } else { refused += 1 }
+            // Every refusal points into the profile, at the point's line.
+            for e in errors { #expect(e.line == 4 && e.column >= 5, "\(c): \(e)") }
+            if let pp = loaded?.points.first, case .bacnet(let a) = pp.location, pp.role.isOutput {
+                #expect(a.agentWriteRefusal == nil, "\(c)")
+            }
+        }
+        // Both sides of the rule were tried (a generator that only ever hits refusals proves little).
+        #expect(accepted >= 20 && refused >= 20, "accepted \(accepted), refused \(refused)")
     }
 }
