@@ -111,7 +111,7 @@ public enum BACnetValueCodec {
 
 /// What an agent asks of a commandable point: a value at its priority, or a release (NULL at
 /// its priority, and only there).
-public enum BACnetRequest: Sendable, Hashable, CustomStringConvertible {
+public enum BACnetCommand: Sendable, Hashable, CustomStringConvertible {
     case write(Double)
     case relinquish
 
@@ -244,7 +244,7 @@ public enum BACnetCommanding {
     }
 
     /// The command state after `request` at `priority`: the value in that slot, or NULL there. No other slot changes.
-    public static func applying(_ request: BACnetRequest, at priority: BACnetPriority, to c: BACnetCommandable) -> BACnetCommandable {
+    public static func applying(_ request: BACnetCommand, at priority: BACnetPriority, to c: BACnetCommandable) -> BACnetCommandable {
         var out = c
         switch request {
         case .write(let v): out.priorityArray[priority] = v
@@ -255,7 +255,7 @@ public enum BACnetCommanding {
 
     /// What `request` at `priority` will do to an object in command state `c`; nil for a release
     /// of an object without a priority array (there is no slot to relinquish).
-    public static func effect(of request: BACnetRequest, at priority: BACnetPriority, on c: BACnetCommandable?) -> BACnetEffect? {
+    public static func effect(of request: BACnetCommand, at priority: BACnetPriority, on c: BACnetCommandable?) -> BACnetEffect? {
         guard let c else {
             guard case .write(let v) = request else { return nil }
             return BACnetEffect(decided: v, decidedSource: .direct, effective: v, effectiveSource: .direct, overriddenBy: nil)
@@ -281,7 +281,7 @@ public enum BACnetCommanding {
 
     /// Judges a read-back of the Priority_Array and Relinquish_Default (hence Present_Value)
     /// after `request` at `priority`; the caller passes the request as decided (quantized).
-    public static func readBack(_ request: BACnetRequest, at priority: BACnetPriority, after c: BACnetCommandable) -> BACnetReadBack {
+    public static func readBack(_ request: BACnetCommand, at priority: BACnetPriority, after c: BACnetCommandable) -> BACnetReadBack {
         let (pv, source) = presentValue(c)
         let slot = c.priorityArray[priority]
         switch request {

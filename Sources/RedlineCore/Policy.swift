@@ -180,7 +180,7 @@ public struct BACnetDecision: Sendable, Hashable {
     public var command: WriteCommand
     /// What the command will do to the priority array, when it can be sent at all.
     public var effect: BACnetEffect?
-    public var request: BACnetRequest
+    public var request: BACnetCommand
     /// The site's agent priority it is sent at.
     public var priority: BACnetPriority?
     public var decision: Decision
@@ -196,7 +196,7 @@ extension Policy {
     /// relinquished, so it is never a way round a red line. `commandable` is the object's
     /// Priority_Array and Relinquish_Default as last read (nil: the object has none). Everything
     /// else is `decideQuantized`, in its order; any step that cannot be decided denies.
-    public static func decideBACnet(agent: String, point id: String, request: BACnetRequest,
+    public static func decideBACnet(agent: String, point id: String, request: BACnetCommand,
                                     commandable: BACnetCommandable?, in state: PolicyState,
                                     approved: Bool = false) -> BACnetDecision {
         let priority = state.site.bacnet?.writePriority

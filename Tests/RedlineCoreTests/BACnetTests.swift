@@ -66,7 +66,7 @@ enum BACnetDemo {
         return BACnetCommandable(priorityArray: a, relinquishDefault: rd)
     }
 
-    static func decide(_ id: String, _ request: BACnetRequest, _ c: BACnetCommandable?, in state: PolicyState = state(),
+    static func decide(_ id: String, _ request: BACnetCommand, _ c: BACnetCommandable?, in state: PolicyState = state(),
                        approved: Bool = false) -> BACnetDecision {
         Policy.decideBACnet(agent: Demo.facilities, point: id, request: request, commandable: c, in: state, approved: approved)
     }
@@ -240,7 +240,7 @@ struct BACnetPriorityTests {
         var slots: [Double?]
         var relinquishDefault: Double
         var priority: BACnetPriority
-        var request: BACnetRequest
+        var request: BACnetCommand
         var occupied: Bool
 
         init(seed: UInt64) {
@@ -352,7 +352,7 @@ struct BACnetRL8Tests {
         #expect(!why.contains("binary-output:"), "the object is never named to the agent: \(why)")
         #expect(Policy.deniedWhateverThePlant(WriteCommand(agent: Demo.facilities, point: "crac-1.run", value: 1), in: state))
         // Through the BACnet entry point too, for a release as for a value.
-        for r in [BACnetRequest.write(1), .relinquish] {
+        for r in [BACnetCommand.write(1), .relinquish] {
             #expect(Policy.decideBACnet(agent: Demo.facilities, point: "crac-1.run", request: r,
                                         commandable: BACnetDemo.commandable([16: 1], default: 1), in: state).decision.rule == .rl8)
         }
@@ -378,7 +378,7 @@ struct BACnetRL8Tests {
     @Test func RL8_noAgentPriorityNoBACnetCommand() {
         var site = BACnetDemo.site
         site.bacnet = nil
-        for r in [BACnetRequest.write(0), .relinquish] {
+        for r in [BACnetCommand.write(0), .relinquish] {
             let d = Policy.decideBACnet(agent: Demo.facilities, point: "sra-door.lock", request: r,
                                         commandable: BACnetDemo.commandable([:], default: 0), in: BACnetDemo.state(site: site))
             #expect(d.decision.rule == .notWritable, "\(d.decision)")
