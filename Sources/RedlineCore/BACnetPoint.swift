@@ -46,29 +46,6 @@ public enum BACnetEncoding {
     }
 }
 
-/// What a write achieved, decided on the Present_Value and priority array read back.
-public enum BACnetWriteOutcome: Sendable, Hashable, CustomStringConvertible {
-    /// The agent's slot holds the value and it is the value in effect.
-    case executed(Double)
-    /// The agent's slot holds the value, but a higher priority holds another: "written, but
-    /// overridden at priority N" (never reported as executed).
-    case overridden(at: BACnetPriority, effective: Double?)
-    /// The agent's slot is empty (a release), and this is the value now in effect, from
-    /// priority `from` or (nil) from Relinquish_Default.
-    case relinquished(effective: Double?, from: BACnetPriority?)
-    /// The agent's slot does not hold what was written (or the object is not commandable).
-    case notHeld(String)
-
-    public var description: String {
-        switch self {
-        case .executed(let v): return "executed at \(v)"
-        case .overridden(let p, let e): return "written, but overridden at priority \(p) (in effect: \(e.map { "\($0)" } ?? "unknown"))"
-        case .relinquished(let e, let p): return "relinquished; in effect: \(e.map { "\($0)" } ?? "unknown") from \(p.map { "priority \($0)" } ?? "relinquish-default")"
-        case .notHeld(let m): return "not held: \(m)"
-        }
-    }
-}
-
 /// One point read from a BACnet device with what the interlock needs to judge it.
 public struct BACnetPointReading: Sendable, Hashable {
     public var address: BACnetPointAddress
@@ -90,58 +67,55 @@ public struct BACnetPointReading: Sendable, Hashable {
         self.relinquishDefault = relinquishDefault
     }
 
-    /// The highest priority whose slot is not empty, if the priority array was read and is well formed.
+    /// The command state read, in numbers, for the rules of `BACnetCommanding` (the one home of
+    /// priority-array semantics): nil when the priority array was not read, is not 16 slots, or
+    /// holds anything but numbers and NULL, or Relinquish_Default is not a number.
+    public var commandable: BACnetCommandable? {
+        guard let pa = priorityArray, let rd = relinquishDefault?.number else { return nil }
+        var slots: [Double?] = []
+        for v in pa {
+            if v == .null { slots.append(nil) } else if let n = v.number { slots.append(n) } else { return nil }
+        }
+        return BACnetPriorityArray(slots).map { BACnetCommandable(priorityArray: $0, relinquishDefault: rd) }
+    }
+
+    /// The highest priority whose slot is not empty (nil: none, or no well-formed command state).
     public var activePriority: BACnetPriority? {
-        guard let pa = priorityArray, pa.count == 16 else { return nil }
-        return pa.firstIndex { $0 != .null }.flatMap { BACnetPriority($0 + 1) }
+        guard let c = commandable, case .priority(let p) = BACnetCommanding.presentValue(c).source else { return nil }
+        return p
     }
 
-    /// The value that takes effect: the highest non-empty slot, else Relinquish_Default. Nil when
-    /// the priority array was not read or is not 16 slots (then nothing can be said).
-    public var effective: BACnetValue? {
-        guard let pa = priorityArray, pa.count == 16 else { return nil }
-        if let p = activePriority { return pa[p.arraySlot] }
-        return relinquishDefault
-    }
+    /// The value that takes effect (`BACnetCommanding.presentValue`); nil when nothing can be said.
+    public var effective: Double? { commandable.map { BACnetCommanding.presentValue($0).value } }
 
-    /// Why this reading, as an input, proves nothing (RL-0): Status_Flags with fault, overridden
-    /// or out-of-service, a Reliability other than no-fault-detected, either of them asked for
-    /// and not a well-formed value, or a Present_Value that is not a number. Nil: believable.
-    public func unknownAsInput(statusRequired: Bool = true) -> String? {
-        if statusRequired || statusFlags != nil {
-            guard let sf = statusFlags.flatMap(BACnetStatusFlags.init) else { return "status-flags missing or malformed" }
-            if sf.makesInputUnknown { return "status-flags \(sf)" }
+    /// Why this reading, as an input, proves nothing (RL-0), by `BACnetInputTrust.distrust`:
+    /// Status_Flags not read or not four bits, a Reliability that is not an Enumerated, or a
+    /// Present_Value that is not a number, besides what `distrust` says. Nil: believable.
+    public func unknownAsInput() -> String? {
+        let flags = statusFlags.flatMap(BACnetStatusFlags.init)
+        if statusFlags != nil, flags == nil { return "Status_Flags malformed: \(statusFlags!)" }
+        var rel: UInt32?
+        if let r = reliability {
+            guard case .enumerated(let e) = r else { return "Reliability malformed: \(r)" }
+            rel = e
         }
-        if statusRequired || reliability != nil {
-            guard case .enumerated(let r)? = reliability else { return "reliability missing or malformed" }
-            if r != BACnetReliability.noFaultDetected { return "reliability \(r)" }
-        }
-        guard value.number != nil else { return "present-value \(value) is not a number" }
+        if let why = BACnetInputTrust.distrust(statusFlags: flags, reliability: rel) { return why }
+        guard value.number != nil else { return "Present_Value \(value) is not a number" }
         return nil
     }
 
-    /// What a write of `written` (nil: a release, NULL) at `priority` achieved, judged on this
-    /// read-back (Present_Value, Priority_Array, Relinquish_Default read after the write).
-    public func outcome(of written: BACnetValue?, at priority: BACnetPriority) -> BACnetWriteOutcome {
-        guard let pa = priorityArray, pa.count == 16 else { return .notHeld("no 16-slot priority array read back") }
-        let slot = pa[priority.arraySlot]
-        let eff = effective?.number
-        guard let written else {
-            guard slot == .null else { return .notHeld("priority \(priority) still holds \(slot)") }
-            return .relinquished(effective: eff, from: activePriority)
+    /// What a write of `written` (nil: a release, NULL) at `priority` achieved, judged by
+    /// `BACnetCommanding.readBack` on this read-back (Present_Value, Priority_Array and
+    /// Relinquish_Default read after the write).
+    public func outcome(of written: BACnetValue?, at priority: BACnetPriority) -> BACnetReadBack {
+        guard let c = commandable else { return .mismatch("no 16-slot priority array with a Relinquish_Default read back") }
+        let request: BACnetCommand
+        if let written {
+            guard let w = written.number else { return .mismatch("wrote \(written), which is not a number") }
+            request = .write(w)
+        } else {
+            request = .relinquish
         }
-        guard Self.same(slot, written) else { return .notHeld("priority \(priority) holds \(slot), wrote \(written)") }
-        if let p = activePriority, p < priority { return .overridden(at: p, effective: eff) }
-        guard let v = value.number, let w = written.number, v == w else {
-            return .notHeld("present-value \(value) while priority \(priority) holds \(written)")
-        }
-        return .executed(v)
-    }
-
-    /// Two values equal as numbers when both are numbers (a device may answer Enumerated for a
-    /// binary written as Enumerated, or widen an Unsigned), else exactly.
-    static func same(_ a: BACnetValue, _ b: BACnetValue) -> Bool {
-        if let x = a.number, let y = b.number { return x == y }
-        return a == b
+        return BACnetCommanding.readBack(request, at: priority, after: c, presentValue: value.number)
     }
 }

@@ -85,28 +85,6 @@ extension BACnetPointAddress {
     }
 }
 
-// MARK: - What lands on the device (§4.2)
-
-public enum BACnetValueCodec {
-    /// The value a BACnet object holds after `value` is written to its Present_Value, or nil
-    /// when it cannot hold it at all: REAL rounds to single precision (and overflows), a binary
-    /// object takes 0 or 1, a multi-state object a state number 1...4294967295.
-    public static func quantized(_ value: Double, object: BACnetObjectType) -> Double? {
-        guard value.isFinite else { return nil }
-        if object.carriesBinary { return value == 0 || value == 1 ? value : nil }
-        if object.carriesState {
-            guard value >= 1, value <= Double(UInt32.max), value == value.rounded() else { return nil }
-            return value
-        }
-        if object.carriesReal {
-            let f = Float(value)
-            guard f.isFinite else { return nil }
-            return Double(f)
-        }
-        return nil
-    }
-}
-
 // MARK: - Priority arrays: the value that will take effect
 
 /// What an agent asks of a commandable point: a value at its priority, or a release (NULL at
@@ -281,8 +259,14 @@ public enum BACnetCommanding {
 
     /// Judges a read-back of the Priority_Array and Relinquish_Default (hence Present_Value)
     /// after `request` at `priority`; the caller passes the request as decided (quantized).
-    public static func readBack(_ request: BACnetCommand, at priority: BACnetPriority, after c: BACnetCommandable) -> BACnetReadBack {
+    /// `readPresentValue` is the Present_Value the device sent with the read-back, when it sent
+    /// one: a device whose Present_Value is not what its own priority array gives is not believed.
+    public static func readBack(_ request: BACnetCommand, at priority: BACnetPriority, after c: BACnetCommandable,
+                                presentValue readPresentValue: Double? = nil) -> BACnetReadBack {
         let (pv, source) = presentValue(c)
+        if let read = readPresentValue, read != pv {
+            return .mismatch("Present_Value is \(fmt(read)), but the priority array gives \(fmt(pv)) (from \(source))")
+        }
         let slot = c.priorityArray[priority]
         switch request {
         case .write(let v):

@@ -96,7 +96,7 @@ extension Point {
         case .bacnet(let address):
             // BACnet carries the value itself (REAL, BACnetBinaryPV or Unsigned), not a 16-bit
             // word: `raw` is the bit of a binary object and 0 otherwise; `value` is what the object holds.
-            guard let q = BACnetValueCodec.quantized(value, object: address.object.type) else { return nil }
+            guard let q = BACnetEncoding.quantize(value, for: address.object.type) else { return nil }
             out = WireValue(raw: address.object.type.carriesBinary && q == 1 ? 1 : 0, value: q)
         }
         // A boolean that the encoding would turn into something else (scale 2: 1 -> 2) is not representable.

@@ -337,7 +337,7 @@ public final class BACnetClient {
 
     /// Writes (or, with nil, relinquishes) at `priority`, then reads back Present_Value, the
     /// priority array and Relinquish_Default, and says what took effect.
-    public func command(_ address: BACnetPointAddress, value: BACnetValue?, priority: BACnetPriority) -> Result<(BACnetWriteOutcome, BACnetPointReading), DeviceError> {
+    public func command(_ address: BACnetPointAddress, value: BACnetValue?, priority: BACnetPriority) -> Result<(BACnetReadBack, BACnetPointReading), DeviceError> {
         if case .failure(let e) = write(address, value: value ?? .null, priority: priority) { return .failure(e) }
         switch readPoints([PointRead(address, commandable: true)])[0] {
         case .failure(let e): return .failure(e)

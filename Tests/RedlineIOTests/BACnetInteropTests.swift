@@ -29,15 +29,15 @@ struct BACnetInteropTests {
     struct Observed: Sendable {
         var first: [Result<BACnetPointReading, DeviceError>] = []
         var firstSent = 0
-        var executed: Result<BACnetWriteOutcome, DeviceError>?
+        var executed: Result<BACnetReadBack, DeviceError>?
         var personWrite = ""
-        var overridden: Result<BACnetWriteOutcome, DeviceError>?
+        var overridden: Result<BACnetReadBack, DeviceError>?
         var overriddenPresent: Double?
         var afterPersonReleased: Result<BACnetPointReading, DeviceError>?
-        var released: Result<BACnetWriteOutcome, DeviceError>?
+        var released: Result<BACnetReadBack, DeviceError>?
         var releasedPresent: Double?
-        var binaryOff: Result<BACnetWriteOutcome, DeviceError>?
-        var binaryReleased: Result<BACnetWriteOutcome, DeviceError>?
+        var binaryOff: Result<BACnetReadBack, DeviceError>?
+        var binaryReleased: Result<BACnetReadBack, DeviceError>?
         var reservedPriority: Result<Void, DeviceError>?
         var reservedSent = 0
         var unknownObject: Result<[BACnetValue], DeviceError>?
@@ -48,7 +48,7 @@ struct BACnetInteropTests {
         var wrongDevice: Result<Void, DeviceError>?
     }
 
-    static func outcome(_ r: Result<(BACnetWriteOutcome, BACnetPointReading), DeviceError>) -> Result<BACnetWriteOutcome, DeviceError> {
+    static func outcome(_ r: Result<(BACnetReadBack, BACnetPointReading), DeviceError>) -> Result<BACnetReadBack, DeviceError> {
         r.map(\.0)
     }
 
@@ -125,31 +125,31 @@ struct BACnetInteropTests {
         #expect(av.value == .real(21.0))
         #expect(av.priorityArray == [BACnetValue](repeating: .null, count: 16))
         #expect(av.relinquishDefault == .real(21.0))
-        #expect(av.effective == .real(21.0) && av.activePriority == nil)
+        #expect(av.effective == 21.0 && av.activePriority == nil)
         let bv = try o.first[1].get()
         #expect(bv.value == .enumerated(1) && bv.relinquishDefault == .enumerated(1))
         let room = try o.first[2].get()
         #expect(room.value == .real(22.5))
         #expect(room.unknownAsInput() == nil, "a healthy input is believed")
         let faulty = try o.first[3].get()
-        #expect(faulty.unknownAsInput() == "status-flags fault", "status-flags fault and reliability open-loop: unknown")
+        #expect(faulty.unknownAsInput() == "Status_Flags/Reliability show fault, Reliability 4 (not no-fault-detected)", "status-flags fault and reliability open-loop: unknown")
         #expect(faulty.reliability == .enumerated(4))  // open-loop
 
         // Written at 9 and in effect.
-        #expect(o.executed == .success(.executed(24.5)))
+        #expect(o.executed == .success(.executed(value: 24.5)))
         // Held at 8 by a person: the agent's write at 9 lands in its slot but is overridden.
         #expect(o.personWrite == "ok")
-        #expect(o.overridden == .success(.overridden(at: BACnetPriority(8)!, effective: 25.0)))
+        #expect(o.overridden == .success(.overridden(priority: BACnetPriority(8)!, presentValue: 25.0)))
         #expect(o.overriddenPresent == 25.0)
         // The person lets go: the agent's 23.0 at 9 takes effect.
         let after = try #require(try? o.afterPersonReleased?.get())
-        #expect(after.effective == .real(23.0) && after.activePriority == Self.agent && after.value == .real(23.0))
+        #expect(after.effective == 23.0 && after.activePriority == Self.agent && after.value == .real(23.0))
         // The agent releases (NULL at 9): back to Relinquish_Default.
-        #expect(o.released == .success(.relinquished(effective: 21.0, from: nil)))
+        #expect(o.released == .success(.relinquished(presentValue: 21.0, source: .relinquishDefault)))
         #expect(o.releasedPresent == 21.0)
         // A binary value: off at 9, then released to its relinquish default (active).
-        #expect(o.binaryOff == .success(.executed(0)))
-        #expect(o.binaryReleased == .success(.relinquished(effective: 1, from: nil)))
+        #expect(o.binaryOff == .success(.executed(value: 0)))
+        #expect(o.binaryReleased == .success(.relinquished(presentValue: 1, source: .relinquishDefault)))
         // Priority 8 is never written by Redline, and nothing goes on the wire for it.
         guard case .failure(.unsupported)? = o.reservedPriority else {
             Issue.record("a write at priority 8 was not refused: \(String(describing: o.reservedPriority))")
