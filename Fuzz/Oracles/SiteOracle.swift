@@ -120,6 +120,13 @@ public enum SiteOracle {
             case .modbusTCP(let host, let port): endpoints[b.id] = "tcp \(resolve(host)):\(port)"
             case .modbusRTU(let s): endpoints[b.id] = "rtu \(s.device)"
             case .gpio(let chip): endpoints[b.id] = "gpio \(chip)"
+            case .bacnetIP(let address, let port): endpoints[b.id] = "udp \(resolve(address)):\(port)"
+            }
+        }
+        // Issue 17: agents never command BACnet above priority 9.
+        if site.buses.contains(where: \.isBACnet) {
+            guard let p = site.bacnet?.writePriority, p.level >= 9 else {
+                throw OracleFailure("accepted a BACnet site with agent priority \(site.bacnet.map { "\($0.writePriority)" } ?? "none")")
             }
         }
         var outputs: [String: String] = [:]
@@ -142,6 +149,9 @@ public enum SiteOracle {
             switch p.binding {
             case .modbus(let table, let address, _, _): key = "\(ep) unit \(p.unitId.map(String.init) ?? "-") \(table) \(address)"
             case .gpio(let line, _): key = "\(ep) line \(line)"
+            case .bacnet(let a):
+                if let why = a.agentWriteRefusal { throw OracleFailure("\(p.id) is writable at \(a): \(why)") }
+                key = "\(ep) device \(p.deviceInstance.map { String($0) } ?? "-") \(a)"
             }
             if let other = outputs[key] { throw OracleFailure("outputs \(other) and \(p.id) alias \(key)") }
             outputs[key] = p.id

@@ -126,7 +126,7 @@ final class BusServer: Sendable {
         switch bus.kind {
         case .modbusTCP(let host, let port): serveTCP(host: host, port: port)
         case .modbusRTU(let s): serveRTU(s)
-        case .gpio: failStart("bus \(bus.id) is not a Modbus bus")
+        case .gpio, .bacnetIP: failStart("bus \(bus.id) is not a Modbus bus")
         }
     }
 

@@ -67,7 +67,7 @@ final class Simulator: Sendable {
             guard let bus = site.buses.first(where: { $0.id == d.bus }) else { return false }
             switch bus.kind {
             case .modbusTCP, .modbusRTU: return d.unit != nil
-            case .gpio: return false
+            case .gpio, .bacnetIP: return false
             }
         }
     }

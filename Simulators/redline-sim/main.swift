@@ -91,6 +91,13 @@ struct RedlineSim: ParsableCommand {
             FileHandle.standardError.write(Data("redline-sim: invalid site\n\(error)\n".utf8))
             throw ExitCode(2)
         }
+        // Serving BACnet/IP is not in this build: refuse the site rather than leave its
+        // BACnet devices silently unserved.
+        let bacnet = loaded.buses.filter(\.isBACnet).map(\.id)
+        if !bacnet.isEmpty {
+            FileHandle.standardError.write(Data("redline-sim: bacnet-ip buses are not served by this build yet (\(bacnet.joined(separator: ", ")))\n".utf8))
+            throw ExitCode(2)
+        }
         let sim = Simulator(site: loaded, manualClock: clock == "manual")
         let control: ControlServer
         do {
@@ -111,7 +118,7 @@ struct RedlineSim: ParsableCommand {
                     throw ExitCode(1)
                 }
                 servers.append(s)
-            case .gpio:
+            case .gpio, .bacnetIP:
                 continue
             }
         }

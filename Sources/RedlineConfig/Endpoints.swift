@@ -21,6 +21,8 @@ public enum PhysicalEndpoint: Sendable, Hashable, CustomStringConvertible {
     case serial(path: String)
     /// A GPIO chip: its device path, or `label:NAME` for a chip named by label.
     case gpioChip(String)
+    /// BACnet/IP: the addresses the device network's address resolved to, and the UDP port.
+    case udp(addresses: Set<String>, port: Int)
 
     /// Two endpoints are one physical endpoint: one TCP server (same port, a shared address),
     /// one serial line, one GPIO chip.
@@ -29,6 +31,7 @@ public enum PhysicalEndpoint: Sendable, Hashable, CustomStringConvertible {
         case (.tcp(let a, let p), .tcp(let b, let q)): return p == q && !a.isDisjoint(with: b)
         case (.serial(let a), .serial(let b)): return a == b
         case (.gpioChip(let a), .gpioChip(let b)): return a == b
+        case (.udp(let a, let p), .udp(let b, let q)): return p == q && !a.isDisjoint(with: b)
         default: return false
         }
     }
@@ -40,6 +43,9 @@ public enum PhysicalEndpoint: Sendable, Hashable, CustomStringConvertible {
             return "\(shown.joined(separator: "/")) port \(port)"
         case .serial(let p): return p
         case .gpioChip(let c): return c
+        case .udp(let a, let port):
+            let shown = a.sorted().map { $0 == HostResolver.thisHost ? "this host (loopback)" : $0 }
+            return "\(shown.joined(separator: "/")) UDP port \(port)"
         }
     }
 }

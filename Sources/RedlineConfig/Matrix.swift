@@ -209,7 +209,13 @@ public struct CauseEffectMatrix: Sendable {
         out += "Zones on the calm plant:\n"
         for (z, c) in calmZones { out += "  \(z): \(c.summary)\n" }
         out += "Approval: \(site.approvals.isEmpty ? "none" : site.approvals.map { r in r.points.map(\.text).joined(separator: ", ") + " (\(r.timeoutMs / 1000) s)" }.joined(separator: "; "))\n"
-        out += "Quarantine after \(site.quarantine.threshold) red-line denials within \(site.quarantine.windowMs / 1000) s.\n\n"
+        out += "Quarantine after \(site.quarantine.threshold) red-line denials within \(site.quarantine.windowMs / 1000) s.\n"
+        if let b = site.bacnet {
+            let points = site.points.filter { if case .bacnet = $0.binding { return true } else { return false } }
+            let outputs = points.filter(\.role.isOutput).count
+            out += "BACnet/IP: \(points.count) points, \(outputs) of them outputs; any agent write to them is at priority \(b.writePriority) only (Present_Value; a release writes NULL there, and only there), decided as below on the value that then takes effect through the priority array; an input whose Status_Flags show fault, overridden or out-of-service, or whose Reliability is not no-fault-detected, is unknown (RL-0).\n"
+        }
+        out += "\n"
 
         let headers = ["point", "role", "zone"] + site.agents.map { "\($0.name) (uid \($0.uid))" }
         var table: [[[String]]] = [headers.map { [$0] }]

@@ -8,8 +8,39 @@ public enum ProfileLocation: Sendable, Hashable {
     case register(table: ModbusTable, address: Int)
     /// A GPIO line; bound per device in the site (`lines:`), this is the default.
     case line(GPIOLine)
+    /// A BACnet object and property (the device is named by its device instance in the site).
+    case bacnet(BACnetPointAddress)
 
     public var isGPIO: Bool { if case .line = self { return true } else { return false } }
+
+    /// The kind of bus the point needs.
+    var family: BusFamily {
+        switch self {
+        case .register: return .modbus
+        case .line: return .gpio
+        case .bacnet: return .bacnet
+        }
+    }
+}
+
+/// The three kinds of bus a profile point can live on.
+enum BusFamily: String {
+    case modbus = "Modbus"
+    case gpio = "GPIO"
+    case bacnet = "BACnet"
+
+    init(_ kind: BusKind) {
+        switch kind {
+        case .modbusTCP, .modbusRTU: self = .modbus
+        case .gpio: self = .gpio
+        case .bacnetIP: self = .bacnet
+        }
+    }
+
+    /// "a Modbus bus", "a GPIO bus", "a BACnet/IP bus".
+    var aBus: String { self == .bacnet ? "a BACnet/IP bus" : "a \(rawValue) bus" }
+    /// "Modbus points", "GPIO line points", "BACnet points".
+    var points: String { self == .gpio ? "GPIO line points" : "\(rawValue) points" }
 }
 
 /// One point of a device type.
@@ -81,7 +112,8 @@ func checkRange(_ r: Reader, role: Role, min: (Double, Node)?, max: (Double, Nod
 }
 
 enum ProfileParser {
-    static let pointKeys = ["name", "role", "table", "address", "line", "scale", "signed", "active-low", "unit", "min", "max", "description"]
+    static let pointKeys = ["name", "role", "table", "address", "line", "object", "instance", "property",
+                            "scale", "signed", "active-low", "unit", "min", "max", "description"]
 
     struct Parsed {
         var name: String?
@@ -165,10 +197,96 @@ enum ProfileParser {
         return fmt((v * p).rounded() / p)
     }
 
+    /// Object types a point may name: those whose Present_Value is a number a role can mean.
+    static let pointObjectTypes: [BACnetObjectType] = [
+        .analogInput, .analogOutput, .analogValue, .binaryInput, .binaryOutput, .binaryValue,
+        .multiStateInput, .multiStateOutput, .multiStateValue, .lifeSafetyPoint, .lifeSafetyZone,
+    ]
+
+    /// A BACnet point's object, instance and property, checked against its role (issue 17):
+    /// - the object type is one a point can use, the instance 0-4194302;
+    /// - a writable point (an output role) targets Present_Value of an analog/binary output or
+    ///   value, and never a property agents may not write (Out_Of_Service, Reliability,
+    ///   Relinquish_Default, Priority_Array, notification properties...: RL-8);
+    /// - an input reads Present_Value (Status_Flags and Reliability are read with it, RL-0);
+    /// - boolean roles live on binary objects (alarm and trouble inputs also on life-safety
+    ///   objects), numeric roles on analog objects, `status` on multi-state or analog objects.
+    static func bacnetLocation(_ f: Fields, role: Role?, _ r: Reader) -> BACnetPointAddress? {
+        var ok = true
+        var type: BACnetObjectType?
+        let on = f["object"]!
+        if let s = r.string(on, "object") {
+            type = BACnetObjectType(yamlName: s)
+            if type == nil {
+                r.error(on, "unknown object type '\(s)' (a point's object is one of \(pointObjectTypes.map(\.yamlName).joined(separator: ", ")))")
+            } else if let t = type, !pointObjectTypes.contains(t) {
+                r.error(on, "a \(s) object cannot carry a point: a point's object is one of \(pointObjectTypes.map(\.yamlName).joined(separator: ", "))")
+                type = nil
+            }
+        }
+        var instance: UInt32?
+        if let n = f["instance"] {
+            if case .scalar(let s) = n, s.style == .plain, let v = Int(s.string) {
+                if let id = BACnetObjectId.valid(type: type ?? .analogValue, instance: v) { instance = id.instance }
+                else { r.error(n, "object instance \(v) is outside 0-\(BACnetObjectId.maxInstance) (4194303 is BACnet's wildcard, never a real object)") }
+            } else {
+                r.error(n, "instance must be an integer, not \(r.kind(n))")
+            }
+        } else {
+            r.error(f.node, "a point with an object needs an instance")
+            ok = false
+        }
+        var property = BACnetPropertyId.presentValue
+        let pn = f["property"]
+        if let pn, let s = r.string(pn, "property") {
+            if let p = BACnetPropertyId(yamlName: s) { property = p }
+            else { r.error(pn, "unknown property '\(s)' (the point's property is present-value, the default)"); ok = false }
+        } else if pn != nil {
+            ok = false
+        }
+        guard ok, let type, let instance, let role else { return nil }
+        let address = BACnetPointAddress(object: BACnetObjectId(type: type, instance: instance), property: property)
+        if role.isOutput {
+            if let why = address.agentWriteRefusal {
+                // The forbidden property is the offending node when there is one; else the object.
+                let at = property != .presentValue ? pn : on
+                let what = property != .presentValue
+                    ? "point of role \(role.rawValue) is writable by agents, but \(why) (RL-8)"
+                    : "role \(role.rawValue) is an output but \(type.yamlName) objects cannot be commanded by an agent\(type.isLifeSafety ? " (life-safety objects answer only to LifeSafetyOperation, which Redline never sends)" : [.analogInput, .binaryInput, .multiStateInput].contains(type) ? ": an input's present-value is read-only by protocol (writable only out of service)" : "") (RL-8)"
+                r.error(at, what)
+                return nil
+            }
+        } else if property != .presentValue {
+            r.error(pn, "an input reads present-value (its status-flags and reliability are read with it, to judge it: RL-0), not \(property.yamlName)")
+            return nil
+        }
+        let fits: Bool
+        let carries: String
+        if type.isLifeSafety {
+            fits = BACnetLifeSafetyState.carries(role)
+            carries = "a life-safety state, which maps only to fire-alarm, gas-alarm, suppression-predischarge, suppression-discharged and fire-trouble"
+        } else if type.carriesBinary {
+            fits = role.isBoolean
+            carries = "only 0 or 1"
+        } else if type.carriesState {
+            fits = role == .status
+            carries = "a state number, which only a status input can mean"
+        } else {
+            fits = !role.isBoolean
+            carries = "a number, not the 0 or 1 of \(role.rawValue); use a binary object"
+        }
+        guard fits else {
+            r.error(on, "role \(role.rawValue) cannot live on object type \(type.yamlName): it carries \(carries)")
+            return nil
+        }
+        return address
+    }
+
     static func describe(_ l: ProfileLocation) -> String {
         switch l {
         case .register(let t, let a): return "\(t.rawValue) \(a)"
         case .line(let line): return "GPIO line \(line)"
+        case .bacnet(let a): return "\(a)"
         }
     }
 
@@ -182,6 +300,16 @@ enum ProfileParser {
             if role == nil { r.error(rn, "unknown role '\(s)' (roles are a closed vocabulary, see docs/DESIGN.md §2)") }
         }
         var location: ProfileLocation?
+        let kinds = ["table", "line", "object"].filter { f.has($0) }
+        if kinds.count > 1 {
+            r.error(f.keys[kinds[1]], "a point has exactly one of table (Modbus), line (GPIO) or object (BACnet), not both \(kinds[0]) and \(kinds[1])")
+            ok = false
+        } else if kinds == ["object"] {
+            if let a = bacnetLocation(f, role: role, r) { location = .bacnet(a) } else { ok = false }
+            for k in ["address", "scale", "signed", "active-low"] {
+                if let n = f[k] { r.error(f.keys[k] ?? n, "\(k) applies only to \(k == "active-low" ? "GPIO lines" : "Modbus points"), not to a BACnet object"); ok = false }
+            }
+        } else {
         switch (f["table"], f["line"]) {
         case (let t?, nil):
             var table: ModbusTable?
@@ -221,13 +349,17 @@ enum ProfileParser {
                 r.error(l, "role \(role.rawValue) carries numbers but a GPIO line carries only 0 or 1")
                 ok = false
             }
-        case (let t?, let l?):
-            r.error(l, "a point has either a table or a line, not both")
-            _ = t
-            ok = false
+        case (_?, _?):
+            ok = false  // reported above
         case (nil, nil):
-            r.error(node, "a point needs a table (Modbus) or a line (GPIO)")
+            r.error(node, "a point needs a table (Modbus), a line (GPIO) or an object (BACnet)")
             ok = false
+        }
+        }
+        if !kinds.contains("object") {
+            for k in ["instance", "property"] {
+                if let n = f.keys[k] { r.error(n, "\(k) applies only to BACnet points (with an object)"); ok = false }
+            }
         }
         var scale = 1.0
         if let n = f["scale"] {

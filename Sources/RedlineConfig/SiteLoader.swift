@@ -197,7 +197,7 @@ struct SiteParser {
         self.environment = environment
     }
 
-    static let siteKeys = ["site", "description", "timing", "zones", "buses", "devices", "agents", "operators", "approvals", "quarantine"]
+    static let siteKeys = ["site", "description", "timing", "zones", "buses", "bacnet", "devices", "agents", "operators", "approvals", "quarantine"]
     static let roleOverride = "a site cannot change a profile point's role (docs/DESIGN.md §10); roles come only from the device profile"
     static let deviceSpecial = ["roles": roleOverride, "role": roleOverride, "points": roleOverride,
                                 "override": roleOverride, "overrides": roleOverride]
@@ -240,9 +240,11 @@ struct SiteParser {
             r.error(f["approvals"], "approvals need at least one operator to approve them")
         }
         let quarantine = f["quarantine"].map(parseQuarantine) ?? QuarantinePolicy()
+        let bacnet = parseBACnet(f["bacnet"], key: f.keys["bacnet"], buses: buses, brokenBuses: brokenBuses, root: root)
         guard r.diagnostics.isEmpty, let name else { return nil }
         return Site(name: name, timing: timing.timing, zones: zones.map(\.zone), buses: buses.map(\.bus), devices: devices,
-                    points: points, agents: agents, operators: operators, approvals: approvals, quarantine: quarantine)
+                    points: points, agents: agents, operators: operators, approvals: approvals, quarantine: quarantine,
+                    bacnet: bacnet)
     }
 
     // MARK: timing
@@ -317,7 +319,11 @@ struct SiteParser {
         let t = timing.timing
         for b in buses {
             // GPIO buses have no response timeout (timeout-ms is unused there).
-            if timing.staleOK, !b.isGPIO, Int64(b.bus.timeoutMs) >= t.staleAfterMs {
+            if timing.staleOK, b.family == .bacnet, Int64(b.bus.timeoutMs) * Int64(1 + b.bus.retries) >= t.staleAfterMs {
+                let tries = 1 + b.bus.retries
+                r.error(b.retriesNode ?? b.timeoutNode ?? b.idNode,
+                        "bus '\(b.bus.id)' gives up on a silent device only after \(tries) x timeout-ms \(b.bus.timeoutMs) = \(Int64(tries) * Int64(b.bus.timeoutMs)) ms, which is not below the stale window (stale-after-ms \(t.staleAfterMs)): a silent device must fault its points before their readings go stale; the compiled-in envelope requires timeout-ms x (1 + retries) < stale-after-ms (\(Self.envelopeRef))")
+            } else if timing.staleOK, !b.isGPIO, b.family != .bacnet, Int64(b.bus.timeoutMs) >= t.staleAfterMs {
                 let which = b.timeoutNode == nil ? "has the default timeout-ms of \(b.bus.timeoutMs), which" : "timeout-ms \(b.bus.timeoutMs)"
                 r.error(b.timeoutNode ?? b.idNode,
                         "bus '\(b.bus.id)' \(which) is not below the stale window (stale-after-ms \(t.staleAfterMs)): a silent device must fault its points before their readings go stale; the compiled-in envelope requires timeout-ms < stale-after-ms (\(Self.envelopeRef))")
@@ -331,6 +337,36 @@ struct SiteParser {
                 }
             }
         }
+    }
+
+    // MARK: BACnet
+
+    /// `bacnet: {write-priority: P}`: the one priority every agent write to a BACnet device uses
+    /// (a release writes NULL there). Required exactly when the site has a bacnet-ip bus, so that
+    /// the integrator chooses a slot no other application of the building commands. P is 9-16:
+    /// 1-8 belong to life safety, critical equipment control and manual operators.
+    func parseBACnet(_ node: Node?, key: Node?, buses: [ParsedBus], brokenBuses: Set<String>, root: Node) -> BACnetSettings? {
+        let first = buses.first { $0.family == .bacnet }
+        guard let node else {
+            if let first {
+                r.error(first.kindNode ?? first.idNode, "bus '\(first.bus.id)' is a bacnet-ip bus, but the site fixes no agent priority: add `bacnet: {write-priority: P}` with P in 9-16, a priority no other application of the building commands (1-8 belong to life safety, critical equipment and manual operators)")
+            }
+            return nil
+        }
+        guard let f = r.fields(node, "bacnet", allowed: ["write-priority"], required: ["write-priority"]) else { return nil }
+        if first == nil && brokenBuses.isEmpty {
+            r.error(key, "bacnet settings apply only to a site with a bacnet-ip bus; this site has none")
+        }
+        guard let n = f["write-priority"], let v = r.int(n, "write-priority") else { return nil }
+        guard let p = BACnetPriority(v) else {
+            r.error(n, "write-priority \(v) is not a BACnet priority (1-16)")
+            return nil
+        }
+        guard let settings = BACnetSettings(writePriority: p) else {
+            r.error(n, "write-priority \(v) is above what agents may have: priorities 1-8 belong to life safety, critical equipment control and manual operators; agents write at 9-16 (9 is the highest)")
+            return nil
+        }
+        return settings
     }
 
     // MARK: zones
@@ -383,6 +419,7 @@ struct SiteParser {
         var endpointNode: Node?
         var baudNode: Node?
         var timeoutNode: Node?
+        var retriesNode: Node?
         /// What the site calls the endpoint (`localhost:15024`, `/dev/ttyS1`, `gpiochip0`).
         var spelled: String
         /// The physical endpoint: buses on one endpoint share its address space.
@@ -390,6 +427,7 @@ struct SiteParser {
         /// Index of the first bus on the same physical endpoint (itself if none before it).
         var endpointGroup = 0
         var isGPIO: Bool { if case .gpio = bus.kind { return true } else { return false } }
+        var family: BusFamily { BusFamily(bus.kind) }
     }
 
     func parseBuses(_ node: Node) -> (buses: [ParsedBus], broken: Set<String>) {
@@ -398,10 +436,10 @@ struct SiteParser {
         var broken: Set<String> = []
         var seen: [String: Node] = [:]
         for item in list {
-            guard let f = r.fields(item, "bus", allowed: ["id", "modbus-tcp", "modbus-rtu", "gpio", "timeout-ms", "description"], required: ["id"]),
+            guard let f = r.fields(item, "bus", allowed: ["id", "modbus-tcp", "modbus-rtu", "gpio", "bacnet-ip", "timeout-ms", "retries", "description"], required: ["id"]),
                   let idNode = f["id"], let id = r.identifier(idNode, "bus id") else { continue }
             _ = f["description"].flatMap { r.string($0, "description") }
-            let kinds = ["modbus-tcp", "modbus-rtu", "gpio"].filter { f.has($0) }
+            let kinds = ["modbus-tcp", "modbus-rtu", "gpio", "bacnet-ip"].filter { f.has($0) }
             var timeout = 200
             var timeoutOK = true
             if let n = f["timeout-ms"] {
@@ -409,7 +447,7 @@ struct SiteParser {
             }
             guard kinds.count == 1 else {
                 r.error(kinds.count > 1 ? f[kinds[1]] : item,
-                        "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu or gpio")
+                        "bus '\(id)' needs exactly one of modbus-tcp, modbus-rtu, gpio or bacnet-ip")
                 broken.insert(id)
                 continue
             }
@@ -420,7 +458,33 @@ struct SiteParser {
             var chipLabel: String?
             var labelOK = true
             var baudNode: Node?
+            // Retries: BACnet/IP only (a UDP request may be lost; Modbus TCP is a stream, RTU
+            // has the next scan). A silent device faults after timeout-ms x (1 + retries).
+            var retries = 0
+            if let n = f["retries"] {
+                if kinds[0] != "bacnet-ip" {
+                    r.error(f.keys["retries"], "retries apply only to bacnet-ip buses; bus '\(id)' is \(kinds[0])")
+                    timeoutOK = false
+                } else if let v = r.int(n, "retries", in: 0...3) { retries = v } else { timeoutOK = false }
+            }
             switch kinds[0] {
+            case "bacnet-ip":
+                if let g = r.fields(f["bacnet-ip"]!, "bacnet-ip", allowed: ["address", "port"], required: ["address"]),
+                   let addressNode = g["address"], let address = r.string(addressNode, "address") {
+                    var port: Int? = BusKind.bacnetDefaultPort
+                    if let pn = g["port"] { port = r.int(pn, "port", in: 1...65535) }
+                    if let port {
+                        spelled = address.contains(":") && !address.hasPrefix("[") ? "[\(address)]:\(port)" : "\(address):\(port)"
+                        endpointNode = addressNode
+                        switch environment.hosts.resolve(address) {
+                        case .success(let addresses):
+                            kind = .bacnetIP(address: address, port: port)
+                            physical = .udp(addresses: addresses, port: port)
+                        case .failure(let why):
+                            r.error(addressNode, "address '\(address)' does not resolve (\(why)); every BACnet/IP address must resolve when the site is loaded, so that two buses reaching one device network are recognised as one")
+                        }
+                    }
+                }
             case "modbus-tcp":
                 if let g = r.fields(f["modbus-tcp"]!, "modbus-tcp", allowed: ["host", "port"], required: ["host", "port"]),
                    let hostNode = g["host"], let host = r.string(hostNode, "host"),
@@ -484,8 +548,9 @@ struct SiteParser {
             }
             seen[id] = idNode
             if let kind, let physical, timeoutOK, labelOK {
-                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout, chipLabel: chipLabel), idNode: idNode, kindNode: f[kinds[0]],
-                                     endpointNode: endpointNode, baudNode: baudNode, timeoutNode: f["timeout-ms"], spelled: spelled, physical: physical))
+                out.append(ParsedBus(bus: Bus(id: id, kind: kind, timeoutMs: timeout, chipLabel: chipLabel, retries: retries), idNode: idNode, kindNode: f[kinds[0]],
+                                     endpointNode: endpointNode, baudNode: baudNode, timeoutNode: f["timeout-ms"], retriesNode: f["retries"],
+                                     spelled: spelled, physical: physical))
             } else {
                 broken.insert(id)
             }
@@ -513,7 +578,7 @@ struct SiteParser {
 
     // MARK: devices
 
-    static let deviceKeys = ["id", "profile", "bus", "unit", "zone", "lines", "limits", "description"]
+    static let deviceKeys = ["id", "profile", "bus", "unit", "device-instance", "zone", "lines", "limits", "description"]
 
     func parseDevices(_ node: Node, zones: [Zone], buses: [ParsedBus], brokenBuses: Set<String>) -> ([Device], [Point], Set<String>) {
         guard let list = r.sequence(node, "devices") else { return ([], [], []) }
@@ -523,6 +588,8 @@ struct SiteParser {
         var seen: [String: Node] = [:]
         /// physical endpoint + unit + location -> the point that holds it, and its bus.
         var occupied: [String: (point: String, bus: ParsedBus)] = [:]
+        /// BACnet device instance -> the first device that has it.
+        var instances: [UInt32: (device: String, bus: ParsedBus)] = [:]
         let zoneIDs = Set(zones.map(\.id))
         for item in list {
             let before = r.diagnostics.count
@@ -553,9 +620,37 @@ struct SiteParser {
                 if zoneIDs.contains(name) { zone = name } else { r.error(n, "unknown zone '\(name)'") }
             }
 
-            // Unit id: Modbus only, 1-247 (0 is broadcast).
+            // Unit id: Modbus only, 1-247 (0 is broadcast). Device instance: BACnet only.
             var unit: Int?
-            if let bus {
+            var deviceInstance: UInt32?
+            if let bus, bus.family != .bacnet, let k = f.keys["device-instance"] {
+                r.error(k, "device-instance names devices on a bacnet-ip bus; '\(bus.bus.id)' is \(bus.family.aBus)\(bus.family == .modbus ? " (its devices have a unit id)" : "")")
+            }
+            if let bus, bus.family == .bacnet {
+                if let k = f.keys["unit"] {
+                    r.error(k, "device '\(id)' is on BACnet/IP bus '\(bus.bus.id)', which names devices by device-instance, not by a Modbus unit id")
+                }
+                if let n = f["device-instance"] {
+                    if case .scalar(let s) = n, s.style == .plain, let v = Int(s.string) {
+                        if let d = BACnetObjectId.valid(type: .device, instance: v) {
+                            deviceInstance = d.instance
+                            // Device instances are unique across a BACnet internetwork: the same
+                            // one on two endpoints is two devices claiming one identity.
+                            if let other = instances[d.instance], !other.bus.physical.isSame(as: bus.physical) {
+                                r.error(n, "device instance \(v) is already device '\(other.device)' on bus '\(other.bus.bus.id)' (\(other.bus.spelled)); a device instance names one device in the whole BACnet internetwork")
+                            } else if instances[d.instance] == nil {
+                                instances[d.instance] = (id, bus)
+                            }
+                        } else {
+                            r.error(n, "device instance \(v) is outside 0-\(BACnetObjectId.maxInstance) (4194303 is BACnet's wildcard, never a device)")
+                        }
+                    } else {
+                        r.error(n, "device-instance must be an integer, not \(r.kind(n))")
+                    }
+                } else if f.keys["unit"] == nil {
+                    r.error(item, "device '\(id)' on BACnet/IP bus '\(bus.bus.id)' needs a device-instance (0-\(BACnetObjectId.maxInstance))")
+                }
+            } else if let bus {
                 if bus.isGPIO {
                     if let n = f["unit"] { r.error(n, "device '\(id)' is on GPIO bus '\(bus.bus.id)', which has no unit ids") }
                 } else if let n = f["unit"] {
@@ -573,17 +668,18 @@ struct SiteParser {
 
             // Bus kind and bindings.
             if let bus, let profile {
-                let mismatched = profile.points.filter { $0.location.isGPIO != bus.isGPIO }
-                if !mismatched.isEmpty {
-                    let kind = bus.isGPIO ? "a GPIO bus" : "a Modbus bus"
-                    let what = bus.isGPIO ? "Modbus points" : "GPIO line points"
-                    r.error(f["bus"], "profile '\(profile.name)' has \(what) (\(mismatched.map(\.name).joined(separator: ", "))) but bus '\(bus.bus.id)' is \(kind)")
+                let mismatched = profile.points.filter { $0.location.family != bus.family }
+                // One message per kind of mismatched point (a profile mixes at most what its author wrote).
+                for family in [BusFamily.modbus, .gpio, .bacnet] {
+                    let these = mismatched.filter { $0.location.family == family }
+                    guard !these.isEmpty else { continue }
+                    r.error(f["bus"], "profile '\(profile.name)' has \(family.points) (\(these.map(\.name).joined(separator: ", "))) but bus '\(bus.bus.id)' is \(bus.family.aBus)")
                 }
             }
             var lines: [String: GPIOLine] = [:]
             if let n = f["lines"] {
                 if let bus, !bus.isGPIO {
-                    r.error(f.keys["lines"], "lines apply only to devices on a GPIO bus; '\(bus.bus.id)' is a Modbus bus")
+                    r.error(f.keys["lines"], "lines apply only to devices on a GPIO bus; '\(bus.bus.id)' is \(bus.family.aBus)")
                 } else if case .mapping(let m) = n {
                     for (k, v) in m {
                         guard let pname = r.string(k, "point name") else { continue }
@@ -650,7 +746,7 @@ struct SiteParser {
                 broken.insert(id)
                 continue
             }
-            devices.append(Device(id: id, profile: profile.name, bus: bus.bus.id, unit: unit, zone: zone))
+            devices.append(Device(id: id, profile: profile.name, bus: bus.bus.id, unit: unit, zone: zone, deviceInstance: deviceInstance))
             for pp in profile.points {
                 let pid = "\(id).\(pp.name)"
                 let binding: PointBinding
@@ -669,6 +765,9 @@ struct SiteParser {
                     case .offset(let o): location = "line \(o)"
                     case .name(let n): location = "line named '\(n)'"
                     }
+                case .bacnet(let address):
+                    binding = .bacnet(address)
+                    location = "device \(deviceInstance.map { String($0) } ?? "?") \(address)"
                 }
                 let slot = "\(bus.endpointGroup) \(location)"
                 if let other = occupied[slot] {
@@ -684,7 +783,7 @@ struct SiteParser {
                 let lim = limits[pp.name]
                 points.append(Point(id: pid, device: id, name: pp.name, role: pp.role, zone: zone, bus: bus.bus.id,
                                     unitId: unit, binding: binding, unit: pp.unit,
-                                    min: lim?.min ?? pp.min, max: lim?.max ?? pp.max))
+                                    min: lim?.min ?? pp.min, max: lim?.max ?? pp.max, deviceInstance: deviceInstance))
             }
         }
         return (devices, points, broken)

@@ -93,6 +93,11 @@ extension Point {
         case .gpio:
             guard value == 0 || value == 1 else { return nil }
             out = WireValue(raw: value == 1 ? 1 : 0, value: value == 1 ? 1 : 0)
+        case .bacnet(let address):
+            // BACnet carries the value itself (REAL, BACnetBinaryPV or Unsigned), not a 16-bit
+            // word: `raw` is the bit of a binary object and 0 otherwise; `value` is what the object holds.
+            guard let q = BACnetValueCodec.quantized(value, object: address.object.type) else { return nil }
+            out = WireValue(raw: address.object.type.carriesBinary && q == 1 ? 1 : 0, value: q)
         }
         // A boolean that the encoding would turn into something else (scale 2: 1 -> 2) is not representable.
         if role.isBoolean, out.value != value { return nil }

@@ -173,3 +173,61 @@ public enum Policy {
         return nil
     }
 }
+
+/// A decided command to a BACnet point: what it will do on the device, and the decision.
+public struct BACnetDecision: Sendable, Hashable {
+    /// The command as decided: its value is the one the red lines were decided on (`effect.decided`).
+    public var command: WriteCommand
+    /// What the command will do to the priority array, when it can be sent at all.
+    public var effect: BACnetEffect?
+    public var request: BACnetCommand
+    /// The site's agent priority it is sent at.
+    public var priority: BACnetPriority?
+    public var decision: Decision
+}
+
+extension Policy {
+    /// Decides a command to a BACnet point (docs/DESIGN.md §4.2, §10; issue 17).
+    ///
+    /// The value decided is the value that will take effect: a write is first quantized as the
+    /// object holds it (REAL, 0/1); a release (NULL at the agent priority) is decided on what
+    /// the priorities below it, or Relinquish_Default, then hold. A write that a higher priority
+    /// overrides is still decided on its own value: it takes effect the moment that priority is
+    /// relinquished, so it is never a way round a red line. `commandable` is the object's
+    /// Priority_Array and Relinquish_Default as last read (nil: the object has none). Everything
+    /// else is `decideQuantized`, in its order; any step that cannot be decided denies.
+    public static func decideBACnet(agent: String, point id: String, request: BACnetCommand,
+                                    commandable: BACnetCommandable?, in state: PolicyState,
+                                    approved: Bool = false) -> BACnetDecision {
+        let priority = state.site.bacnet?.writePriority
+        func out(_ value: Double, _ effect: BACnetEffect?, _ d: Decision) -> BACnetDecision {
+            BACnetDecision(command: WriteCommand(agent: agent, point: id, value: value), effect: effect,
+                           request: request, priority: priority, decision: d)
+        }
+        // Visibility first, identical for a missing point and one the agent may not see.
+        guard let a = state.site.agent(named: agent), let point = state.site.point(id), a.canSee(id) || a.canWrite(id) else {
+            return out(.nan, nil, .unknownPoint)
+        }
+        var request = request
+        if case .write(let v) = request, let q = point.quantized(v) { request = .write(q) }
+        let isBACnet: Bool
+        if case .bacnet = point.binding { isBACnet = true } else { isBACnet = false }
+        if isBACnet && priority == nil {
+            // A valid site has one whenever it has a BACnet bus; without it, no slot is the agents'.
+            return out(.nan, nil, .denied(.notWritable, "the site fixes no BACnet priority for agents, so no agent may command \(id)"))
+        }
+        guard isBACnet, let priority else {
+            // Not a BACnet point: a plain write is decided as ever, a release means nothing there.
+            if case .write(let v) = request {
+                let (c, d) = decideQuantized(WriteCommand(agent: agent, point: id, value: v), in: state, approved: approved)
+                return BACnetDecision(command: c, effect: nil, request: request, priority: priority, decision: d)
+            }
+            return out(.nan, nil, .denied(.outOfRange, "\(id) is not a commandable BACnet point: there is no priority to release"))
+        }
+        guard let effect = BACnetCommanding.effect(of: request, at: priority, on: commandable) else {
+            return out(.nan, nil, .denied(.outOfRange, "\(id) has no priority array: there is nothing to release, only a value to write"))
+        }
+        let (c, d) = decideQuantized(WriteCommand(agent: agent, point: id, value: effect.decided), in: state, approved: approved)
+        return BACnetDecision(command: c, effect: effect, request: request, priority: priority, decision: d)
+    }
+}

@@ -81,8 +81,18 @@ public enum RedLines {
             }
             return nil
         },
-        RedLine(id: .rl8, title: "Agents address declared points by name only; inputs are never writable") { i in
-            i.point.role.isOutput ? nil : "\(i.point.id) is an input (\(i.point.role.rawValue)); inputs are never writable"
+        RedLine(id: .rl8, title: "Agents address declared points by name only; inputs are never writable, nor any BACnet property but an output's Present_Value") { i in
+            guard i.point.role.isOutput else {
+                return "\(i.point.id) is an input (\(i.point.role.rawValue)); inputs are never writable"
+            }
+            // Structural, whatever the loader let through: a BACnet output is written only at its
+            // Present_Value, never Out_Of_Service, Reliability, Relinquish_Default, the
+            // Priority_Array or a notification property (issue 17). The object is not named: raw
+            // addresses are never shown to agents.
+            if case .bacnet(let address) = i.point.binding, let why = address.agentWriteRefusal {
+                return "\(i.point.id) is bound to a BACnet property agents may never write (\(why))"
+            }
+            return nil
         },
         RedLine(id: .rl9, title: "Nothing on the agent channel changes configuration, red lines, grants, approvals, quarantine or the audit log; approved commands are re-checked on fresh readings",
                 forbids: nil),

@@ -48,6 +48,8 @@ public enum GPIOLine: Sendable, Hashable, CustomStringConvertible {
 public enum PointBinding: Sendable, Hashable {
     case modbus(table: ModbusTable, address: Int, scale: Double, signed: Bool)
     case gpio(line: GPIOLine, activeLow: Bool)
+    /// An object and property of a BACnet device (the device instance is the point's `deviceInstance`).
+    case bacnet(BACnetPointAddress)
 }
 
 /// Serial line settings of a Modbus RTU bus.
@@ -101,6 +103,11 @@ public enum BusKind: Sendable, Hashable {
     case modbusTCP(host: String, port: Int)
     case modbusRTU(SerialSettings)
     case gpio(chip: String)
+    /// BACnet/IP (Annex J): the device network's IP address and UDP port (47808, 0xBAC0, by default).
+    case bacnetIP(address: String, port: Int)
+
+    /// The standard BACnet/IP UDP port.
+    public static let bacnetDefaultPort = 47808
 }
 
 public struct Bus: Sendable, Hashable {
@@ -108,15 +115,22 @@ public struct Bus: Sendable, Hashable {
     public var kind: BusKind
     /// Response timeout for one transaction.
     public var timeoutMs: Int
+    /// BACnet/IP buses only: how many times a transaction that timed out is sent again
+    /// (BACnet's Number_Of_APDU_Retries) before the device's points fault. `timeoutMs x (1 + retries)`
+    /// is below the stale window in a valid site.
+    public var retries: Int
     /// GPIO buses only: the label the chip must carry (`gpio: {chip: gpiochip4, label: pinctrl-rp1}`).
     /// The daemon refuses to start, and the backend refuses to open the chip, when it does not.
     public var chipLabel: String?
-    public init(id: String, kind: BusKind, timeoutMs: Int = 200, chipLabel: String? = nil) {
+    public init(id: String, kind: BusKind, timeoutMs: Int = 200, chipLabel: String? = nil, retries: Int = 0) {
         self.id = id
         self.kind = kind
         self.timeoutMs = timeoutMs
         self.chipLabel = chipLabel
+        self.retries = retries
     }
+
+    public var isBACnet: Bool { if case .bacnetIP = kind { return true } else { return false } }
 }
 
 /// One device instance of a site.
@@ -124,14 +138,17 @@ public struct Device: Sendable, Hashable {
     public var id: String
     public var profile: String
     public var bus: String
-    /// Modbus unit id (1-247); `nil` for GPIO devices.
+    /// Modbus unit id (1-247); `nil` for GPIO and BACnet devices.
     public var unit: Int?
+    /// BACnet device instance (0-4194302); `nil` for Modbus and GPIO devices.
+    public var deviceInstance: UInt32?
     public var zone: String
-    public init(id: String, profile: String, bus: String, unit: Int?, zone: String) {
+    public init(id: String, profile: String, bus: String, unit: Int?, zone: String, deviceInstance: UInt32? = nil) {
         self.id = id
         self.profile = profile
         self.bus = bus
         self.unit = unit
+        self.deviceInstance = deviceInstance
         self.zone = zone
     }
 }
@@ -145,6 +162,8 @@ public struct Point: Sendable, Hashable {
     public var zone: String
     public var bus: String
     public var unitId: Int?
+    /// The BACnet device instance of a point on a BACnet/IP bus; `nil` otherwise.
+    public var deviceInstance: UInt32?
     public var binding: PointBinding
     public var unit: String?
     /// Configured range for writes; always inside `role.envelope` in a valid site.
@@ -152,7 +171,8 @@ public struct Point: Sendable, Hashable {
     public var max: Double?
 
     public init(id: String, device: String, name: String, role: Role, zone: String, bus: String,
-                unitId: Int?, binding: PointBinding, unit: String? = nil, min: Double? = nil, max: Double? = nil) {
+                unitId: Int?, binding: PointBinding, unit: String? = nil, min: Double? = nil, max: Double? = nil,
+                deviceInstance: UInt32? = nil) {
         self.id = id
         self.device = device
         self.name = name
@@ -160,6 +180,7 @@ public struct Point: Sendable, Hashable {
         self.zone = zone
         self.bus = bus
         self.unitId = unitId
+        self.deviceInstance = deviceInstance
         self.binding = binding
         self.unit = unit ?? role.unit
         self.min = min
@@ -277,6 +298,20 @@ public struct QuarantinePolicy: Sendable, Hashable {
     }
 }
 
+/// How agents' writes reach BACnet devices: the one command priority every agent write uses
+/// (`bacnet: {write-priority: P}` in the site). Only 9...16 is ever accepted: priorities 1-8
+/// belong to life safety, critical equipment control and manual operators (docs/DESIGN.md §10).
+public struct BACnetSettings: Sendable, Hashable {
+    /// The agents' priority; a release writes NULL here, and only here.
+    public let writePriority: BACnetPriority
+
+    /// nil for a priority agents may not have (1-8).
+    public init?(writePriority: BACnetPriority) {
+        guard writePriority.allowedForAgents else { return nil }
+        self.writePriority = writePriority
+    }
+}
+
 /// A validated site: everything the policy needs, and the bindings the I/O layer needs.
 public struct Site: Sendable {
     public var name: String
@@ -290,6 +325,8 @@ public struct Site: Sendable {
     public var operators: [Operator]
     public var approvals: [ApprovalRule]
     public var quarantine: QuarantinePolicy
+    /// BACnet settings; present in a valid site exactly when it has a BACnet/IP bus.
+    public var bacnet: BACnetSettings?
 
     private var pointIndex: [String: Int]
     private var zoneIndex: [String: Int] = [:]
@@ -307,8 +344,9 @@ public struct Site: Sendable {
 
     public init(name: String, timing: Timing = Timing(), zones: [Zone], buses: [Bus] = [], devices: [Device] = [],
                 points: [Point], agents: [Agent], operators: [Operator] = [], approvals: [ApprovalRule] = [],
-                quarantine: QuarantinePolicy = QuarantinePolicy()) {
+                quarantine: QuarantinePolicy = QuarantinePolicy(), bacnet: BACnetSettings? = nil) {
         self.name = name
+        self.bacnet = bacnet
         self.timing = timing
         self.zones = zones
         self.buses = buses

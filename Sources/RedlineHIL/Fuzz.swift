@@ -184,8 +184,10 @@ public final class Fuzzer {
 
     static func isModbus(_ bus: Bus?) -> Bool {
         guard let bus else { return false }
-        if case .gpio = bus.kind { return false }
-        return true
+        switch bus.kind {
+        case .modbusTCP, .modbusRTU: return true
+        case .gpio, .bacnetIP: return false
+        }
     }
 
     func randomPlantChange() throws(ClientError) {

@@ -86,6 +86,16 @@ public struct DeviceInventory: Sendable {
                 serial.append((bus.id, s.device))
             case .gpio(let chip):
                 gpioChips.append((bus.id, chip))
+            case .bacnetIP(let address, let port):
+                // BACnet/IP is UDP: the device network's address and port (replies come from it).
+                switch resolver.resolve(address) {
+                case .success(let addrs):
+                    let v4 = Set(addrs.filter { !$0.contains(":") }).sorted()
+                    let v6 = Set(addrs.filter { $0.contains(":") }).sorted()
+                    endpoints.append(IPEndpoint(bus: bus.id, host: address, port: port, transport: .udp, addresses: v4 + v6))
+                case .failure(let f):
+                    unresolved.append((bus.id, address, f.reason))
+                }
             }
         }
     }

@@ -226,7 +226,7 @@ final class ModbusBackend: BusBackend {
             case .modbusRTU(let s):
                 let parity = s.parity.asciiValue.map { CChar(bitPattern: $0) } ?? CChar(bitPattern: UInt8(ascii: "N"))
                 ctx = modbus_new_rtu(s.device, Int32(s.baud), parity, Int32(s.dataBits), Int32(s.stopBits))
-            case .gpio:
+            case .gpio, .bacnetIP:
                 return .unsupported("not a Modbus bus")
             }
             guard let ctx else { return scheduleRetry(.connection("cannot create a Modbus context: \(strerr(errno))")) }

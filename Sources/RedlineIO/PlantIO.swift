@@ -52,6 +52,11 @@ public final class PlantIO: Sendable {
                 ws[bus.id] = BusWorker(name: bus.id) { RetryingBackend(logger: captured) { () throws(DeviceError) -> any BusBackend in
                     try GPIOBackend(chip: chip, label: bus.chipLabel, points: points, logger: captured)
                 } }
+            case .bacnetIP:
+                // Not served by this build: redlined refuses such a site at start-up
+                // (`RedlineDaemon.checkServedBuses`). A plant built in code gets no worker, so
+                // every point of the bus fails ("bus ... is not configured"): fail closed.
+                continue
             }
         }
         workers = ws

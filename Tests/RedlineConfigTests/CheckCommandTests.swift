@@ -110,6 +110,24 @@ struct CheckCommandTests {
         #expect(!r.stdout.contains("office-lights.on"))
     }
 
+    /// Issue 17: the BACnet demo passes `redlinectl check`, and the matrix shows its BACnet points
+    /// with the same red lines as on Modbus, and the agents' priority.
+    @Test func bacnetDemoChecksAndItsMatrixShowsTheBACnetPoints() throws {
+        let ok = try Self.run(["check", demoBACnetSite])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout == "ok: summitbridge-dc2-bacnet (39 points, 2 agents)\n")
+        let r = try Self.run(["check", "--matrix", demoBACnetSite])
+        #expect(r.status == 0, "\(r.stderr)")
+        let fa = "facilities-agent (uid 2001)"
+        #expect(r.stdout.contains("BACnet/IP: 20 points, 13 of them outputs; any agent write to them is at priority 9 only (Present_Value; a release writes NULL there, and only there)"), "\(r.stdout.prefix(2000))")
+        #expect(try Self.textCells(r.stdout, row: "fire-panel.reset")[fa] == "denied RL-1")
+        #expect(try Self.textCells(r.stdout, row: "sra-door.lock")[fa]?.contains("denied RL-3 when occupied") == true)
+        #expect(try Self.textCells(r.stdout, row: "crac-1.run")[fa]?.contains("denied RL-5 when occupied") == true)
+        #expect(try Self.textCells(r.stdout, row: "fire-panel.alarm")["role"] == "fire-alarm")
+        // The Modbus demo's matrix has no BACnet line.
+        #expect(!(try Self.run(["check", "--matrix", demoSite])).stdout.contains("BACnet/IP:"))
+    }
+
     @Test("check --matrix --json agrees with the policy for every cell")
     func matrixJSON() throws {
         let r = try Self.run(["check", "--matrix", "--json", demoSite])
