@@ -32,11 +32,15 @@ final class Simulator: Sendable {
     private let faults = Mutex<[String: FaultMode]>([:])
     private let delays = Mutex<[String: Int]>([:])
     private let running = Mutex(true)
+    /// Priority arrays, Relinquish_Default, Status_Flags and Reliability of the BACnet points.
+    let bacnet: BACnetState
 
     init(site: Site, manualClock: Bool) {
         self.site = site
         self.manualClock = manualClock
-        self.plant = Mutex(PlantModel(site: site))
+        let plant = PlantModel(site: site)
+        self.bacnet = BACnetState(site: site, plant: plant)
+        self.plant = Mutex(plant)
     }
 
     var isRunning: Bool { running.withLock { $0 } }
@@ -69,6 +73,14 @@ final class Simulator: Sendable {
             case .modbusTCP, .modbusRTU: return d.unit != nil
             case .gpio, .bacnetIP: return false
             }
+        }
+    }
+
+    /// BACnet/IP devices served, in site order.
+    var bacnetDevices: [Device] {
+        site.devices.filter { d in
+            guard let bus = site.buses.first(where: { $0.id == d.bus }), bus.isBACnet else { return false }
+            return d.deviceInstance != nil
         }
     }
 
