@@ -126,14 +126,6 @@ func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     }
 }
 
-/// Runs a blocking body on a thread of its own (never the cooperative pool).
-func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in
-        let t = Thread { c.resume(returning: body()) }
-        t.start()
-    }
-}
-
 /// redlined and redline-sim on the BACnet demo site, real processes over real UDP.
 @Suite("BACnet site: redlined runs the BACnet/IP buses", .serialized)
 struct BACnetDaemonTests {
