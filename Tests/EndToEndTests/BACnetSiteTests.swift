@@ -4,6 +4,7 @@ import RedlineClient
 import RedlineCore
 import RedlineIO
 import RedlineTestSupport
+import Synchronization
 import Testing
 
 /// redline-sim serving the BACnet demo site (Firmware-Configs/demo-datacenter-bacnet.yaml) over
@@ -167,5 +168,56 @@ struct BACnetDaemonTests {
         #expect(try Self.quality(c, "fire-panel.trouble") == "good")
         let lock = try c.write("sra-door.lock", 1)
         #expect(lock["rule"]?.stringValue == "RL-3", "\(lock.encoded())")
+    }
+}
+
+/// One simulator + daemon on the BACnet demo site, shared by the suites below.
+enum BACnetStack {
+    private static let stacks = Mutex<[Bool: PlantAndDaemon]>([:])
+
+    static func get(manualClock: Bool) throws -> PlantAndDaemon {
+        try stacks.withLock { s in
+            if let x = s[manualClock], x.daemon.isRunning, x.sim.child.isRunning { return x }
+            let fresh = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml", manualClock: manualClock)
+            s[manualClock] = fresh
+            atexit { BACnetStack.stopAll() }
+            return fresh
+        }
+    }
+
+    static func stopAll() { stacks.withLock { for v in $0.values { v.stop() } } }
+}
+
+/// The Server Room A HIL scenario and the red-team corpus, unchanged, against the BACnet demo
+/// site: the fire panel, the door and the CRACs answer over BACnet/IP instead of Modbus TCP.
+@Suite("BACnet site: HIL scenario and red-team corpus", .serialized,
+       .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct BACnetScenarioTests {
+    @Test("Server Room A on the BACnet site: every attack denied with its red line, E-1 releases the door, the dispatch is sent")
+    func serverRoomA() throws {
+        let s = try BACnetStack.get(manualClock: true)
+        let dir = TempDir(prefix: "rlhil")
+        let junit = dir.file("hil.xml")
+        let r = try runHIL(["run", scenarioPath("summitbridge-server-room-a.yaml")] + hilArgs(s) + ["--junit", junit])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("PASS summitbridge-server-room-a"), "\(r.stdout)")
+        #expect(!r.stdout.contains("INVARIANT VIOLATED"))
+        let plant = try s.sim.plant()
+        #expect(plant["dispatch.sent"] == 1)
+        #expect(plant["sra-door.lock"] == 0 && plant["fire-panel.silence"] == 0 && plant["sra-exhaust.run"] == 1)
+        let j = try parseJUnit(junit)
+        #expect(j.failures == 0 && j.errors == 0 && j.tests >= 39)
+    }
+
+    /// The CRAC setpoints are 0.1 °C Modbus registers on the Modbus demo and REAL analog values
+    /// here: what the quantization cases (Tests/RedTeam/quantization.yaml) expect to land rounded
+    /// lands as asked on BACnet (27.04, 14.96, 32.04), outside RL-5 or the envelope, and is denied.
+    static let realNotRegister: Set<String> = ["Q-01", "Q-02", "Q-03"]
+
+    @Test("red-team case on the BACnet site", arguments: RedTeamCorpus.own.cases())
+    func redTeamCase(_ c: RedTeamCase) throws {
+        var c = c
+        if Self.realNotRegister.contains(c.id) { c.expect = ["outcome": "denied"] }
+        try RedTeamTests().run(c, stack: { try BACnetStack.get(manualClock: false) })
     }
 }
