@@ -110,8 +110,8 @@ final class BACnetDeviceServer: Sendable {
         guard inet_pton(AF_INET, address, &addr) == 1 else { return failStart("bus \(bus.id): \(address) is not an IPv4 address") }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { return failStart("bus \(bus.id): socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // No SO_REUSEADDR: on UDP it would let a second socket share the endpoint and split the
+        // datagrams between them; one device per endpoint, and a taken port fails the start.
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
         local.sin_port = in_port_t(UInt16(port).bigEndian)
