@@ -181,24 +181,10 @@ final class BACnetDeviceServer: Sendable {
             break
         }
         if wrongInstance {
-            // Another device answers: its Device object has another instance, and its replies
-            // carry another invoke id (a reply to someone else's request).
-            let r = serve(req, asInstance: instance == BACnetObjectId.maxInstance ? 0 : instance + 1)
-            return withInvokeId(r, req.invokeId &+ 1).encode()
+            // Another device answers at this endpoint: its Device object has another instance.
+            return serve(req, asInstance: instance == BACnetObjectId.maxInstance ? 0 : instance + 1).encode()
         }
         return serve(req, asInstance: instance).encode()
-    }
-
-    private func withInvokeId(_ r: BACnetResponse, _ id: UInt8) -> BACnetResponse {
-        switch r {
-        case .simpleAck(_, let s): return .simpleAck(invokeId: id, service: s)
-        case .readPropertyAck(_, let a, let v): return .readPropertyAck(invokeId: id, address: a, values: v)
-        case .readPropertyMultipleAck(_, let r): return .readPropertyMultipleAck(invokeId: id, results: r)
-        case .error(_, let s, let e): return .error(invokeId: id, service: s, e)
-        case .reject(_, let x): return .reject(invokeId: id, reason: x)
-        case .abort(_, let x, let s): return .abort(invokeId: id, reason: x, server: s)
-        case .segmentedAck: return .segmentedAck(invokeId: id)
-        }
     }
 
     private func serve(_ req: BACnetConfirmedRequest, asInstance me: UInt32) -> BACnetResponse {

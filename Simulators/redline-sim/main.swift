@@ -79,7 +79,7 @@ struct RedlineSim: ParsableCommand {
             (write-access-denied). Inputs read the plant (a life-safety zone: quiet 0, \
             alarm 2). Fault modes: offline and timeout (no answer), exception (Error PDU, \
             device: other), garbage (BVLL length wrong), wrong-unit (answers as the next \
-            device instance, with another invoke id), slow. plant.reset also clears every \
+            device instance: its Device object has another Object_Identifier), slow. plant.reset also clears every \
             priority array and flag.
 
             An RTU bus is a multi-drop line: every device on it answers its own unit \

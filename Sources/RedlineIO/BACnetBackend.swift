@@ -355,9 +355,10 @@ private func systemClose(_ fd: Int32) -> Int32 {
 }
 
 /// The bus backend of a BACnet/IP bus: one device endpoint, one `BACnetClient`, on the bus
-/// thread. Before the first read, and again after any device-level failure, the device at the
-/// endpoint must answer as the device instance the site names (`identify`): a reply from another
-/// device is never a reading.
+/// thread. The device at the endpoint must answer as the device instance the site names: every
+/// scan reads its Device object's Object_Identifier in the same ReadPropertyMultiple as the
+/// points, and a write is sent only to a device identified since its last device-level fault.
+/// A reply from another device is never a reading.
 ///
 /// Reads: one `readPoints` batch per scan (ReadPropertyMultiple). An input is read with its
 /// Status_Flags and Reliability; one that the device says proves nothing (fault, overridden,
@@ -424,14 +425,30 @@ final class BACnetBackend: BusBackend {
             asked.append((p, a))
         }
         if asked.isEmpty { return out }
-        if let e = identify(asked.map(\.0)) {
-            for (p, _) in asked { out[p.id] = .failure(e) }
-            return out
-        }
-        let reads = asked.map { p, a in
+        // Each device's Object_Identifier is read in the same batch: a reply from another device
+        // at this endpoint (a swapped controller, a misaddressed site) is caught on every scan.
+        let instances = Set(asked.compactMap { $0.0.deviceInstance }).sorted()
+        var reads = instances.map { BACnetClient.PointRead(BACnetPointAddress(object: .device($0), property: .objectIdentifier)) }
+        reads += asked.map { p, a in
             BACnetClient.PointRead(a, status: !p.role.isOutput, commandable: Self.commandable(p, a))
         }
-        for ((p, a), r) in zip(asked, client.readPoints(reads)) {
+        let results = client.readPoints(reads)
+        for (i, instance) in instances.enumerated() {
+            let wrong: DeviceError?
+            switch results[i] {
+            case .failure(let e): wrong = e
+            case .success(let r):
+                wrong = r.value == .objectId(.device(instance))
+                    ? nil : .bacnet(.notAnAnswer("the device at \(client.host):\(client.port) answers as \(r.value), not device \(instance)"))
+            }
+            if let wrong {
+                identified.removeAll()
+                for (p, _) in asked where p.deviceInstance == instance { out[p.id] = .failure(wrong) }
+            } else {
+                identified.insert(instance)
+            }
+        }
+        for ((p, a), r) in zip(asked, results.dropFirst(instances.count)) where out[p.id] == nil {
             switch r {
             case .failure(let e):
                 if e.isDeviceLevel { identified.removeAll() }

@@ -109,9 +109,11 @@ struct BACnetSimTests {
         #expect(exception.1 == .failure(.bacnet(.error(BACnetError(errorClass: 0, errorCode: 0)))))
         let garbage = try await attempt("garbage")
         guard case .failure(.bacnet(.malformed)) = garbage.1 else { Issue.record("garbage: \(garbage.1)"); return }
-        // Another device's answers (other invoke ids) are dropped: the request times out.
+        // Another device answers at the endpoint: it has no Device object 302 (its objects
+        // answer as usual, so only the identity check tells).
         let wrong = try await attempt("wrong-unit")
-        #expect(wrong.1 == .failure(.timeout))
+        guard case .failure(.bacnet(.error(.unknownObject))) = wrong.0 else { Issue.record("wrong-unit: \(wrong.0)"); return }
+        #expect(wrong.1 == .success([.real(22)]))
         // Slow: min(50 ms, timeout/2) per answer by default, inside the client's 150 ms.
         let slow = try await attempt("slow")
         #expect(slow.1 == .success([.real(22)]))
@@ -168,6 +170,22 @@ struct BACnetDaemonTests {
         #expect(try Self.quality(c, "fire-panel.trouble") == "good")
         let lock = try c.write("sra-door.lock", 1)
         #expect(lock["rule"]?.stringValue == "RL-3", "\(lock.encoded())")
+        _ = try s.sim.call("bacnet.flags", ["point": "fire-panel.alarm", "fault": false])
+
+        // A CRAC controller that stops answering: its points are unknown and nothing is written;
+        // answering again (identified anew as device 302), it is read again.
+        _ = try s.sim.call("device.fault", ["device": "crac-2", "mode": "timeout"])
+        try s.waitScans(3)
+        #expect(try Self.quality(c, "crac-2.setpoint") != "good")
+        let dead = try c.write("crac-2.setpoint", 23)
+        #expect(dead["outcome"]?.stringValue != "executed", "\(dead.encoded())")
+        #expect(try s.sim.plant()["crac-2.setpoint"] == 22)
+        // Another device answering at crac-3's endpoint is never believed.
+        _ = try s.sim.call("device.fault", ["device": "crac-3", "mode": "wrong-unit"])
+        _ = try s.sim.call("device.fault", ["device": "crac-2", "mode": "none"])
+        try s.waitScans(4)
+        #expect(try Self.quality(c, "crac-2.setpoint") == "good")
+        #expect(try Self.quality(c, "crac-3.setpoint") != "good")
     }
 }
 
