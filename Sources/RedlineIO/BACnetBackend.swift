@@ -422,6 +422,8 @@ final class BACnetBackend: BusBackend {
         var asked: [(Point, BACnetPointAddress)] = []
         for p in points {
             guard let a = Self.address(p) else { out[p.id] = .failure(.unsupported("\(p.id) is not a BACnet point")); continue }
+            // No device instance, no identity check: never a reading.
+            guard p.deviceInstance != nil else { out[p.id] = .failure(.unsupported("\(p.id) names no device instance")); continue }
             asked.append((p, a))
         }
         if asked.isEmpty { return out }
@@ -467,6 +469,7 @@ final class BACnetBackend: BusBackend {
 
     func write(_ point: Point, value: Double) -> Result<Double, DeviceError> {
         guard let a = Self.address(point) else { return .failure(.unsupported("\(point.id) is not a BACnet point")) }
+        guard point.deviceInstance != nil else { return .failure(.unsupported("\(point.id) names no device instance")) }
         guard let priority = writePriority else { return .failure(.unsupported("the site fixes no BACnet write priority")) }
         if let why = a.agentWriteRefusal { return .failure(.unsupported(why)) }
         guard let encoded = BACnetEncoding.encode(value, for: a.object.type) else {
