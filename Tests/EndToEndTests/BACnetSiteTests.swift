@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RedlineClient
+import RedlineConfig
 import RedlineCore
 import RedlineIO
 import RedlineTestSupport
@@ -161,6 +162,20 @@ struct BACnetDaemonTests {
         let records = try s.auditRecords().filter { $0["kind"]?.stringValue == "result" && $0["outcome"]?.stringValue == "executed" }
         #expect(!records.contains { $0["point"]?.stringValue == "crac-1.setpoint" && $0["readBack"]?.numberValue == 23 })
         _ = try s.sim.call("bacnet.set", ["point": "crac-1.setpoint", "priority": 8, "value": .null])
+
+        // The same with a real operator workstation: bacpypes3 writes 21 at priority 8.
+        let site = try SiteLoader.load(siteFile: s.siteFile, devicesDir: s.root.appendingPathComponent("Devices").path)
+        guard case .bacnetIP(_, let crac1)? = site.buses.first(where: { $0.id == "crac-1-bn" })?.kind else {
+            Issue.record("no crac-1-bn bus"); return
+        }
+        let dir = TempDir()
+        #expect(try BACnetSimTests.bacpypes3(dir, devicePort: crac1, ["write", "analog-value,1", "present-value", "21.0", "8"]) == "ok")
+        let over2 = try c.write("crac-1.setpoint", 22.5)
+        #expect(over2["explanation"]?.stringValue?.contains("written, but overridden at priority 8: the value in effect is 21") == true, "\(over2.encoded())")
+        #expect(try BACnetSimTests.bacpypes3(dir, devicePort: crac1, ["write", "analog-value,1", "present-value", "null", "8"]) == "ok")
+        try s.waitScans(2)
+        // Released at 8: the agent's 22.5 at 9 is in effect now.
+        #expect(try s.sim.plant()["crac-1.setpoint"] == 22.5)
 
         // The fire panel's alarm zone reports fault in its Status_Flags: the alarm is unknown
         // (every zone counts as in alarm), the panel's other points stay good, and a lock is RL-3.
