@@ -138,6 +138,7 @@ final class ControlServer: Sendable {
             }
         case "plant.reset":
             sim.withPlant { $0.reset() }
+            sim.bacnet.reset()
             sim.clearFaults()
             return .success(["reset": true])
         case "plant.advance":
@@ -154,8 +155,8 @@ final class ControlServer: Sendable {
             guard let mode = FaultMode(rawValue: m) else {
                 return .failure(.params("unknown mode \(m); modes: \(FaultMode.allCases.map(\.rawValue).joined(separator: ", "))"))
             }
-            guard sim.modbusDevices.contains(where: { $0.id == device }) else {
-                return .failure(.params("unknown Modbus device \(device)"))
+            guard sim.modbusDevices.contains(where: { $0.id == device }) || sim.bacnetDevices.contains(where: { $0.id == device }) else {
+                return .failure(.params("unknown Modbus or BACnet device \(device)"))
             }
             var delay: Int?
             if let d = params["delayMs"] {
@@ -166,6 +167,46 @@ final class ControlServer: Sendable {
             }
             sim.setFault(mode, device: device, delayMs: delay)
             return .success(["device": .string(device), "mode": .string(mode.rawValue), "delayMs": delay.map { .number(Double($0)) } ?? .null])
+        case "bacnet.set":
+            // A command at any priority 1-16 from someone other than Redline (a person at the
+            // panel at 8, life safety at 1...): {point, priority, value} or value null to release.
+            guard let point = params["point"]?.stringValue, let n = params["priority"]?.numberValue, n == n.rounded(),
+                  let priority = BACnetPriority(Int(n)), let v = params["value"] else {
+                return .failure(.params("bacnet.set needs {point, priority 1-16, value (a number, or null to release)}"))
+            }
+            guard let p = sim.site.point(point), case .bacnet(let a) = p.binding, p.role.isOutput else {
+                return .failure(.params("\(point) is not a BACnet output"))
+            }
+            var value: Double?
+            if v != .null {
+                guard let x = v.numberValue ?? v.boolValue.map({ $0 ? 1 : 0 }), BACnetEncoding.encode(x, for: a.object.type) != nil else {
+                    return .failure(.params("\(v) is not a value of a \(a.object.type) object"))
+                }
+                value = BACnetEncoding.quantize(x, for: a.object.type)
+            }
+            guard let pv = sim.commandBACnet(point, priority: priority, value: value) else {
+                return .failure(.params("\(point) is not a BACnet output"))
+            }
+            return .success(["point": .string(point), "priority": .number(n), "presentValue": .number(pv)])
+        case "bacnet.flags":
+            // Status_Flags, Out_Of_Service and Reliability of a BACnet object, as the device
+            // would report them: {point, fault?, overridden?, outOfService?, inAlarm?, reliability?}.
+            guard let point = params["point"]?.stringValue else { return .failure(.params("bacnet.flags needs {point, ...}")) }
+            var rel: UInt32?
+            if let r = params["reliability"] {
+                guard let x = r.numberValue, x >= 0, x <= 255, x == x.rounded() else { return .failure(.params("reliability must be an enumeration value 0-255")) }
+                rel = UInt32(x)
+            }
+            guard let st = sim.bacnet.setFlags(point, { s in
+                if let b = params["fault"]?.boolValue { s.flags.fault = b }
+                if let b = params["overridden"]?.boolValue { s.flags.overridden = b }
+                if let b = params["outOfService"]?.boolValue { s.flags.outOfService = b }
+                if let b = params["inAlarm"]?.boolValue { s.flags.inAlarm = b }
+                if let rel { s.reliability = rel }
+            }) else {
+                return .failure(.params("\(point) is not a BACnet point"))
+            }
+            return .success(["point": .string(point), "statusFlags": .string(st.flags.description), "reliability": .number(Double(st.reliability))])
         default:
             return .failure(RPCError(code: -32601, message: "no such method: \(method)"))
         }

@@ -13,11 +13,15 @@ final class Simulator: Sendable {
     private let faults = Lock<[String: FaultMode]>([:])
     private let delays = Lock<[String: Int]>([:])
     private let running = Lock(true)
+    /// Priority arrays, Relinquish_Default, Status_Flags and Reliability of the BACnet points.
+    let bacnet: BACnetState
 
     init(site: Site, manualClock: Bool) {
         self.site = site
         self.manualClock = manualClock
-        self.plant = Lock(PlantModel(site: site))
+        let plant = PlantModel(site: site)
+        self.bacnet = BACnetState(site: site, plant: plant)
+        self.plant = Lock(plant)
     }
 
     var isRunning: Bool { running.withLock { $0 } }
@@ -50,6 +54,14 @@ final class Simulator: Sendable {
             case .modbusTCP, .modbusRTU: return d.unit != nil
             case .gpio, .bacnetIP: return false
             }
+        }
+    }
+
+    /// BACnet/IP devices served, in site order.
+    var bacnetDevices: [Device] {
+        site.devices.filter { d in
+            guard let bus = site.buses.first(where: { $0.id == d.bus }), bus.isBACnet else { return false }
+            return d.deviceInstance != nil
         }
     }
 

@@ -12,7 +12,7 @@ import Glibc
 struct RedlineSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redline-sim",
-        abstract: "Simulate a site's plant and serve its Modbus devices, for tests and demos.",
+        abstract: "Simulate a site's plant and serve its Modbus and BACnet/IP devices, for tests and demos.",
         discussion: """
             Serves every Modbus device of the site on its configured bus: Modbus TCP \
             on the bus's host and port, Modbus RTU on a pseudo-terminal whose slave \
@@ -33,6 +33,12 @@ struct RedlineSim: ParsableCommand {
               plant.reset                     -> back to the initial plant, faults cleared
               plant.advance {seconds}         -> {time}   only with --clock manual
               device.fault {device, mode, delayMs?} -> {device, mode, delayMs}
+              bacnet.set {point, priority, value} -> {point, priority, presentValue}
+                                                 command a BACnet output at priority 1-16 as
+                                                 someone else would (a person at 8); value
+                                                 null releases that slot
+              bacnet.flags {point, fault?, overridden?, outOfService?, inAlarm?, reliability?}
+                                              -> {point, statusFlags, reliability}
 
             PLANT VARIABLES: ZONE.occupied, ZONE.temperature, ZONE.oxygen, ZONE.co2, \
             ZONE.humidity; DEVICE.failed (CRACs, fans, air handlers); DISPATCH.countdown \
@@ -61,6 +67,20 @@ struct RedlineSim: ParsableCommand {
               {"jsonrpc":"2.0","id":3,"method":"device.fault",
                "params":{"device":"sra-env","mode":"timeout"}}
             (each request is one line; they are wrapped here to fit)
+
+            BACNET/IP: every BACnet device is served on its bus's UDP endpoint (one device \
+            per address and port; no routing), answering ReadProperty, ReadPropertyMultiple \
+            and WriteProperty. Its Device object answers for its device instance; each point \
+            is an object with Status_Flags, Reliability, Out_Of_Service and Event_State. \
+            Outputs are commandable: a 16-slot Priority_Array and Relinquish_Default (the \
+            plant's initial value); Present_Value is the highest non-null slot, else \
+            Relinquish_Default, and is the output's plant value. A WriteProperty without a \
+            priority writes at 16; anything but an output's Present_Value is refused \
+            (write-access-denied). Inputs read the plant (a life-safety zone: quiet 0, \
+            alarm 2). Fault modes: offline and timeout (no answer), exception (Error PDU, \
+            device: other), garbage (BVLL length wrong), wrong-unit (answers as the next \
+            device instance: its Device object has another Object_Identifier), slow. plant.reset also clears every \
+            priority array and flag.
 
             An RTU bus is a multi-drop line: every device on it answers its own unit \
             id; frames for other unit ids, or with a bad CRC, go unanswered.
@@ -91,13 +111,6 @@ struct RedlineSim: ParsableCommand {
             FileHandle.standardError.write(Data("redline-sim: invalid site\n\(error)\n".utf8))
             throw ExitCode(2)
         }
-        // Serving BACnet/IP is not in this build: refuse the site rather than leave its
-        // BACnet devices silently unserved.
-        let bacnet = loaded.buses.filter(\.isBACnet).map(\.id)
-        if !bacnet.isEmpty {
-            FileHandle.standardError.write(Data("redline-sim: bacnet-ip buses are not served by this build yet (\(bacnet.joined(separator: ", ")))\n".utf8))
-            throw ExitCode(2)
-        }
         let sim = Simulator(site: loaded, manualClock: clock == "manual")
         let control: ControlServer
         do {
@@ -107,6 +120,7 @@ struct RedlineSim: ParsableCommand {
             throw ExitCode(1)
         }
         var servers: [BusServer] = []
+        var bacnetServers: [BACnetDeviceServer] = []
         for bus in loaded.buses {
             switch bus.kind {
             case .modbusTCP, .modbusRTU:
@@ -118,13 +132,23 @@ struct RedlineSim: ParsableCommand {
                     throw ExitCode(1)
                 }
                 servers.append(s)
-            case .gpio, .bacnetIP:
+            case .bacnetIP:
+                for d in sim.bacnetDevices where d.bus == bus.id {
+                    guard let s = BACnetDeviceServer(bus: bus, device: d, sim: sim) else { continue }
+                    if let e = s.start() {
+                        FileHandle.standardError.write(Data("redline-sim: \(e)\n".utf8))
+                        control.remove()
+                        throw ExitCode(1)
+                    }
+                    bacnetServers.append(s)
+                }
+            case .gpio:
                 continue
             }
         }
         sim.startClock()
         control.start()
-        FileHandle.standardOutput.write(Data("redline-sim: serving \(sim.modbusDevices.count) devices, control at \(self.control)\n".utf8))
+        FileHandle.standardOutput.write(Data("redline-sim: serving \(sim.modbusDevices.count + bacnetServers.count) devices, control at \(self.control)\n".utf8))
 
         let stop: @Sendable () -> Void = {
             sim.stop()
@@ -145,7 +169,7 @@ struct RedlineSim: ParsableCommand {
         let int = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
         int.setEventHandler(handler: stop)
         int.resume()
-        withExtendedLifetime((servers, term, int)) { dispatchMain() }
+        withExtendedLifetime((servers, bacnetServers, term, int)) { dispatchMain() }
     }
 }
 

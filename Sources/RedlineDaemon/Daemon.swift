@@ -70,7 +70,6 @@ public enum RedlineDaemon {
         let site = loaded.site
         try checkConfigFiles(loaded)
         try checkOperatorSeparation(site)
-        try checkServedBuses(site)
         try checkGPIOLines(site)
 
         let audit = try openAudit(o, site: site, logger: logger)

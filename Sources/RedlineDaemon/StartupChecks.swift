@@ -24,19 +24,6 @@ extension RedlineDaemon {
         }
     }
 
-    /// Every bus of the site is one this build serves. BACnet/IP buses are configuration only so
-    /// far (issue 17): a site with one is refused whole, never started with those devices unread.
-    static func checkServedBuses(_ site: Site) throws(StartupError) {
-        let unserved = site.buses.filter(\.isBACnet)
-        guard unserved.isEmpty else {
-            let list = unserved.map { b -> String in
-                if case .bacnetIP(let address, let port) = b.kind { return "bus '\(b.id)' (bacnet-ip \(address):\(port))" }
-                return "bus '\(b.id)'"
-            }
-            throw StartupError(message: "refusing the site: bacnet-ip buses are not served by this build yet: " + list.joined(separator: ", "), exitCode: 78)
-        }
-    }
-
     /// GPIO lines resolved against the real chips: every name resolves to one line, and no
     /// line is bound twice (by offset or by name, across buses on one chip).
     static func checkGPIOLines(_ site: Site) throws(StartupError) {

@@ -353,3 +353,147 @@ private func systemClose(_ fd: Int32) -> Int32 {
     return Darwin.close(fd)
     #endif
 }
+
+/// The bus backend of a BACnet/IP bus: one device endpoint, one `BACnetClient`, on the bus
+/// thread. The device at the endpoint must answer as the device instance the site names: every
+/// scan reads its Device object's Object_Identifier in the same ReadPropertyMultiple as the
+/// points, and a write is sent only to a device identified since its last device-level fault.
+/// A reply from another device is never a reading.
+///
+/// Reads: one `readPoints` batch per scan (ReadPropertyMultiple). An input is read with its
+/// Status_Flags and Reliability; one that the device says proves nothing (fault, overridden,
+/// out-of-service, or Reliability other than no-fault-detected) fails alone with `.untrusted`
+/// (unknown, RL-0), and the device stays good. A commandable output is read with its
+/// Priority_Array and Relinquish_Default, and reports the value in effect.
+///
+/// Writes: WriteProperty of Present_Value at the site's one agent priority, then a read-back of
+/// the priority array. A write another priority overrides fails with `.overridden(priority:
+/// effective:)`: it is never reported as executed at the value asked.
+final class BACnetBackend: BusBackend {
+    let bus: Bus
+    let writePriority: BACnetPriority?
+    private let client: BACnetClient
+    private let logger: Logger
+    private var identified: Set<UInt32> = []
+
+    init(bus: Bus, address: String, port: Int, writePriority: BACnetPriority?, logger: Logger) {
+        self.bus = bus
+        self.writePriority = writePriority
+        self.logger = logger
+        self.client = BACnetClient(host: address, port: port, timeoutMs: bus.timeoutMs, retries: bus.retries, logger: logger)
+    }
+
+    private static func address(_ p: Point) -> BACnetPointAddress? {
+        if case .bacnet(let a) = p.binding { return a }
+        return nil
+    }
+
+    private static func commandable(_ p: Point, _ a: BACnetPointAddress) -> Bool {
+        p.role.isOutput && a.property == .presentValue && (a.object.type.agentCommandable || a.object.type.alwaysCommandable)
+    }
+
+    /// The identity check of every device instance among `points`; the first failure, if any.
+    private func identify(_ points: [Point]) -> DeviceError? {
+        for instance in Set(points.compactMap(\.deviceInstance)).sorted() where !identified.contains(instance) {
+            if case .failure(let e) = client.identify(deviceInstance: instance) {
+                logger.warning("BACnet device at \(client.host):\(client.port) is not device \(instance): \(e)")
+                return e
+            }
+            identified.insert(instance)
+        }
+        return nil
+    }
+
+    /// A BACnet value as the point's engineering value (life-safety states mapped to the role).
+    static func number(_ v: BACnetValue, point p: Point, object: BACnetObjectType) -> Result<Double, DeviceError> {
+        if object.isLifeSafety {
+            guard case .enumerated(let state) = v, let x = BACnetLifeSafetyState.value(state, role: p.role) else {
+                return .failure(.untrusted("life-safety state \(v) is neither quiet nor an alarm"))
+            }
+            return .success(x)
+        }
+        guard let x = v.number else { return .failure(.malformed("\(p.id): present-value \(v) is not a number")) }
+        if object.carriesBinary, x != 0, x != 1 { return .failure(.malformed("\(p.id): binary present-value \(v)")) }
+        return .success(x)
+    }
+
+    func read(_ points: [Point]) -> [String: Result<Double, DeviceError>] {
+        var out: [String: Result<Double, DeviceError>] = [:]
+        var asked: [(Point, BACnetPointAddress)] = []
+        for p in points {
+            guard let a = Self.address(p) else { out[p.id] = .failure(.unsupported("\(p.id) is not a BACnet point")); continue }
+            // No device instance, no identity check: never a reading.
+            guard p.deviceInstance != nil else { out[p.id] = .failure(.unsupported("\(p.id) names no device instance")); continue }
+            asked.append((p, a))
+        }
+        if asked.isEmpty { return out }
+        // Each device's Object_Identifier is read in the same batch: a reply from another device
+        // at this endpoint (a swapped controller, a misaddressed site) is caught on every scan.
+        let instances = Set(asked.compactMap { $0.0.deviceInstance }).sorted()
+        var reads = instances.map { BACnetClient.PointRead(BACnetPointAddress(object: .device($0), property: .objectIdentifier)) }
+        reads += asked.map { p, a in
+            BACnetClient.PointRead(a, status: !p.role.isOutput, commandable: Self.commandable(p, a))
+        }
+        let results = client.readPoints(reads)
+        for (i, instance) in instances.enumerated() {
+            let wrong: DeviceError?
+            switch results[i] {
+            case .failure(let e): wrong = e
+            case .success(let r):
+                wrong = r.value == .objectId(.device(instance))
+                    ? nil : .bacnet(.notAnAnswer("the device at \(client.host):\(client.port) answers as \(r.value), not device \(instance)"))
+            }
+            if let wrong {
+                identified.removeAll()
+                for (p, _) in asked where p.deviceInstance == instance { out[p.id] = .failure(wrong) }
+            } else {
+                identified.insert(instance)
+            }
+        }
+        for ((p, a), r) in zip(asked, results.dropFirst(instances.count)) where out[p.id] == nil {
+            switch r {
+            case .failure(let e):
+                if e.isDeviceLevel { identified.removeAll() }
+                out[p.id] = .failure(e)
+            case .success(let reading):
+                if !p.role.isOutput, let why = reading.unknownAsInput() {
+                    out[p.id] = .failure(.untrusted(why))
+                    continue
+                }
+                // A commandable output reports the value in effect by its priority array (the same
+                // value as Present_Value on a device that keeps its own rules; BACnetCommanding).
+                let v = Self.commandable(p, a) ? (reading.effective.map(BACnetValue.double) ?? reading.value) : reading.value
+                out[p.id] = Self.number(v, point: p, object: a.object.type)
+            }
+        }
+        return out
+    }
+
+    func write(_ point: Point, value: Double) -> Result<Double, DeviceError> {
+        guard let a = Self.address(point) else { return .failure(.unsupported("\(point.id) is not a BACnet point")) }
+        guard point.deviceInstance != nil else { return .failure(.unsupported("\(point.id) names no device instance")) }
+        guard let priority = writePriority else { return .failure(.unsupported("the site fixes no BACnet write priority")) }
+        if let why = a.agentWriteRefusal { return .failure(.unsupported(why)) }
+        guard let encoded = BACnetEncoding.encode(value, for: a.object.type) else {
+            return .failure(.unsupported("\(fmt(value)) is not a value of a \(a.object.type) object"))
+        }
+        if let e = identify([point]) { return .failure(e) }
+        switch client.command(a, value: encoded, priority: priority) {
+        case .failure(let e):
+            if e.isDeviceLevel { identified.removeAll() }
+            return .failure(e)
+        case .success((let outcome, let reading)):
+            switch outcome {
+            case .executed(let v):
+                return .success(v)
+            case .overridden(let p, let effective):
+                logger.warning("BACnet write of \(point.id) at priority \(priority) overridden at priority \(p)")
+                return .failure(.overridden(priority: Int(p.level), effective: effective))
+            case .relinquished, .mismatch:
+                return .failure(.readBackMismatch(wrote: value, read: reading.effective ?? reading.value.number ?? .nan))
+            }
+        }
+    }
+
+    func close() { client.close() }
+}

@@ -26,6 +26,14 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
     /// write would go on the wire, refused it (for example, the decision's readings
     /// had grown too old, or a safe-state effect now drives the output).
     case withheld(String)
+    /// A BACnet write landed in the agent's slot of the priority array, but a higher priority
+    /// (a person at 8, life safety...) holds the object: the value in effect is not the one
+    /// written. Never an executed write.
+    case overridden(priority: Int, effective: Double?)
+    /// The device answered, but says its value proves nothing (a BACnet input whose
+    /// Status_Flags show fault, overridden or out-of-service, or whose Reliability is not
+    /// no-fault-detected): the point is unknown (RL-0); the device itself is fine.
+    case untrusted(String)
 
     public var description: String {
         switch self {
@@ -39,6 +47,8 @@ public enum DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unsupported(let m): return "unsupported: \(m)"
         case .closed: return "device access is shut down"
         case .withheld(let m): return "not sent: \(m)"
+        case .overridden(let p, let e): return "written, but overridden at priority \(p): the value in effect is \(e.map(fmt) ?? "unknown")"
+        case .untrusted(let m): return "value not trusted: \(m)"
         }
     }
 }

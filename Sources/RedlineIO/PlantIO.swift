@@ -52,11 +52,11 @@ public final class PlantIO: Sendable {
                 ws[bus.id] = BusWorker(name: bus.id) { RetryingBackend(logger: captured) { () throws(DeviceError) -> any BusBackend in
                     try GPIOBackend(chip: chip, label: bus.chipLabel, points: points, logger: captured)
                 } }
-            case .bacnetIP:
-                // Not served by this build: redlined refuses such a site at start-up
-                // (`RedlineDaemon.checkServedBuses`). A plant built in code gets no worker, so
-                // every point of the bus fails ("bus ... is not configured"): fail closed.
-                continue
+            case .bacnetIP(let address, let port):
+                let priority = site.bacnet?.writePriority
+                ws[bus.id] = BusWorker(name: bus.id) {
+                    BACnetBackend(bus: bus, address: address, port: port, writePriority: priority, logger: captured)
+                }
             }
         }
         workers = ws
@@ -197,7 +197,7 @@ extension DeviceError {
     public var isDeviceLevel: Bool {
         switch self {
         case .connection, .timeout, .exception, .bacnet, .malformed, .closed: return true
-        case .readBackMismatch, .outOfRange, .unsupported, .withheld: return false
+        case .readBackMismatch, .outOfRange, .unsupported, .withheld, .overridden, .untrusted: return false
         }
     }
 
@@ -222,6 +222,8 @@ extension DeviceError {
         case .unsupported(let m): return "unsupported: \(m)"
         case .closed: return "device access is shut down"
         case .withheld: return "write withheld"
+        case .overridden(let p, _): return "overridden at priority \(p)"
+        case .untrusted(let m): return "value not trusted: \(m)"
         }
     }
 }

@@ -55,8 +55,9 @@ struct RedTeamTests {
     }
 
     /// Runs one case end to end and checks the answer, the plant's ground truth and the audit log.
-    func run(_ c: RedTeamCase) throws {
-        let s = try SharedStack.get()
+    /// `stack` gives the simulator and daemon to run against (the Modbus demo by default).
+    func run(_ c: RedTeamCase, stack: () throws -> PlantAndDaemon = SharedStack.get) throws {
+        let s = try stack()
         try resetPlant(s)
         let site = try demoSite()
         let agent = try #require(site.agent(named: c.agent), "\(c.id): unknown agent \(c.agent)")

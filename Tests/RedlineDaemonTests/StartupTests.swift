@@ -114,46 +114,6 @@ struct StartupTests {
         #expect(r.stderr.contains("folder \(devices) is writable by anyone (mode 777)") && r.stderr.contains("chmod go-w \(devices)"), "\(r.stderr)")
     }
 
-    /// Issue 17: BACnet/IP is configuration only in this build. A site with a bacnet-ip bus is
-    /// refused whole, with the reason, before any socket or audit record exists: never started
-    /// with its BACnet devices unread.
-    @Test func bacnetSiteIsRefusedUntilItsBusesAreServed() throws {
-        let dir = TempDir()
-        let site = try dir.write("site.yaml", try String(contentsOfFile: root.appendingPathComponent("Firmware-Configs/demo-datacenter-bacnet.yaml").path, encoding: .utf8))
-        chmod(site, 0o644)
-        // Briefly: were it to start, it is stopped after 10 s and the status is nil.
-        let r = try runDaemonBriefly(["--config", site, "--devices", root.appendingPathComponent("Devices").path,
-                                      "--agent-socket", dir.file("a.sock"), "--operator-socket", dir.file("o.sock"),
-                                      "--audit", dir.file("audit")], seconds: 10)
-        #expect(r.status == 78, "\(r.stderr)")
-        #expect(r.stderr.contains("bacnet-ip buses are not served by this build yet: bus 'fire-panel-bn' (bacnet-ip 127.0.0.1:47808)"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir.file("a.sock")))
-        #expect(!FileManager.default.fileExists(atPath: dir.file("audit")))
-    }
-
-    /// The simulator refuses it as well, rather than serve the Modbus half of the plant.
-    @Test func redlineSimRefusesABACnetSiteUntilItServesBACnet() throws {
-        let exe = try #require(TestPaths.executable("redline-sim"))
-        let dir = TempDir()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["--site", root.appendingPathComponent("Firmware-Configs/demo-datacenter-bacnet.yaml").path,
-                       "--devices", root.appendingPathComponent("Devices").path, "--control", dir.file("control.sock")]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(10)
-        while p.isRunning && Date() < deadline { usleep(50_000) }
-        let finished = !p.isRunning
-        if !finished { p.terminate() }
-        p.waitUntilExit()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(finished && p.terminationStatus == 2, "\(text)")
-        #expect(text.contains("redline-sim: bacnet-ip buses are not served by this build yet (fire-panel-bn, sra-door-bn, crac-1-bn, crac-2-bn, crac-3-bn, crac-4-bn)"), "\(text)")
-        #expect(!FileManager.default.fileExists(atPath: dir.file("control.sock")))
-    }
-
     @Test("an invalid site is refused with FILE:LINE:COLUMN for each error")
     func invalidSite() throws {
         let dir = TempDir()
