@@ -204,6 +204,33 @@ struct BACnetDaemonTests {
     }
 }
 
+extension BACnetDaemonTests {
+    static func value(_ c: UidRelay, _ id: String) throws -> JSON? {
+        try c.request("points.read", ["ids": [.string(id)]])["result"]?["values"]?.arrayValue?.first
+    }
+
+    @Test("RL0 over BACnet: the fire panel's life-safety zone read as quiet, then as an alarm once the panel latches one: every zone is in alarm, with the panel as the cause")
+    func lifeSafetyZoneAlarmIsReadAsAnAlarm() throws {
+        let s = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml")
+        let c = try s.agent(uid: Self.facilities)
+        defer { c.close() }
+        try s.waitScans(2)
+        let quiet = try Self.value(c, "fire-panel.alarm")
+        #expect(quiet?["quality"]?.stringValue == "good" && quiet?["value"]?.numberValue == 0, "\(quiet?.encoded() ?? "none")")
+        let calm = try s.operatorCall("status")["zones"]?.arrayValue ?? []
+        #expect(calm.first { $0["id"]?.stringValue == "server-room-a" }?["inAlarm"]?.boolValue == false, "\(calm.map { $0.encoded() })")
+
+        try s.sim.set("fire-panel.alarm", 1)   // the panel latches an alarm (a life-safety zone's state: alarm)
+        try s.waitScans(3)
+        let alarm = try Self.value(c, "fire-panel.alarm")
+        #expect(alarm?["quality"]?.stringValue == "good" && alarm?["value"]?.numberValue == 1, "\(alarm?.encoded() ?? "none")")
+        let zones = try s.operatorCall("status")["zones"]?.arrayValue ?? []
+        #expect(!zones.isEmpty && zones.allSatisfy { $0["inAlarm"]?.boolValue == true }, "\(zones.map { $0.encoded() })")
+        let room = zones.first { $0["id"]?.stringValue == "server-room-a" }
+        #expect(room?["causes"]?.arrayValue?.contains { $0.stringValue?.contains("fire-panel.alarm") == true } == true, "\(room?.encoded() ?? "none")")
+    }
+}
+
 /// One simulator + daemon on the BACnet demo site, shared by the suites below.
 enum BACnetStack {
     private static let stacks = Lock<[Bool: PlantAndDaemon]>([:])
