@@ -1,4 +1,5 @@
 import Foundation
+import RedlineSync
 
 /// Locations in the package and the build folder, for tests that run real programs.
 public enum TestPaths {
@@ -76,28 +77,62 @@ public final class TempDir: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// TCP ports on 127.0.0.1 that were free a moment ago (bound to port 0, then released).
+/// Ports on 127.0.0.1 that were free for TCP and for UDP a moment ago, for servers a test starts.
+///
+/// Never the same port twice in one test process (suites run in parallel), and never inside the
+/// kernel's ephemeral range (`ip_local_port_range`): there, any outgoing connection's source port
+/// could take the port between this check and the server's bind ("Address already in use").
 public func freeTCPPorts(_ count: Int) -> [Int] {
-    var fds: [Int32] = []
-    var ports: [Int] = []
-    for _ in 0..<count {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    PortPool.shared.take(count)
+}
+
+final class PortPool: Sendable {
+    static let shared = PortPool()
+    private let state: Lock<(next: Int, handedOut: Set<Int>)>
+    private let range: Range<Int>
+
+    init() {
+        // Below the ephemeral range (Linux: 32768 by default), above the well-known and demo ports.
+        var low = 32768
+        if let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+           let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first, let v = Int(first) {
+            low = v
+        }
+        let lower = 20_000
+        range = lower..<max(lower + 1000, low)
+        // A start that differs between processes, so two test runs side by side rarely meet.
+        state = Lock((Int(getpid()) &* 7919 % range.count, []))
+    }
+
+    func take(_ count: Int) -> [Int] {
+        state.withLock { s in
+            var out: [Int] = []
+            var tried = 0
+            while out.count < count, tried < range.count {
+                let port = range.lowerBound + s.next % range.count
+                s.next += 1
+                tried += 1
+                if s.handedOut.contains(port) || !Self.bindable(port, SOCK_STREAM) || !Self.bindable(port, SOCK_DGRAM) { continue }
+                s.handedOut.insert(port)
+                out.append(port)
+            }
+            precondition(out.count == count, "no \(count) free ports in \(range)")
+            return out
+        }
+    }
+
+    static func bindable(_ port: Int, _ type: __socket_type) -> Bool {
+        let fd = socket(AF_INET, Int32(type.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                _ = bind(fd, p, len)
-                return getsockname(fd, p, &len)
-            }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        ports.append(Int(UInt16(bigEndian: addr.sin_port)))
-        fds.append(fd)
     }
-    for fd in fds { close(fd) }
-    return ports
 }
 
 /// Site files for tests.
