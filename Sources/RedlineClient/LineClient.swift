@@ -53,7 +53,10 @@ public final class LineClient: RPCTransport {
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let cap = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < cap else { Glibc.close(fd); throw .connect(path, errno: ENAMETOOLONG) }
+        // Every throw below closes the socket and forgets it first: once every stored property
+        // is set, a throwing init still runs `deinit`, which would otherwise close the same
+        // number again, and by then it may be another thread's descriptor (the audit log's).
+        guard bytes.count < cap else { Glibc.close(fd); fd = -1; throw .connect(path, errno: ENAMETOOLONG) }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
             raw[bytes.count] = 0
@@ -67,6 +70,7 @@ public final class LineClient: RPCTransport {
         if rc != 0 {
             let e = errno
             Glibc.close(fd)
+            fd = -1
             throw .connect(path, errno: e)
         }
     }

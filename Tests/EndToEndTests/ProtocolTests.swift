@@ -186,3 +186,34 @@ struct ReadAfterWriteTests {
         }
     }
 }
+
+/// The client side of the sockets closes what it opened, once. A descriptor closed twice is a
+/// descriptor another thread may have been given in between (the audit log's, in one test
+/// run): that second close shuts it under its owner, and writes fail with EBADF.
+@Suite("Clients close each descriptor once")
+struct ClientDescriptorTests {
+    @Test("a connect that fails (no daemon) closes its socket exactly once, as strace sees a real redlinectl",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (scripts/setup.sh)"))
+    func failedConnectClosesOnce() throws {
+        guard let ctl = TestPaths.executable("redlinectl") else { throw TestSupportError("redlinectl is not built") }
+        let dir = TempDir()
+        let out = dir.file("strace.out")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
+        p.arguments = ["-f", "-qq", "-o", out, "-e", "trace=socket,close", ctl, "status", "--socket", dir.file("no-daemon.sock")]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0, "redlinectl must fail without a daemon")
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init)
+        // socket(AF_UNIX, SOCK_STREAM, 0) = N, then every close(N) after it.
+        let at = try #require(lines.firstIndex { $0.contains("socket(AF_UNIX, SOCK_STREAM") },
+                              "no AF_UNIX socket in the trace:\n\(lines.joined(separator: "\n"))")
+        let eq = try #require(lines[at].range(of: "= ", options: .backwards))
+        let fd = String(lines[at][eq.upperBound...]).trimmingCharacters(in: .whitespaces)
+        let closes = lines[(at + 1)...].filter { $0.contains("close(\(fd))") }
+        #expect(closes.count == 1, "close(\(fd)) \(closes.count) times:\n\(closes.joined(separator: "\n"))")
+        #expect(!lines[(at + 1)...].contains { $0.contains("EBADF") }, "a close of a descriptor already closed:\n\(closes.joined(separator: "\n"))")
+    }
+}
