@@ -15,7 +15,10 @@ public struct HeldRequest: Sendable, Hashable {
     public var rule: Rule?
     public var explanation: String
 
-    public var command: WriteCommand { WriteCommand(agent: agent, point: point, value: value) }
+    /// A release (`points.release`) rather than a write; `value` is then what it would put in effect.
+    public var release: Bool = false
+
+    public var command: WriteCommand { WriteCommand(agent: agent, point: point, value: value, release: release) }
 }
 
 public enum ApprovalError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -75,14 +78,16 @@ public struct ApprovalBook: Sendable, Hashable {
 
     public mutating func hold(id: String, command: WriteCommand, now: Int64, timeoutMs: Int64, explanation: String) {
         held[id] = HeldRequest(id: id, agent: command.agent, point: command.point, value: command.value,
-                               createdAt: now, expiresAt: Self.deadline(now, timeoutMs), outcome: .held, rule: nil, explanation: explanation)
+                               createdAt: now, expiresAt: Self.deadline(now, timeoutMs), outcome: .held, rule: nil, explanation: explanation,
+                               release: command.release)
         heldOrder.append(id)
     }
 
     /// Records a request decided at once, so `requests.get` can answer for it.
     public mutating func record(id: String, command: WriteCommand, now: Int64, outcome: Outcome, rule: Rule?, explanation: String) {
         archive(HeldRequest(id: id, agent: command.agent, point: command.point, value: command.value,
-                            createdAt: now, expiresAt: now, outcome: outcome, rule: rule, explanation: explanation), now: now)
+                            createdAt: now, expiresAt: now, outcome: outcome, rule: rule, explanation: explanation,
+                            release: command.release), now: now)
     }
 
     public var pending: [HeldRequest] { heldOrder.compactMap { held[$0] } }

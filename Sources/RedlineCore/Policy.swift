@@ -11,15 +11,23 @@ public enum Rule: String, Sendable, Hashable, CaseIterable, Codable {
     public var isRedLine: Bool { rawValue.hasPrefix("RL-") }
 }
 
-/// A write an agent asks for. It carries no free text: RL-10 holds by construction.
+/// A command an agent asks for: a write, or the release of its command of a BACnet output
+/// (`points.release`: NULL at the agents' priority). It carries no free text: RL-10 holds by
+/// construction.
 public struct WriteCommand: Sendable, Hashable {
     public var agent: String
     public var point: String
+    /// The value decided on. For a write, the value written; for a release, the value that
+    /// the release puts in effect (the next held priority below the agents', or
+    /// Relinquish_Default), read from the device when it is decided (`Policy.decideBACnet`).
     public var value: Double
-    public init(agent: String, point: String, value: Double) {
+    /// A release of the agents' slot rather than a write of `value`.
+    public var release: Bool
+    public init(agent: String, point: String, value: Double, release: Bool = false) {
         self.agent = agent
         self.point = point
         self.value = value
+        self.release = release
     }
 }
 
@@ -201,7 +209,7 @@ extension Policy {
                                     approved: Bool = false) -> BACnetDecision {
         let priority = state.site.bacnet?.writePriority
         func out(_ value: Double, _ effect: BACnetEffect?, _ d: Decision) -> BACnetDecision {
-            BACnetDecision(command: WriteCommand(agent: agent, point: id, value: value), effect: effect,
+            BACnetDecision(command: WriteCommand(agent: agent, point: id, value: value, release: request == .relinquish), effect: effect,
                            request: request, priority: priority, decision: d)
         }
         // Visibility first, identical for a missing point and one the agent may not see.
@@ -227,7 +235,8 @@ extension Policy {
         guard let effect = BACnetCommanding.effect(of: request, at: priority, on: commandable) else {
             return out(.nan, nil, .denied(.outOfRange, "\(id) has no priority array: there is nothing to release, only a value to write"))
         }
-        let (c, d) = decideQuantized(WriteCommand(agent: agent, point: id, value: effect.decided), in: state, approved: approved)
+        let (c, d) = decideQuantized(WriteCommand(agent: agent, point: id, value: effect.decided, release: request == .relinquish),
+                                     in: state, approved: approved)
         return BACnetDecision(command: c, effect: effect, request: request, priority: priority, decision: d)
     }
 }

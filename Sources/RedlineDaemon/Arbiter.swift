@@ -58,22 +58,8 @@ final class Arbiter: Sendable {
     // MARK: - Agent writes
 
     func write(agent: Agent, peer: Peer, point id: String, value: Double, freeText: [(String, JSON)]) async throws(RPCError) -> WriteAnswer {
-        guard let point = site.point(id), agent.canSee(point.id) else {
-            audit.submit(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
-                                            ("point", .string(id)), ("value", .number(value)),
-                                            ("text", FreeText.stored(freeText)), ("error", "unknown point")])
-            throw RPCError(.unknownPoint, "unknown point \"\(id)\"")
-        }
-        guard ledger.admit(agent: agent.name, limit: limits.inFlightPerAgent) else {
-            throw RPCError(.busy, "\(agent.name) already has \(limits.inFlightPerAgent) writes in progress; wait for their answers before sending more")
-        }
+        let (point, rid) = try admit(agent: agent, peer: peer, point: id, asked: ("value", .number(value)), freeText: freeText)
         defer { ledger.finished(agent: agent.name) }
-        let pendingHeld = ledger.state.withLock { s in s.approvals.pending.reduce(0) { $0 + ($1.agent == agent.name ? 1 : 0) } }
-        if pendingHeld >= limits.heldPerAgent {
-            ledger.state.withLock { $0.counters.count(.busy, agent: agent.name) }
-            throw RPCError(.busy, "\(agent.name) has \(pendingHeld) requests waiting for an operator (limit \(limits.heldPerAgent)); wait for them to be decided")
-        }
-        let rid = ledger.newRequestId()
         // What is decided is what will be written: the value quantized through the point's encoding.
         let asked = WriteCommand(agent: agent.name, point: point.id, value: value)
         let (cmd, representable) = Policy.quantize(asked, site: site)
@@ -93,10 +79,55 @@ final class Arbiter: Sendable {
         }
     }
 
-    /// A `points.write` whose parameters were malformed: audited with its free text (capped), never decided.
-    func rejectedWrite(agent: Agent, peer: Peer, params: JSON?, error: RPCError) {
+    /// `points.release`: the agents' command of a BACnet output released (NULL at the site's
+    /// agent priority, and only there), decided on the value that will then take effect, read
+    /// from the device (`Policy.decideBACnet`). The same path as a write: admission, the lane,
+    /// a fresh re-read, the decision audited first, a guard on the bus thread (which also
+    /// withholds the release when the value below has changed since it was decided), read-back.
+    func release(agent: Agent, peer: Peer, point id: String, freeText: [(String, JSON)]) async throws(RPCError) -> WriteAnswer {
+        let (point, rid) = try admit(agent: agent, peer: peer, point: id, asked: ("release", .bool(true)), freeText: freeText)
+        defer { ledger.finished(agent: agent.name) }
+        let cmd = WriteCommand(agent: agent.name, point: point.id, value: .nan, release: true)
+        // A point with no BACnet priority of the agents' (a register, a line) is decided
+        // without the plant: there is nothing to release, whatever it reads.
+        guard case .bacnet = point.binding, site.bacnet != nil else {
+            let d = Policy.decideBACnet(agent: agent.name, point: point.id, request: .relinquish, commandable: nil,
+                                        in: policyState(snapshot: plant.snapshot))
+            return await conclude(rid, d.command, d.decision, freeText: freeText, peer: peer, approvedBy: nil)
+        }
+        return await lane.run(agent: agent.name) {
+            await self.decideAndExecute(rid, cmd, freeText: freeText, peer: peer, approvedBy: nil)
+        }
+    }
+
+    /// Admission of an agent's command: the point must be visible to it (else audited as
+    /// rejected, and answered as unknown, identical for a missing point), and its share of the
+    /// daemon's work (`AgentLimits`) not used up. Returns the point and a new request id; the
+    /// caller must call `ledger.finished(agent:)` when done.
+    private func admit(agent: Agent, peer: Peer, point id: String, asked: (String, JSON), freeText: [(String, JSON)]) throws(RPCError) -> (Point, String) {
+        guard let point = site.point(id), agent.canSee(point.id) else {
+            audit.submit(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
+                                            ("point", .string(id)), asked,
+                                            ("text", FreeText.stored(freeText)), ("error", "unknown point")])
+            throw RPCError(.unknownPoint, "unknown point \"\(id)\"")
+        }
+        guard ledger.admit(agent: agent.name, limit: limits.inFlightPerAgent) else {
+            throw RPCError(.busy, "\(agent.name) already has \(limits.inFlightPerAgent) writes in progress; wait for their answers before sending more")
+        }
+        let pendingHeld = ledger.state.withLock { s in s.approvals.pending.reduce(0) { $0 + ($1.agent == agent.name ? 1 : 0) } }
+        if pendingHeld >= limits.heldPerAgent {
+            ledger.state.withLock { $0.counters.count(.busy, agent: agent.name) }
+            ledger.finished(agent: agent.name)
+            throw RPCError(.busy, "\(agent.name) has \(pendingHeld) requests waiting for an operator (limit \(limits.heldPerAgent)); wait for them to be decided")
+        }
+        return (point, ledger.newRequestId())
+    }
+
+    /// A `points.write` or `points.release` whose parameters were malformed: audited with its
+    /// free text (capped), never decided.
+    func rejectedWrite(agent: Agent, peer: Peer, method: String, params: JSON?, error: RPCError) {
         audit.submit(kind: "rejected", [("agent", .string(agent.name)), ("uid", .number(Double(peer.uid))),
-                                        ("method", "points.write"), ("text", FreeText.stored([("params", params ?? .null)])),
+                                        ("method", .string(method)), ("text", FreeText.stored([("params", params ?? .null)])),
                                         ("error", .string(error.message))])
     }
 
@@ -107,8 +138,9 @@ final class Arbiter: Sendable {
     }
 
     /// Decides on fresh readings and, if allowed, writes (guarded) and reads back. Runs in the lane only.
-    private func decideAndExecute(_ rid: String, _ cmd: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?,
+    private func decideAndExecute(_ rid: String, _ asked: WriteCommand, freeText: [(String, JSON)], peer: Peer?, approvedBy: Peer?,
                                   requested: Double? = nil) async -> WriteAnswer {
+        var cmd = asked
         guard let point = site.point(cmd.point) else {
             return WriteAnswer(requestId: rid, outcome: .denied, rule: .rl8, explanation: "no such point")
         }
@@ -122,7 +154,23 @@ final class Arbiter: Sendable {
             let snap = await plant.refreshAligned(conditionIDs, priority: .agent)
             let tRead = clock()
             let state = policyState(snapshot: snap)
-            let decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
+            let decision: Decision
+            if cmd.release {
+                // A release is decided on what it will put in effect: the command state, read now.
+                switch await plant.commandState(point.id, priority: .agent) {
+                case .failure(let e):
+                    try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)), ("release", .bool(true)),
+                                                     ("outcome", "failed"), ("error", .string("command state unreadable: \(e)"))])
+                    return failure(rid, cmd, approvedBy, "device error: \(e) (the command state a release is decided on could not be read; nothing was sent)")
+                case .success(let c):
+                    let d = Policy.decideBACnet(agent: cmd.agent, point: point.id, request: .relinquish, commandable: c, in: state,
+                                                approved: approvedBy != nil)
+                    cmd = d.command
+                    decision = d.decision
+                }
+            } else {
+                decision = Policy.decide(cmd, in: state, approved: approvedBy != nil)
+            }
             guard decision == .allowed else {
                 return await conclude(rid, cmd, decision, freeText: freeText, peer: peer, approvedBy: approvedBy, requested: requested)
             }
@@ -138,11 +186,24 @@ final class Arbiter: Sendable {
             let sentAt = AgeBox()
             // A safe value (a release, a run command) needs no confirmation: it is always allowed.
             let needsConfirmation = cmd.value != point.role.safeValue
-            let result = await plant.write(point.id, value: cmd.value, priority: .agent, guard: { [self] in
-                sentAt.set(clock())
-                return confirm(cmd, point: point, conditionIDs: conditionIDs, approved: approvedBy != nil,
-                               checkReadings: needsConfirmation, age: age)
-            })
+            let decided = cmd
+            let result: Result<Double, DeviceError>
+            if decided.release {
+                result = await plant.release(point.id, priority: .agent, guard: { [self] below in
+                    sentAt.set(clock())
+                    if (point.quantized(below) ?? below) != decided.value {
+                        return "the priorities below the agents' changed: the release would now put \(fmt(below)) in effect, not \(fmt(decided.value))"
+                    }
+                    return confirm(decided, point: point, conditionIDs: conditionIDs, approved: approvedBy != nil,
+                                   checkReadings: needsConfirmation, age: age)
+                })
+            } else {
+                result = await plant.write(point.id, value: decided.value, priority: .agent, guard: { [self] in
+                    sentAt.set(clock())
+                    return confirm(decided, point: point, conditionIDs: conditionIDs, approved: approvedBy != nil,
+                                   checkReadings: needsConfirmation, age: age)
+                })
+            }
             // The read-back is stamped with when the write went on the wire (on the bus thread), so a
             // scan read that ran just before it never counts as newer.
             let writeStarted = sentAt.value ?? clock()
@@ -161,9 +222,11 @@ final class Arbiter: Sendable {
             case .success(let readBack):
                 plant.record(point.id, readBack: readBack, at: writeStarted)
                 effects.agentWrote(point, value: readBack, before: before, at: writeStarted)
-                let why = "\(point.id) = \(fmt(readBack)) written and read back"
-                var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id)),
-                                                      ("outcome", "executed"), ("readBack", .number(readBack))]
+                let why = cmd.release ? released(point, decided: cmd.value, presentValue: readBack)
+                                      : "\(point.id) = \(fmt(readBack)) written and read back"
+                var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id))]
+                    + (cmd.release ? [("release", .bool(true))] : [])
+                    + [("outcome", "executed"), ("readBack", .number(readBack))]
                 if let a = age.value {
                     resultFields.append(("readingsAgeMs", .number(Double(a))))
                     ledger.recordActuationAge(a)
@@ -180,14 +243,23 @@ final class Arbiter: Sendable {
                 logger.info("write executed", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(point.id)", "value": "\(fmt(readBack))"])
                 return WriteAnswer(requestId: rid, outcome: .executed, rule: nil, explanation: why)
             case .failure(let err):
-                try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)),
-                                                 ("outcome", "failed"), ("error", .string(err.description))])
+                try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id))]
+                                      + (cmd.release ? [("release", .bool(true))] : [])
+                                      + [("outcome", "failed"), ("error", .string(err.description))])
                 return failure(rid, cmd, approvedBy, "device error: \(err)")
             }
         }
         try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id)), ("outcome", "failed"),
                                          ("error", .string("withheld \(limits.maxAttempts) times: \(lastWithheld)"))])
         return failure(rid, cmd, approvedBy, "not written: the plant changed faster than the write could be decided (\(lastWithheld))")
+    }
+
+    /// What an executed release did, in words: the agents' slot is NULL, and Present_Value reads
+    /// what the priorities (a higher one, when a person or a life-safety system holds one) give.
+    private func released(_ point: Point, decided: Double, presentValue: Double) -> String {
+        let p = site.bacnet.map { " at priority \($0.writePriority)" } ?? ""
+        let base = "\(point.id) released (NULL\(p)) and read back: Present_Value \(fmt(presentValue))"
+        return presentValue == decided ? base : base + "; a higher priority holds it, and \(fmt(decided)) takes effect when that is relinquished"
     }
 
     /// The guard of an agent write, run on the bus thread just before the write goes on the
@@ -231,6 +303,8 @@ final class Arbiter: Sendable {
         ]
         // The value asked for, when the encoding made it another (the decision is on `value`).
         if let requested { f.append(("requested", .number(requested))) }
+        // A release: `value` is what it puts in effect, read from the device when decided.
+        if cmd.release { f.append(("release", .bool(true))) }
         if let peer { f.append(("uid", .number(Double(peer.uid)))) }
         // Free text goes to the log as sent (each part capped at 4 KiB, with the hash and length
         // of the whole); the decision never saw it (RL-10).

@@ -105,8 +105,12 @@ final class Engine: Sendable {
         try await arbiter.write(agent: agent, peer: peer, point: id, value: value, freeText: freeText)
     }
 
-    func rejectedWrite(agent: Agent, peer: Peer, params: JSON?, error: RPCError) {
-        arbiter.rejectedWrite(agent: agent, peer: peer, params: params, error: error)
+    func releasePoint(agent: Agent, peer: Peer, point id: String, freeText: [(String, JSON)] = []) async throws(RPCError) -> WriteAnswer {
+        try await arbiter.release(agent: agent, peer: peer, point: id, freeText: freeText)
+    }
+
+    func rejectedWrite(agent: Agent, peer: Peer, method: String = "points.write", params: JSON?, error: RPCError) {
+        arbiter.rejectedWrite(agent: agent, peer: peer, method: method, params: params, error: error)
     }
 
     func request(agent: Agent, id: String) throws(RPCError) -> WriteAnswer {

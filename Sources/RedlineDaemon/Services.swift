@@ -3,7 +3,7 @@ import Glibc
 #endif
 import RedlineCore
 
-/// The agent socket (docs/DESIGN.md §7). Exactly four methods exist here; nothing on
+/// The agent socket (docs/DESIGN.md §7). Exactly five methods exist here; nothing on
 /// this channel can change configuration, grants, approvals, quarantine or the
 /// audit log (RL-9): such methods are simply not reachable.
 struct AgentService: LineService {
@@ -14,7 +14,7 @@ struct AgentService: LineService {
         let peer: Peer
     }
 
-    static let methods: Set<String> = ["site.describe", "points.read", "points.write", "requests.get"]
+    static let methods: Set<String> = ["site.describe", "points.read", "points.write", "points.release", "requests.get"]
 
     func admit(_ peer: Peer) -> Result<Session, RPCError> {
         guard let agent = engine.site.agent(uid: peer.uid) else {
@@ -52,6 +52,19 @@ struct AgentService: LineService {
                 }
                 let text = members.filter { $0.0 != "id" && $0.0 != "value" }
                 return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, freeText: text).json)
+            case "points.release":
+                // `id` is typed; everything else is free text, as for a write (RL-10).
+                let members: [(String, JSON)]
+                let id: String
+                do throws(RPCError) {
+                    members = try p.object(allowed: nil)
+                    id = try p.string("id", allowed: nil)
+                } catch {
+                    engine.rejectedWrite(agent: session.agent, peer: session.peer, method: req.method, params: req.params, error: error)
+                    throw error
+                }
+                let text = members.filter { $0.0 != "id" }
+                return .success(try await engine.releasePoint(agent: session.agent, peer: session.peer, point: id, freeText: text).json)
             case "requests.get":
                 let id = try p.string("requestId", allowed: ["requestId"])
                 return .success(try engine.request(agent: session.agent, id: id).json)

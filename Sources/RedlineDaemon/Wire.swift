@@ -20,12 +20,16 @@ enum Wire {
         let points: [JSON] = site.points.filter { agent.canSee($0.id) }.map { p in
             let writable = agent.canWrite(p.id) && p.role.isOutput
             let range = p.writeRange
+            // A BACnet output's command can be released (`points.release`) as well as written.
+            var releasable = false
+            if writable, site.bacnet != nil, case .bacnet = p.binding { releasable = true }
             return .obj([
                 ("id", .string(p.id)), ("role", .string(p.role.rawValue)), ("zone", .string(p.zone)),
                 ("access", .string(writable ? "read-write" : "read")),
                 ("unit", p.unit.map { .string($0) }),
                 ("min", writable && !p.role.isBoolean ? .number(range.lowerBound) : nil),
                 ("max", writable && !p.role.isBoolean ? .number(range.upperBound) : nil),
+                ("releasable", releasable ? .bool(true) : nil),
             ])
         }
         let lines: [JSON] = RedLines.all.map { .obj([("id", .string($0.id.rawValue)), ("title", .string($0.title))]) }
@@ -51,7 +55,7 @@ enum Wire {
                           ifApprovedNow: ((HeldRequest) -> Decision)? = nil) -> JSON {
         .obj([("approvals", .array(list.map { r in
             .obj([("requestId", .string(r.id)), ("agent", .string(r.agent)), ("point", .string(r.point)),
-                  ("value", .number(r.value)), ("explanation", .string(r.explanation)),
+                  ("value", .number(r.value)), ("release", r.release ? .bool(true) : nil), ("explanation", .string(r.explanation)),
                   ("expiresInS", .number(Double(max(0, r.expiresAt - now) / 1000))),
                   ("agentText", agentText.flatMap { $0(r) }),
                   ("ifApprovedNow", ifApprovedNow.map { decision($0(r)) })])

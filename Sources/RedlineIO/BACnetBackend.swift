@@ -495,5 +495,62 @@ final class BACnetBackend: BusBackend {
         }
     }
 
+    /// Priority_Array and Relinquish_Default of a commandable output, read now; nil for an
+    /// object without them (Present_Value is then the value written).
+    func commandState(_ point: Point) -> Result<BACnetCommandable?, DeviceError> {
+        guard let a = Self.address(point) else { return .failure(.unsupported("\(point.id) is not a BACnet point")) }
+        guard point.deviceInstance != nil else { return .failure(.unsupported("\(point.id) names no device instance")) }
+        if let e = identify([point]) { return .failure(e) }
+        guard Self.commandable(point, a) else { return .success(nil) }
+        switch client.readPoints([BACnetClient.PointRead(a, commandable: true)])[0] {
+        case .failure(let e):
+            if e.isDeviceLevel { identified.removeAll() }
+            return .failure(e)
+        case .success(let r):
+            // A commandable object that answers without a whole, numeric command state is not
+            // believed: there is nothing to decide a release on.
+            guard let c = r.commandable else {
+                return .failure(.malformed("\(point.id): Priority_Array or Relinquish_Default unreadable"))
+            }
+            return .success(c)
+        }
+    }
+
+    /// NULL at the site's agent priority, and only there: read the command state, give `check`
+    /// the value the release will put in effect (the next held priority below, or
+    /// Relinquish_Default), send the release, and read back. A release is executed when the
+    /// agents' slot reads NULL; Present_Value may then be a higher priority's (a person's),
+    /// which is what the answer carries.
+    func release(_ point: Point, check: (Double) -> String?) -> Result<Double, DeviceError> {
+        guard let priority = writePriority else { return .failure(.unsupported("the site fixes no BACnet write priority")) }
+        guard let a = Self.address(point) else { return .failure(.unsupported("\(point.id) is not a BACnet point")) }
+        if let why = a.agentWriteRefusal { return .failure(.unsupported(why)) }
+        let state: BACnetCommandable?
+        switch commandState(point) {
+        case .failure(let e): return .failure(e)
+        case .success(let c): state = c
+        }
+        guard let effect = BACnetCommanding.effect(of: .relinquish, at: priority, on: state) else {
+            return .failure(.unsupported("\(point.id) has no priority array: there is nothing to release"))
+        }
+        if let why = check(effect.decided) { return .failure(.withheld(why)) }
+        switch client.command(a, value: nil, priority: priority) {
+        case .failure(let e):
+            if e.isDeviceLevel { identified.removeAll() }
+            return .failure(e)
+        case .success((let outcome, let reading)):
+            switch outcome {
+            case .relinquished(let pv, let source):
+                logger.info("BACnet release of \(point.id) at priority \(priority): Present_Value \(fmt(pv)) from \(source)")
+                return Self.number(.double(pv), point: point, object: a.object.type)
+            case .executed, .overridden, .mismatch:
+                // Not released as decided: the agents' slot still holds a value, or the device's
+                // Present_Value is not what its own priority array gives.
+                logger.warning("BACnet release of \(point.id) at priority \(priority) not as decided: \(outcome)")
+                return .failure(.readBackMismatch(wrote: effect.effective, read: reading.effective ?? reading.value.number ?? .nan))
+            }
+        }
+    }
+
     func close() { client.close() }
 }

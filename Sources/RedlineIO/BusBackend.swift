@@ -61,6 +61,27 @@ protocol BusBackend: AnyObject {
     func read(_ points: [Point]) -> [String: Result<Double, DeviceError>]
     /// Writes one output, then reads it back. Success carries the read-back value.
     func write(_ point: Point, value: Double) -> Result<Double, DeviceError>
+    /// The command state of an output: its Priority_Array and Relinquish_Default (BACnet), or
+    /// nil for an object that has none.
+    func commandState(_ point: Point) -> Result<BACnetCommandable?, DeviceError>
+    /// Releases the agents' command of an output (BACnet: NULL at the agents' priority, and only
+    /// there), then reads it back. `check` runs just before the release goes on the wire, with
+    /// the value the release will then put in effect below any higher priority (read from the
+    /// device in the same job); a non-nil answer withholds it (`.withheld`). Success carries
+    /// Present_Value after the release.
+    func release(_ point: Point, check: (Double) -> String?) -> Result<Double, DeviceError>
     /// Releases the context. Called once, on the bus thread.
     func close()
+}
+
+extension BusBackend {
+    /// A Modbus register or coil, or a GPIO line, holds one value, whoever wrote it: there is no
+    /// command of the agents' to release, only a value to write.
+    func commandState(_ point: Point) -> Result<BACnetCommandable?, DeviceError> {
+        .failure(.unsupported("\(point.id) has no priority array: only BACnet outputs are released"))
+    }
+
+    func release(_ point: Point, check: (Double) -> String?) -> Result<Double, DeviceError> {
+        .failure(.unsupported("\(point.id) has no priority array to release: write its value instead"))
+    }
 }

@@ -39,6 +39,17 @@ public protocol PlantAccess: Sendable {
     func write(_ id: String, value: Double, priority: BusPriority,
                guard check: (@Sendable () -> String?)?) async -> Result<Double, DeviceError>
 
+    /// The command state of a BACnet output (Priority_Array and Relinquish_Default), read now
+    /// (nil: the object has none); other outputs answer `.unsupported`.
+    func commandState(_ id: String, priority: BusPriority) async -> Result<BACnetCommandable?, DeviceError>
+
+    /// Releases the agents' command of a BACnet output (NULL at the agents' priority) and reads
+    /// it back; success carries the value in effect after. `check` runs immediately before the
+    /// release goes out (on the bus thread, for the real plant), given the value the release
+    /// will put in effect as read in the same job; a non-nil answer withholds it (`.withheld`).
+    /// Other outputs answer `.unsupported`: a register or a line has no command to release.
+    func release(_ id: String, priority: BusPriority, guard check: (@Sendable (Double) -> String?)?) async -> Result<Double, DeviceError>
+
     /// Merges a value read outside the scan (a write's read-back), stamped with when that
     /// exchange started.
     func record(_ id: String, readBack value: Double, at t: Int64)
@@ -153,6 +164,14 @@ public final class BusPlant: PlantAccess {
     public func write(_ id: String, value: Double, priority: BusPriority,
                       guard check: (@Sendable () -> String?)?) async -> Result<Double, DeviceError> {
         await io.write(id, value: value, priority: priority, guard: check)
+    }
+
+    public func commandState(_ id: String, priority: BusPriority) async -> Result<BACnetCommandable?, DeviceError> {
+        await io.commandState(id, priority: priority)
+    }
+
+    public func release(_ id: String, priority: BusPriority, guard check: (@Sendable (Double) -> String?)?) async -> Result<Double, DeviceError> {
+        await io.release(id, priority: priority, guard: check)
     }
 
     public func record(_ id: String, readBack value: Double, at t: Int64) { scanner.record(id, readBack: value, at: t) }

@@ -141,6 +141,43 @@ public final class PlantIO: Sendable {
         return result
     }
 
+    /// The command state of an output (Priority_Array and Relinquish_Default), read now;
+    /// nil for an object without one.
+    public func commandState(_ id: String, priority: BusPriority = .agent) async -> Result<BACnetCommandable?, DeviceError> {
+        guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
+        guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
+        guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
+        jobCounts.withLock { $0[priority.rawValue] += 1 }
+        return await worker.run(priority, Result<BACnetCommandable?, DeviceError>.failure(.closed)) { $0.commandState(p) }
+    }
+
+    /// Releases the agents' command of an output and reads it back; success carries the value
+    /// in effect after. `guard`, if given, runs on the bus thread with the value the release
+    /// will put in effect, read in the same job just before the release goes on the wire; a
+    /// non-nil answer withholds it (`.withheld`).
+    public func release(_ id: String, priority: BusPriority = .agent,
+                        guard check: (@Sendable (Double) -> String?)? = nil) async -> Result<Double, DeviceError> {
+        guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
+        guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
+        guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
+        jobCounts.withLock { $0[priority.rawValue] += 1 }
+        let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
+            backend.release(p, check: { below in check?(below) })
+        }
+        switch result {
+        case .success(let v):
+            guard case .success = PlantRules.readBack(p, v) else {
+                logger.warning("release read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
+                return .failure(.outOfRange(v))
+            }
+        case .failure(.withheld):
+            break
+        case .failure(let e):
+            logger.warning("release failed", metadata: ["point": "\(id)", "error": "\(e)"])
+        }
+        return result
+    }
+
     /// Stops the bus threads; queued requests still finish, later ones fail with `.closed`.
     public func shutdown() {
         for w in workers.values { w.stop() }
@@ -272,6 +309,20 @@ final class RetryingBackend: BusBackend {
     func write(_ point: Point, value: Double) -> Result<Double, DeviceError> {
         switch backend() {
         case .success(let b): return b.write(point, value: value)
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    func commandState(_ point: Point) -> Result<BACnetCommandable?, DeviceError> {
+        switch backend() {
+        case .success(let b): return b.commandState(point)
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    func release(_ point: Point, check: (Double) -> String?) -> Result<Double, DeviceError> {
+        switch backend() {
+        case .success(let b): return b.release(point, check: check)
         case .failure(let e): return .failure(e)
         }
     }

@@ -58,6 +58,25 @@ enum MCPTools {
             ]),
             annotations: .init(readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true)),
         Tool(
+            name: "release_point",
+            title: "Release your command of a BACnet output",
+            description: """
+                Give back a BACnet output you commanded: Redline writes NULL at the agents' priority, so                 the next command below it (a schedule's, say) or the device's default value takes effect.                 It is decided like a write, on the value that will then take effect, and answered the same                 way (executed, held, denied or failed). Only points list_points marks releasable have a                 command to release; write the others.
+                \(MCPText.redLines)
+                """,
+            inputSchema: .object([
+                "type": "object",
+                "properties": .object([
+                    "id": .object(["type": "string", "description": "A releasable point id from list_points, e.g. crac-1.setpoint"]),
+                    "reason": .object([
+                        "type": "string",
+                        "description": "Why, for the people reading the audit log. It is never read by the decision.",
+                    ]),
+                ]),
+                "required": .array(["id"]), "additionalProperties": false,
+            ]),
+            annotations: .init(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)),
+        Tool(
             name: "get_request",
             title: "Check a write request",
             description: """
@@ -94,6 +113,11 @@ enum MCPTools {
             let reason = try args.optionalString("reason")
             let r = await link.call("points.write", .obj([("id", .string(id)), ("value", .number(value)), ("reason", reason.map { .string($0) })]))
             return answerResult(r, write: (id, value))
+        case "release_point":
+            try args.only(["id", "reason"])
+            let id = try args.string("id")
+            let reason = try args.optionalString("reason")
+            return answerResult(await link.call("points.release", .obj([("id", .string(id)), ("reason", reason.map { .string($0) })])), write: nil)
         case "get_request":
             try args.only(["requestId"])
             let rid = try args.string("requestId")

@@ -191,6 +191,18 @@ public final class MemoryPlant: PlantAccess {
         return result
     }
 
+    /// The memory plant holds one value per point, as a register does: no priority arrays, so
+    /// there is no command to release (BACnet releases run against `redline-sim`'s devices).
+    public func commandState(_ id: String, priority: BusPriority) async -> Result<BACnetCommandable?, DeviceError> {
+        state.withLock { $0.jobs[priority.rawValue] += 1 }
+        return .failure(.unsupported("\(id): the memory plant keeps no priority arrays"))
+    }
+
+    public func release(_ id: String, priority: BusPriority, guard check: (@Sendable (Double) -> String?)?) async -> Result<Double, DeviceError> {
+        state.withLock { $0.jobs[priority.rawValue] += 1 }
+        return .failure(.unsupported("\(id): the memory plant keeps no priority arrays"))
+    }
+
     public func record(_ id: String, readBack value: Double, at t: Int64) {
         state.withLock { PlantRules.merge([id: .success(value)], at: t, into: &$0.snapshot) }
     }

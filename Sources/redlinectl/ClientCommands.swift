@@ -115,6 +115,24 @@ struct Write: ParsableCommand {
     }
 }
 
+struct ReleasePoint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release-point",
+        abstract: "Ask to release your command of a BACnet output (agent socket).",
+        discussion: """
+            Writes NULL at the site's agent priority, and only there: the next priority below (a schedule's,             say) or the object's Relinquish_Default takes effect, and the red lines are decided on that value,             read from the device. Points that are not BACnet outputs have nothing to release: write them.             Exit status: 0 executed or held, 3 denied, 4 failed, 1 error. The reason is logged, never consulted.
+            """)
+    @OptionGroup var opts: SocketOptions
+    @Argument(help: "Point id, e.g. crac-1.setpoint.") var id: String
+    @Option(help: "Why (kept in the audit log; it does not influence the decision).") var reason: String?
+
+    func run() throws {
+        let r = try call(opts.agentPath, "points.release", .obj([("id", .string(id)), ("reason", reason.map { .string($0) })]))
+        let code = showAnswer(r, json: opts.json)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
 struct Request: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the outcome of an earlier write (agent socket).")
     @OptionGroup var opts: SocketOptions

@@ -15,7 +15,7 @@ struct RedlineCtl: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             Check.self,
-            Describe.self, Read.self, Write.self, Request.self,
+            Describe.self, Read.self, Write.self, ReleasePoint.self, Request.self,
             Status.self, Metrics.self, Approvals.self, Agents.self, Watch.self,
             Audit.self,
             MCPServe.self,

@@ -276,9 +276,10 @@ struct AgentWriteRequest {
     }
 
     @Test func RL10_commandsCarryNoText() {
-        // A WriteCommand is (agent, point, value) and nothing else.
+        // A WriteCommand is (agent, point, value, release) and nothing else: no member can carry text.
         let m = Mirror(reflecting: WriteCommand(agent: "a", point: "p", value: 1))
-        #expect(m.children.map(\.label) == ["agent", "point", "value"])
+        #expect(m.children.map(\.label) == ["agent", "point", "value", "release"])
+        #expect(Array(m.children).last?.value is Bool)
         #expect(RedLines.all.first { $0.id == .rl10 } != nil)
     }
 }

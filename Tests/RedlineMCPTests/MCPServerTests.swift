@@ -67,11 +67,11 @@ func write(_ outcome: String, rule: String? = nil, explanation: String = "becaus
 
 @Suite("RedlineMCP over an in-memory transport")
 struct MCPServerTests {
-    @Test("tools/list gives exactly the four agent tools, each description carrying every red line and the finality rule")
+    @Test("tools/list gives exactly the five agent tools, each description carrying every red line and the finality rule")
     func toolListCarriesTheRedLines() async throws {
         let s = try await Session.start(ScriptedDaemon([:]))
         let tools = try await s.client.listTools().tools
-        #expect(tools.map(\.name) == ["list_points", "read_points", "write_point", "get_request"])
+        #expect(tools.map(\.name) == ["list_points", "read_points", "write_point", "release_point", "get_request"])
         for t in tools {
             let d = t.description ?? ""
             for rl in RedLines.all { #expect(d.contains("\(rl.id.rawValue): \(rl.title)"), "\(t.name) lacks \(rl.id.rawValue)") }
@@ -95,6 +95,21 @@ struct MCPServerTests {
         #expect(sent.params?["id"] == .string("dispatch.cancel"))
         #expect(sent.params?["value"] == .number(1))
         #expect(sent.params?["reason"] == .string("test"))
+        await s.end()
+    }
+
+    @Test("release_point sends points.release with the id and the reason only; its answer reads as a write's; a call without id reaches no daemon")
+    func releasePointIsPointsRelease() async throws {
+        let daemon = ScriptedDaemon(["points.release": write("denied", rule: "RL-3", explanation: "the release would lock the door")])
+        let s = try await Session.start(daemon)
+        let r = try await s.call("release_point", ["id": "sra-door.lock", "reason": "schedule"])
+        #expect(r.isError && r.text.contains("DENIED by RL-3") && r.text.contains("A denial is final."), "\(r.text)")
+        let sent = try #require(daemon.calls.last)
+        #expect(sent.method == "points.release")
+        #expect(sent.params?["id"] == .string("sra-door.lock") && sent.params?["reason"] == .string("schedule"))
+        #expect(sent.params?["value"] == nil)
+        await #expect(throws: MCPError.self) { _ = try await s.call("release_point", ["value": 0]) }
+        #expect(daemon.calls.count == 1)
         await s.end()
     }
 
