@@ -392,6 +392,13 @@ final class BACnetBackend: BusBackend {
         p.role.isOutput && a.property == .presentValue && (a.object.type.agentCommandable || a.object.type.alwaysCommandable)
     }
 
+    /// A failed exchange: a device-level fault means the device must be identified again
+    /// before anything more is written to it.
+    private func failed<T>(_ e: DeviceError) -> Result<T, DeviceError> {
+        if e.isDeviceLevel { identified.removeAll() }
+        return .failure(e)
+    }
+
     /// The identity check of every device instance among `points`; the first failure, if any.
     private func identify(_ points: [Point]) -> DeviceError? {
         for instance in Set(points.compactMap(\.deviceInstance)).sorted() where !identified.contains(instance) {
@@ -480,8 +487,7 @@ final class BACnetBackend: BusBackend {
         if let e = identify([point]) { return .failure(e) }
         switch client.command(a, value: encoded, priority: priority) {
         case .failure(let e):
-            if e.isDeviceLevel { identified.removeAll() }
-            return .failure(e)
+            return failed(e)
         case .success((let outcome, let reading)):
             switch outcome {
             case .executed(let v):
@@ -504,8 +510,7 @@ final class BACnetBackend: BusBackend {
         guard Self.commandable(point, a) else { return .success(nil) }
         switch client.readPoints([BACnetClient.PointRead(a, commandable: true)])[0] {
         case .failure(let e):
-            if e.isDeviceLevel { identified.removeAll() }
-            return .failure(e)
+            return failed(e)
         case .success(let r):
             // A commandable object that answers without a whole, numeric command state is not
             // believed: there is nothing to decide a release on.
@@ -536,8 +541,7 @@ final class BACnetBackend: BusBackend {
         if let why = check(effect.decided) { return .failure(.withheld(why)) }
         switch client.command(a, value: nil, priority: priority) {
         case .failure(let e):
-            if e.isDeviceLevel { identified.removeAll() }
-            return .failure(e)
+            return failed(e)
         case .success((let outcome, let reading)):
             switch outcome {
             case .relinquished(let pv, let source):

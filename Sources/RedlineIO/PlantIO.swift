@@ -120,35 +120,21 @@ public final class PlantIO: Sendable {
     public func write(_ id: String, value: Double, priority: BusPriority = .agent,
                       guard check: (@Sendable () -> String?)? = nil) async -> Result<Double, DeviceError> {
         if let refused = PlantRules.refusal(site: site, point: id, value: value) { return .failure(refused) }
-        guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
-        guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
-        jobCounts.withLock { $0[priority.rawValue] += 1 }
-        let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
+        return await actuate(id, "write of \(fmt(value))", priority: priority) { p, backend in
             if let check, let why = check() { return .failure(.withheld(why)) }
             return backend.write(p, value: value)
         }
-        switch result {
-        case .success(let v):
-            guard case .success = PlantRules.readBack(p, v) else {
-                logger.warning("write read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
-                return .failure(.outOfRange(v))
-            }
-        case .failure(.withheld):
-            break
-        case .failure(let e):
-            logger.warning("write failed", metadata: ["point": "\(id)", "value": "\(fmt(value))", "error": "\(e)"])
-        }
-        return result
     }
 
     /// The command state of an output (Priority_Array and Relinquish_Default), read now;
     /// nil for an object without one.
     public func commandState(_ id: String, priority: BusPriority = .agent) async -> Result<BACnetCommandable?, DeviceError> {
-        guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
-        guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
-        guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
-        jobCounts.withLock { $0[priority.rawValue] += 1 }
-        return await worker.run(priority, Result<BACnetCommandable?, DeviceError>.failure(.closed)) { $0.commandState(p) }
+        switch output(id) {
+        case .failure(let e): return .failure(e)
+        case .success(let (p, worker)):
+            jobCounts.withLock { $0[priority.rawValue] += 1 }
+            return await worker.run(priority, Result<BACnetCommandable?, DeviceError>.failure(.closed)) { $0.commandState(p) }
+        }
     }
 
     /// Releases the agents' command of an output and reads it back; success carries the value
@@ -157,23 +143,40 @@ public final class PlantIO: Sendable {
     /// non-nil answer withholds it (`.withheld`).
     public func release(_ id: String, priority: BusPriority = .agent,
                         guard check: (@Sendable (Double) -> String?)? = nil) async -> Result<Double, DeviceError> {
+        await actuate(id, "release", priority: priority) { p, backend in
+            backend.release(p, check: { below in check?(below) })
+        }
+    }
+
+    /// An output of a configured bus, or why not.
+    private func output(_ id: String) -> Result<(Point, BusWorker), DeviceError> {
         guard let p = site.point(id) else { return .failure(.unsupported("unknown point \(id)")) }
         guard p.role.isOutput else { return .failure(.unsupported("\(id) is an input")) }
         guard let worker = workers[p.bus] else { return .failure(.unsupported("bus \(p.bus) is not configured")) }
-        jobCounts.withLock { $0[priority.rawValue] += 1 }
-        let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { backend in
-            backend.release(p, check: { below in check?(below) })
+        return .success((p, worker))
+    }
+
+    /// Runs one write or release on the output's bus thread; a read-back outside the physical
+    /// range fails it, and every failure but a withheld one is logged.
+    private func actuate(_ id: String, _ what: String, priority: BusPriority,
+                         _ body: @escaping @Sendable (Point, any BusBackend) -> Result<Double, DeviceError>) async -> Result<Double, DeviceError> {
+        let p: Point, worker: BusWorker
+        switch output(id) {
+        case .failure(let e): return .failure(e)
+        case .success(let x): (p, worker) = x
         }
+        jobCounts.withLock { $0[priority.rawValue] += 1 }
+        let result = await worker.run(priority, Result<Double, DeviceError>.failure(.closed)) { body(p, $0) }
         switch result {
         case .success(let v):
             guard case .success = PlantRules.readBack(p, v) else {
-                logger.warning("release read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
+                logger.warning("\(what) read back a value outside the physical range", metadata: ["point": "\(id)", "value": "\(fmt(v))"])
                 return .failure(.outOfRange(v))
             }
         case .failure(.withheld):
             break
         case .failure(let e):
-            logger.warning("release failed", metadata: ["point": "\(id)", "error": "\(e)"])
+            logger.warning("\(what) failed", metadata: ["point": "\(id)", "error": "\(e)"])
         }
         return result
     }
