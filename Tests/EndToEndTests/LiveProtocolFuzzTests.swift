@@ -32,6 +32,8 @@ struct LiveProtocolFuzzTests {
         #"{"jsonrpc":"2.0","id":8,"method":"requests.get","params":{"requestId":"r-1"}}"#,
         #"{"jsonrpc":"2.0","id":9,"method":"approvals.approve","params":{"requestId":"r-1"}}"#,
         #"[{"jsonrpc":"2.0","id":10,"method":"site.describe"}]"#,
+        #"{"jsonrpc":"2.0","id":11,"method":"points.release","params":{"id":"office-lights.on","reason":"fuzz"}}"#,
+        #"{"jsonrpc":"2.0","id":12,"method":"points.release","params":{"id":"dispatch.cancel","value":0}}"#,
     ]
 
     /// Splices that make a line interesting: types, numbers, nesting, duplicate keys, bytes.
