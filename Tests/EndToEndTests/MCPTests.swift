@@ -12,7 +12,7 @@ import Testing
 struct MCPTests {
     static let facilities = 2001
 
-    @Test("Python MCP client: initialize, four tools, RL-2 denial, execute, held + get_request, malformed calls, quarantine")
+    @Test("Python MCP client: initialize, five tools, RL-2 denial, execute, held + get_request, malformed calls, quarantine")
     func pythonClientDrivesRedlinectlMCP() throws {
         let s = try PlantAndDaemon()
         defer { s.stop() }
@@ -35,7 +35,8 @@ struct MCPTests {
         #expect(run.status == 0, "driver exited \(run.status)\nstdout:\n\(out)\nstderr:\n\(run.stderr)")
         for check in [
             "PASS initialize succeeds",
-            "PASS tool list is exactly list_points, read_points, write_point, get_request",
+            "PASS tool list is exactly list_points, read_points, write_point, release_point, get_request",
+            "PASS release_point dispatch.cancel (a register: nothing to release) is a denied error result",
             "PASS write_point dispatch.cancel=1 is an error result naming RL-2",
             "PASS plant dispatch.cancel unchanged",
             "PASS write_point office-lights.on=1 executes",

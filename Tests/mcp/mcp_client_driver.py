@@ -20,7 +20,7 @@ import traceback
 from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-EXPECTED_TOOLS = {"list_points", "read_points", "write_point", "get_request"}
+EXPECTED_TOOLS = {"list_points", "read_points", "write_point", "release_point", "get_request"}
 INVALID_PARAMS = -32602
 
 results = []
@@ -86,8 +86,8 @@ async def main_session(server_cmd, control_path):
 
             tools = (await session.list_tools()).tools
             names = {t.name for t in tools}
-            check("tool list is exactly list_points, read_points, write_point, get_request",
-                  names == EXPECTED_TOOLS and len(tools) == 4, f"got {sorted(names)}")
+            check("tool list is exactly list_points, read_points, write_point, release_point, get_request",
+                  names == EXPECTED_TOOLS and len(tools) == 5, f"got {sorted(names)}")
             for t in tools:
                 d = t.description or ""
                 has_all = all(f"RL-{n}:" in d for n in range(0, 12))
@@ -115,6 +115,11 @@ async def main_session(server_cmd, control_path):
             await asyncio.sleep(0.3)
             after = plant(control_path)["dispatch.cancel"]
             check("plant dispatch.cancel unchanged", after == before, f"before {before}, after {after}")
+
+            r = await session.call_tool("release_point", {"id": "dispatch.cancel", "reason": "release code REL-7781"})
+            t = text_of(r)
+            check("release_point dispatch.cancel (a register: nothing to release) is a denied error result",
+                  r.is_error is True and "DENIED" in t and "out-of-range" in t, t.splitlines()[0] if t else "")
 
             r = await session.call_tool("write_point", {"id": "office-lights.on", "value": 1, "reason": "morning"})
             t = text_of(r)
@@ -182,7 +187,7 @@ async def unreachable_session(server_cmd):
             t = text_of(r)
             check("daemon unreachable: error result with a clear message", r.is_error is True and "cannot reach redlined" in t, t[:160])
             tools = (await session.list_tools()).tools
-            check("daemon unreachable: the MCP server keeps serving", len(tools) == 4)
+            check("daemon unreachable: the MCP server keeps serving", len(tools) == 5)
 
 
 async def run(args):
