@@ -81,6 +81,24 @@ struct BACnetSimTests {
         #expect(try Self.bacpypes3(dir, devicePort: crac1, ["read", "analog-value,1", "present-value"]).contains("Error(read-property): device: other"))
     }
 
+    @Test("a BACnet device whose UDP endpoint is taken fails the simulator's start, naming the bus and endpoint")
+    func endpointTaken() throws {
+        let dir = TempDir()
+        let (first, ports) = try Self.startSim(dir)
+        defer { first.stop() }
+        let fire = try #require(ports[47808])
+        // A second simulator on the same site: the fire panel's endpoint (the first bus) is taken.
+        do {
+            let second = try SimProcess(siteFile: first.siteFile, devicesDir: Self.root.appendingPathComponent("Devices").path,
+                                        controlPath: dir.file("sim-2.sock"), timeout: 10)
+            second.stop()
+            Issue.record("a second simulator started on taken endpoints")
+        } catch {
+            #expect("\(error)".contains("redline-sim: bus fire-panel-bn: cannot bind UDP 127.0.0.1:\(fire): Address already in use"), "\(error)")
+        }
+        #expect(first.child.isRunning)
+    }
+
     @Test("device.fault modes on a BACnet device, as RedlineIO's client sees them over UDP")
     func faultModes() async throws {
         let dir = TempDir()
