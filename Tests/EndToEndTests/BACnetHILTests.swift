@@ -14,11 +14,13 @@ extension BACnetScenarioTests {
 @Suite("BACnet site: HIL adversarial agent and guided proof test", .serialized,
        .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
 struct BACnetHILTests {
+    /// Half the Modbus run's commands (about 11 s here): every red line is still denied dozens of
+    /// times, and the BACnet devices are faulted among the others.
     @Test("a bounded seeded `redline-hil fuzz` run on the BACnet site breaks no invariant; every red line tried and denied")
     func boundedFuzzRun() throws {
         let s = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml")
         defer { s.stop() }
-        try HILFuzzTests.boundedRun(s, commands: 2000, maxSeconds: 50, atLeast: 1000)
+        try HILFuzzTests.boundedRun(s, commands: 1000, maxSeconds: 40, atLeast: 1000)
     }
 
     @Test("Server Room A as a guided proof test on the BACnet site produces a passing proof-test record")
