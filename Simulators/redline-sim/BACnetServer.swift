@@ -76,8 +76,7 @@ final class BACnetDeviceServer: Sendable {
     let instance: UInt32
     let sim: Simulator
     private let points: [(Point, BACnetPointAddress)]
-    private let ready = DispatchSemaphore(value: 0)
-    private let startError = Lock<String?>(nil)
+    private let thread = ServerThread()
 
     init?(bus: Bus, device: Device, sim: Simulator) {
         guard let instance = device.deviceInstance else { return nil }
@@ -92,24 +91,15 @@ final class BACnetDeviceServer: Sendable {
     }
 
     func start() -> String? {
-        let t = Thread { [self] in self.main() }
-        t.name = "redline-sim-\(bus.id)"
-        t.start()
-        ready.wait()
-        return startError.withLock { $0 }
-    }
-
-    private func failStart(_ m: String) {
-        startError.withLock { $0 = m }
-        ready.signal()
+        thread.start(name: "redline-sim-\(bus.id)") { [self] in self.main() }
     }
 
     private func main() {
-        guard case .bacnetIP(let address, let port) = bus.kind else { return failStart("bus \(bus.id) is not a BACnet/IP bus") }
+        guard case .bacnetIP(let address, let port) = bus.kind else { return thread.fail("bus \(bus.id) is not a BACnet/IP bus") }
         var addr = in_addr()
-        guard inet_pton(AF_INET, address, &addr) == 1 else { return failStart("bus \(bus.id): \(address) is not an IPv4 address") }
+        guard inet_pton(AF_INET, address, &addr) == 1 else { return thread.fail("bus \(bus.id): \(address) is not an IPv4 address") }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return failStart("bus \(bus.id): socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { return thread.fail("bus \(bus.id): socket: \(String(cString: strerror(errno)))") }
         // No SO_REUSEADDR: on UDP it would let a second socket share the endpoint and split the
         // datagrams between them; one device per endpoint, and a taken port fails the start.
         var local = sockaddr_in()
@@ -122,9 +112,9 @@ final class BACnetDeviceServer: Sendable {
         guard bound == 0 else {
             let e = String(cString: strerror(errno))
             Glibc.close(fd)
-            return failStart("bus \(bus.id): cannot bind UDP \(address):\(port): \(e)")
+            return thread.fail("bus \(bus.id): cannot bind UDP \(address):\(port): \(e)")
         }
-        ready.signal()
+        thread.ready()
         var buffer = [UInt8](repeating: 0, count: 2048)
         while sim.isRunning {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

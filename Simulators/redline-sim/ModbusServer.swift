@@ -91,8 +91,7 @@ final class BusServer: Sendable {
     let bus: Bus
     let sim: Simulator
     let deviceIDs: [String]
-    private let ready = DispatchSemaphore(value: 0)
-    private let startError = Lock<String?>(nil)
+    private let thread = ServerThread()
 
     init(bus: Bus, sim: Simulator) {
         self.bus = bus
@@ -102,16 +101,7 @@ final class BusServer: Sendable {
 
     /// Starts the thread and waits until it listens; returns an error message if it cannot.
     func start() -> String? {
-        let t = Thread { [self] in self.main() }
-        t.name = "redline-sim-\(bus.id)"
-        t.start()
-        ready.wait()
-        return startError.withLock { $0 }
-    }
-
-    private func failStart(_ m: String) {
-        startError.withLock { $0 = m }
-        ready.signal()
+        thread.start(name: "redline-sim-\(bus.id)") { [self] in self.main() }
     }
 
     private func devices() -> [Int: SimDevice] {
@@ -126,7 +116,7 @@ final class BusServer: Sendable {
         switch bus.kind {
         case .modbusTCP(let host, let port): serveTCP(host: host, port: port)
         case .modbusRTU(let s): serveRTU(s)
-        case .gpio, .bacnetIP: failStart("bus \(bus.id) is not a Modbus bus")
+        case .gpio, .bacnetIP: thread.fail("bus \(bus.id) is not a Modbus bus")
         }
     }
 
@@ -137,7 +127,7 @@ final class BusServer: Sendable {
     // MARK: TCP
 
     private func serveTCP(host: String, port: Int) {
-        guard let ctx = modbus_new_tcp_pi(host, String(port)) else { return failStart("bus \(bus.id): cannot create a TCP context") }
+        guard let ctx = modbus_new_tcp_pi(host, String(port)) else { return thread.fail("bus \(bus.id): cannot create a TCP context") }
         let units = devices()
         var listener: Int32 = -1
         // The previous simulator may still hold the port for a moment: retry for 3 s.
@@ -145,11 +135,11 @@ final class BusServer: Sendable {
             listener = modbus_tcp_pi_listen(ctx, 32)
             if listener >= 0 { break }
             if attempt == 59 {
-                return failStart("bus \(bus.id): cannot listen on \(host):\(port): \(String(cString: modbus_strerror(errno)))")
+                return thread.fail("bus \(bus.id): cannot listen on \(host):\(port): \(String(cString: modbus_strerror(errno)))")
             }
             usleep(50_000)
         }
-        ready.signal()
+        thread.ready()
         var clients: [Int32] = []
         var query = [UInt8](repeating: 0, count: 512)
         while sim.isRunning {
@@ -195,28 +185,28 @@ final class BusServer: Sendable {
 
     private func serveRTU(_ s: SerialSettings) {
         var master: Int32 = -1, slave: Int32 = -1
-        guard openpty(&master, &slave, nil, nil, nil) == 0 else { return failStart("bus \(bus.id): openpty failed: \(String(cString: strerror(errno)))") }
+        guard openpty(&master, &slave, nil, nil, nil) == 0 else { return thread.fail("bus \(bus.id): openpty failed: \(String(cString: strerror(errno)))") }
         var tio = termios()
         tcgetattr(slave, &tio)
         cfmakeraw(&tio)
         tcsetattr(slave, TCSANOW, &tio)
-        guard let namePtr = ttyname(slave) else { return failStart("bus \(bus.id): ttyname failed") }
+        guard let namePtr = ttyname(slave) else { return thread.fail("bus \(bus.id): ttyname failed") }
         let ptyName = String(cString: namePtr)
         // Publish the pseudo-terminal at the bus's configured device path (a symlink).
         var st = stat()
         if lstat(s.device, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFLNK else {
-                return failStart("bus \(bus.id): \(s.device) exists and is not a symlink; refusing to replace it")
+                return thread.fail("bus \(bus.id): \(s.device) exists and is not a symlink; refusing to replace it")
             }
             unlink(s.device)
         }
         guard symlink(ptyName, s.device) == 0 else {
-            return failStart("bus \(bus.id): cannot create \(s.device): \(String(cString: strerror(errno)))")
+            return thread.fail("bus \(bus.id): cannot create \(s.device): \(String(cString: strerror(errno)))")
         }
         let units = devices()
         let parity = CChar(bitPattern: s.parity.asciiValue ?? UInt8(ascii: "N"))
         guard let ctx = modbus_new_rtu(ptyName, Int32(s.baud), parity, Int32(s.dataBits), Int32(s.stopBits)) else {
-            return failStart("bus \(bus.id): cannot create an RTU context")
+            return thread.fail("bus \(bus.id): cannot create an RTU context")
         }
         // A multi-drop line: frames are delimited here (by function code, CRC checked),
         // so that every unit of the bus answers; libmodbus builds and sends the replies.
@@ -224,7 +214,7 @@ final class BusServer: Sendable {
         // another unit it swallows the next frame as that unit's answer.)
         if let first = units.keys.sorted().first { modbus_set_slave(ctx, Int32(first)) }
         modbus_set_socket(ctx, master)
-        ready.signal()
+        thread.ready()
         var framer = RTUFramer(fd: master)
         while sim.isRunning {
             guard let frame = framer.next() else { continue }

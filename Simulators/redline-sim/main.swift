@@ -121,25 +121,24 @@ struct RedlineSim: ParsableCommand {
         }
         var servers: [BusServer] = []
         var bacnetServers: [BACnetDeviceServer] = []
+        /// A server that cannot start ends the simulator with its reason.
+        func started(_ error: String?) throws {
+            guard let error else { return }
+            FileHandle.standardError.write(Data("redline-sim: \(error)\n".utf8))
+            control.remove()
+            throw ExitCode(1)
+        }
         for bus in loaded.buses {
             switch bus.kind {
             case .modbusTCP, .modbusRTU:
                 let s = BusServer(bus: bus, sim: sim)
                 if s.deviceIDs.isEmpty { continue }
-                if let e = s.start() {
-                    FileHandle.standardError.write(Data("redline-sim: \(e)\n".utf8))
-                    control.remove()
-                    throw ExitCode(1)
-                }
+                try started(s.start())
                 servers.append(s)
             case .bacnetIP:
                 for d in sim.bacnetDevices where d.bus == bus.id {
                     guard let s = BACnetDeviceServer(bus: bus, device: d, sim: sim) else { continue }
-                    if let e = s.start() {
-                        FileHandle.standardError.write(Data("redline-sim: \(e)\n".utf8))
-                        control.remove()
-                        throw ExitCode(1)
-                    }
+                    try started(s.start())
                     bacnetServers.append(s)
                 }
             case .gpio:

@@ -168,8 +168,9 @@ public enum Pages {
     }
 
     /// Kinds of record the audit section lists (reads, checkpoints and the like are left out).
-    static let auditKinds: Set<String> = ["decision", "result", "approval", "expired", "effect", "effect-failed", "quarantine",
-                                          "release", "escalation", "device", "ready", "start", "stop", "rejected", "gap", "repair"]
+    static let auditKinds: Set<String> = ["decision", "result", "approval", "expired", "effect", "effect-failed", "effect-overridden",
+                                          "effect-recovered", "quarantine", "release", "escalation", "device", "ready", "start", "stop",
+                                          "rejected", "gap", "repair"]
 
     static func audit(_ a: JSON?) -> String {
         guard let a else { return #"<p class="bad">Audit log unknown.</p>"# }

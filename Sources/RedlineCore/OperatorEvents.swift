@@ -10,7 +10,7 @@ public enum OperatorEvents {
         "request.held", "request.approved", "request.denied", "request.expired",
         "redline.denied",
         "agent.quarantined", "agent.released",
-        "effect.engaged", "effect.ended", "effect.failed",
+        "effect.engaged", "effect.ended", "effect.failed", "effect.overridden", "effect.recovered",
         "device.faulted", "device.recovered",
         "daemon.ready",
         "site.escalated", "site.cleared",
@@ -87,6 +87,15 @@ public enum OperatorEvents {
         case "effect-failed":
             return [event("effect.failed", "\(s("effect")) could not write \(s("point")) = \(s("value")): \(s("error"))",
                           ["effect", "point", "value", "error"])]
+        case "effect-overridden":
+            // Never "done": the safe value waits in the agents' slot, re-asserted every scan.
+            return [event("effect.overridden", "\(s("effect")) wrote \(s("point")) = \(s("value")) at priority \(s("writePriority")), "
+                          + "but priority \(s("priority")) overrides it: the value in effect is \(record["inEffect"]?.numberValue.map(fmt) ?? "unknown"); "
+                          + "re-asserted every scan, it takes effect when priority \(s("priority")) is relinquished",
+                          ["effect", "point", "value", "writePriority", "priority", "inEffect"])]
+        case "effect-recovered":
+            return [event("effect.recovered", "\(s("effect")) \(s("point")) = \(s("value")) is in effect again (it was \(s("after")))",
+                          ["effect", "point", "value", "after"])]
         case "device":
             switch record["state"]?.stringValue {
             case "faulted":

@@ -112,7 +112,7 @@ public final class AuditLog: Sendable {
             records += 1
             kinds[e.kind, default: 0] += 1
             if e.kind == "decision" { decisions[e.fields.first { $0.0 == "outcome" }?.1.stringValue ?? "?", default: 0] += 1 }
-            if e.kind == "effect" || e.kind == "effect-failed" {
+            if e.kind == "effect" || e.kind.hasPrefix("effect-") {
                 effects[e.fields.first { $0.0 == "effect" }?.1.stringValue ?? "?", default: 0] += 1
             }
             if firstTime == nil { firstTime = e.time }

@@ -7,6 +7,13 @@ import RedlineSync
 /// and carries out what it returns: safe-state writes at `.safety` priority, E-2
 /// expiries in memory, and audit records queued without waiting.
 ///
+/// On a BACnet output an effect writes in the agents' slot (the site's `write-priority`, as
+/// every write of the daemon is): it undoes what agents commanded and never outranks a person
+/// or a life-safety system at 1-8. A write such a priority overrides is never counted as done:
+/// it is logged, audited (`effect-overridden`, with the priority and the value in effect) and
+/// told to operators once per change, and re-asserted every full scan like any drive, so the
+/// safe value takes effect the moment the higher priority is relinquished.
+///
 /// Nothing here waits for agent work, and the scan loop never waits for anything here:
 /// `update` decides synchronously (microseconds), hands the writes to the bus threads,
 /// where they go before any queued agent job, and returns. All outputs of a step are
@@ -26,8 +33,9 @@ final class EffectsRunner: Sendable {
         var effects = EffectState()
         /// Safe-state writes on their way ("point=value"): not submitted again until done.
         var inFlight: Set<String> = []
-        /// Effect writes that failed last time (logged and audited once per change).
-        var failures: Set<String> = []
+        /// How the last write of each drive ("E-1 point") went, while it is driven; absent is
+        /// done. Logged and audited once per change, never once per scan.
+        var outcomes: [String: WriteOutcome] = [:]
         /// Writes submitted whose outcome is not yet counted, logged and audited.
         var unfinished = 0
     }
@@ -67,6 +75,9 @@ final class EffectsRunner: Sendable {
         let (step, toWrite) = state.withLock { s -> (EffectStep, [Drive]) in
             let step = machine.step(snapshot: snap, previous: s.effects, now: now)
             s.effects = step.state
+            // A drive that ended starts afresh if it comes back: its next trouble is told again.
+            let driven = Set(step.drives.map(Self.key))
+            s.outcomes = s.outcomes.filter { driven.contains($0.key) }
             let targets = fullScan ? step.drives : step.newDrives
             let go = targets.filter { s.inFlight.insert("\($0.point)=\($0.value)").inserted }
             s.unfinished += go.count
@@ -82,28 +93,52 @@ final class EffectsRunner: Sendable {
         record(step.events)
     }
 
+    /// How a safe-state write went: done, overridden by a higher BACnet priority, or failed.
+    enum WriteOutcome: Hashable {
+        case done
+        case overridden(priority: Int, inEffect: Double?)
+        case failed
+
+        init(_ r: Result<Double, DeviceError>) {
+            switch r {
+            case .success: self = .done
+            case .failure(.overridden(let p, let e)): self = .overridden(priority: p, inEffect: e)
+            case .failure: self = .failed
+            }
+        }
+    }
+
+    private static func key(_ d: Drive) -> String { "\(d.effect.rawValue) \(d.point)" }
+
     /// Drives an output to its safe-state value. No policy: this is the daemon's own action.
     private func enforce(_ d: Drive) async {
         defer { state.withLock { $0.unfinished -= 1 } }
         let r = await plant.write(d.point, value: d.value, priority: .safety, guard: nil)
-        let key = "\(d.effect.rawValue) \(d.point)"
-        let (recovered, firstFailure) = state.withLock { s -> (Bool, Bool) in
+        let outcome = WriteOutcome(r)
+        let before = state.withLock { s -> WriteOutcome in
             s.inFlight.remove("\(d.point)=\(d.value)")
-            switch r {
-            case .success: return (s.failures.remove(key) != nil, false)
-            case .failure: return (false, s.failures.insert(key).inserted)
-            }
+            let before = s.outcomes[Self.key(d)] ?? .done
+            // Kept only while the drive is in force (a late answer to an ended drive is not kept).
+            if s.effects.driven[d.point] == d { s.outcomes[Self.key(d)] = outcome == .done ? nil : outcome }
+            return before
         }
+        if case .success = r { ledger.state.withLock { $0.counters.effectWrites += 1 } }
+        guard outcome != before else { return }
+        let what: [(String, JSON)] = [("effect", .string(d.effect.rawValue)), ("point", .string(d.point)), ("value", .number(d.value))]
         switch r {
         case .success:
-            ledger.state.withLock { $0.counters.effectWrites += 1 }
-            if recovered { logger.notice("safe-state write recovered", metadata: ["point": "\(d.point)"]) }
+            logger.notice("safe-state write in effect again", metadata: ["effect": "\(d.effect.rawValue)", "point": "\(d.point)"])
+            audit.submit(kind: "effect-recovered", what + [("after", .string(before == .failed ? "failed" : "overridden"))])
+        case .failure(.overridden(let p, let inEffect)):
+            logger.critical("safe-state write overridden by a higher priority; re-asserted every scan",
+                            metadata: ["effect": "\(d.effect.rawValue)", "point": "\(d.point)", "priority": "\(p)",
+                                       "inEffect": "\(inEffect.map(fmt) ?? "unknown")"])
+            let slot = machine.site.bacnet.map { JSON.number(Double($0.writePriority.level)) } ?? .null
+            audit.submit(kind: "effect-overridden", what + [("writePriority", slot), ("priority", .number(Double(p))),
+                                                             ("inEffect", inEffect.map { .number($0) } ?? .null)])
         case .failure(let err):
-            if firstFailure {
-                logger.critical("safe-state write failed", metadata: ["effect": "\(d.effect.rawValue)", "point": "\(d.point)", "error": "\(err)"])
-                audit.submit(kind: "effect-failed", [("effect", .string(d.effect.rawValue)), ("point", .string(d.point)),
-                                                     ("value", .number(d.value)), ("error", .string(err.description))])
-            }
+            logger.critical("safe-state write failed", metadata: ["effect": "\(d.effect.rawValue)", "point": "\(d.point)", "error": "\(err)"])
+            audit.submit(kind: "effect-failed", what + [("error", .string(err.description))])
         }
     }
 

@@ -182,11 +182,13 @@ public final class Fuzzer {
 
     // MARK: Plant changes
 
-    static func isModbus(_ bus: Bus?) -> Bool {
+    /// Whether the simulator serves the bus's devices, and so can fault them (`device.fault`):
+    /// Modbus and BACnet/IP devices; GPIO lines are the rig's.
+    static func simulatorServes(_ bus: Bus?) -> Bool {
         guard let bus else { return false }
         switch bus.kind {
-        case .modbusTCP, .modbusRTU: return true
-        case .gpio, .bacnetIP: return false
+        case .modbusTCP, .modbusRTU, .bacnetIP: return true
+        case .gpio: return false
         }
     }
 
@@ -195,7 +197,7 @@ public final class Fuzzer {
         let z = zones.randomElement(using: &rng) ?? "server-room-a"
         let alarms = cfg.site.points.filter { $0.role == .fireAlarm || $0.role == .gasAlarm }.map(\.id)
         let failing = Set(cfg.site.points.filter { $0.role == .equipmentFault || $0.role.isLifeSupportRun }.map(\.device)).sorted()
-        let modbus = cfg.site.devices.filter { d in Self.isModbus(cfg.site.buses.first { $0.id == d.bus }) }.map(\.id).sorted()
+        let faultable = cfg.site.devices.filter { d in Self.simulatorServes(cfg.site.buses.first { $0.id == d.bus }) }.map(\.id).sorted()
         let roll = Int.random(in: 0..<100, using: &rng)
         var name = "", value = 0.0
         switch roll {
@@ -206,7 +208,7 @@ public final class Fuzzer {
         case 46..<52: name = "\(z).co2"; value = [0.04, 0.04, 0.6, 3.8].randomElement(using: &rng)!
         case 52..<64: name = "\(failing.randomElement(using: &rng) ?? "crac-1").failed"; value = Bool.random(using: &rng) ? 1 : 0
         case 64..<76:
-            let d = modbus.randomElement(using: &rng) ?? "crac-1"
+            let d = faultable.randomElement(using: &rng) ?? "crac-1"
             let mode = faulted[d] == .infinity
                 ? "none" : ["offline", "timeout", "exception", "garbage", "wrong-unit", "slow", "none"].randomElement(using: &rng)!
             note("fault \(d) \(mode)")

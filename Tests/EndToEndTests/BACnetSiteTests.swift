@@ -81,6 +81,24 @@ struct BACnetSimTests {
         #expect(try Self.bacpypes3(dir, devicePort: crac1, ["read", "analog-value,1", "present-value"]).contains("Error(read-property): device: other"))
     }
 
+    @Test("a BACnet device whose UDP endpoint is taken fails the simulator's start, naming the bus and endpoint")
+    func endpointTaken() throws {
+        let dir = TempDir()
+        let (first, ports) = try Self.startSim(dir)
+        defer { first.stop() }
+        let fire = try #require(ports[47808])
+        // A second simulator on the same site: the fire panel's endpoint (the first bus) is taken.
+        do {
+            let second = try SimProcess(siteFile: first.siteFile, devicesDir: Self.root.appendingPathComponent("Devices").path,
+                                        controlPath: dir.file("sim-2.sock"), timeout: 10)
+            second.stop()
+            Issue.record("a second simulator started on taken endpoints")
+        } catch {
+            #expect("\(error)".contains("redline-sim: bus fire-panel-bn: cannot bind UDP 127.0.0.1:\(fire): Address already in use"), "\(error)")
+        }
+        #expect(first.child.isRunning)
+    }
+
     @Test("device.fault modes on a BACnet device, as RedlineIO's client sees them over UDP")
     func faultModes() async throws {
         let dir = TempDir()
@@ -279,5 +297,77 @@ struct BACnetScenarioTests {
         var c = c
         if Self.realNotRegister.contains(c.id) { c.expect = ["outcome": "denied"] }
         try RedTeamTests().run(c, stack: { try BACnetStack.get(manualClock: false) })
+    }
+}
+
+/// The daemon's own safe-state effects on a BACnet site (docs/DESIGN.md §5): written in the
+/// agents' slot (priority 9 here), never above a person or life safety at 1-8.
+@Suite("BACnet site: the daemon's effects under a person's hold", .serialized,
+       .enabled(if: uidAvailable, "needs root to connect as the agents' uids"))
+struct BACnetEffectTests {
+    /// Waits (at most `timeout` s) until `want` holds for the audit records; returns them.
+    static func audited(_ s: PlantAndDaemon, timeout: Double = 5, until want: ([JSON]) -> Bool) throws -> [JSON] {
+        let end = Date().addingTimeInterval(timeout)
+        var recs = try s.auditRecords()
+        while Date() < end, !want(recs) { usleep(50_000); recs = try s.auditRecords() }
+        return recs
+    }
+
+    static func kind(_ k: String, _ recs: [JSON]) -> [JSON] {
+        recs.filter { $0["kind"]?.stringValue == k && $0["point"]?.stringValue == "sra-door.lock" }
+    }
+
+    @Test("E1 on BACnet: a person holds the door locked at 8; E-1's release at 9 is reported overridden (audit, operator event) once, re-asserted every scan, and takes effect the moment the person relinquishes, with no agent involved")
+    func E1_overriddenByAPersonAtPriority8_takesEffectOnRelinquish() throws {
+        let s = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml", manualClock: true)
+        defer { s.stop() }
+        let watcher = try EventsTests.Watcher(s)
+        defer { watcher.stop() }
+        try s.waitScans(2)
+
+        // A person at the door controller holds it locked at priority 8.
+        let held = try s.sim.call("bacnet.set", ["point": "sra-door.lock", "priority": 8, "value": 1])
+        #expect(held["presentValue"]?.numberValue == 1)
+        // Someone is inside, and the air is bad: occupied and in hazard, so E-1 must release the door.
+        try s.sim.set("server-room-a.occupied", 1)
+        try s.sim.set("server-room-a.oxygen", 15.4)
+        let over = try Self.audited(s) { !Self.kind("effect-overridden", $0).isEmpty }
+        let rec = try #require(Self.kind("effect-overridden", over).first, "no effect-overridden record: \(over.suffix(8).map { $0.encoded() })")
+        #expect(rec["effect"]?.stringValue == "E-1" && rec["value"]?.numberValue == 0, "\(rec.encoded())")
+        #expect(rec["priority"]?.numberValue == 8 && rec["inEffect"]?.numberValue == 1 && rec["writePriority"]?.numberValue == 9, "\(rec.encoded())")
+        // Never reported as done: no recovery, and the door is locked on the plant.
+        #expect(Self.kind("effect-recovered", over).isEmpty)
+        #expect(try s.sim.plant()["sra-door.lock"] == 1)
+        // Operators are told, with the record's seq.
+        let seq = try #require(rec["seq"]?.numberValue)
+        let told = watcher.collect(timeout: 10) { $0.contains { $0["event"]?.stringValue == "effect.overridden" } }
+        let event = try #require(told.first { $0["event"]?.stringValue == "effect.overridden" }, "events: \(EventsTests.names(told))")
+        #expect(event["seq"]?.numberValue == seq && event["priority"]?.numberValue == 8 && event["inEffect"]?.numberValue == 1)
+        #expect(event["summary"]?.stringValue?.contains("priority 8 overrides it: the value in effect is 1") == true, "\(event.encoded())")
+
+        // Another BACnet client (a workstation, or an agent holding a raw BACnet client) puts
+        // "locked" into the agents' slot too. E-1 re-asserts its release there on every full scan...
+        _ = try s.sim.call("bacnet.set", ["point": "sra-door.lock", "priority": 9, "value": 1])
+        try s.waitScans(5)
+        #expect(try s.sim.plant()["sra-door.lock"] == 1, "priority 8 still holds the door")
+        // ...and the override, unchanged, is told once, not once per scan.
+        #expect(Self.kind("effect-overridden", try s.auditRecords()).count == 1)
+
+        // The person relinquishes: the release in the agents' slot takes effect at once.
+        _ = try s.sim.call("bacnet.set", ["point": "sra-door.lock", "priority": 8, "value": .null])
+        let released = Date()
+        while Date().timeIntervalSince(released) < 1, try s.sim.plant()["sra-door.lock"] != 0 { usleep(20_000) }
+        #expect(try s.sim.plant()["sra-door.lock"] == 0, "the door is still locked 1 s after the person relinquished")
+        let after = try Self.audited(s) { !Self.kind("effect-recovered", $0).isEmpty }
+        let recovered = Self.kind("effect-recovered", after)
+        let was = recovered.first?["after"]?.stringValue
+        #expect(recovered.count == 1 && was == "overridden", "\(recovered.map { $0.encoded() })")
+        let toldAgain = watcher.collect(timeout: 10) { $0.contains { $0["event"]?.stringValue == "effect.recovered" } }
+        #expect(toldAgain.contains { $0["event"]?.stringValue == "effect.recovered" }, "events: \(EventsTests.names(toldAgain))")
+
+        // No agent was involved: not one agent decision in the whole log. And the log verifies.
+        #expect(after.allSatisfy { $0["kind"]?.stringValue != "decision" })
+        let log = try #require(FileManager.default.contents(atPath: s.auditPath))
+        guard case .ok = AuditChain.verify(Array(log)) else { Issue.record("audit chain does not verify"); return }
     }
 }

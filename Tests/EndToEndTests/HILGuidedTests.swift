@@ -113,6 +113,12 @@ struct HILGuidedTests {
     func guidedServerRoomA() throws {
         let s = try PlantAndDaemon(manualClock: true)  // its own plant: suites run in parallel
         defer { s.stop() }
+        try Self.guidedServerRoomA(s)
+    }
+
+    /// Server Room A, guided, on `s` (a manual-clock plant of its own; also run on the BACnet
+    /// site): a passing, time-stamped proof-test record, the plant read through the daemon only.
+    static func guidedServerRoomA(_ s: PlantAndDaemon) throws {
         let dir = TempDir(prefix: "rlguided")
         let report = dir.file("proof-test.md")
         let engineer = ScriptedEngineer(sim: s.sim)

@@ -117,7 +117,7 @@ struct EffectsInProcessTests {
         }
     }
 
-    @Test("a safe-state write that fails is audited once, retried every scan, and lands when the device answers")
+    @Test("a safe-state write that fails is audited once, retried every scan, and lands when the device answers (audited once as recovered)")
     func effectWriteFailureAuditedOnceAndRetried() async throws {
         try await withDaemon { d in
             try await lockDoor(d)
@@ -127,9 +127,14 @@ struct EffectsInProcessTests {
             #expect(d.plant.value("sra-door.lock") == 1)
             #expect(safetyWrites(d, to: "sra-door.lock").count >= 3)
             #expect(try await d.audited("effect-failed").count == 1)
+            #expect(try await d.audited("effect-recovered").isEmpty)
             d.plant.fault("sra-door", .none)
-            await d.scan()
+            await d.scan(3)
             #expect(d.plant.value("sra-door.lock") == 0)
+            let recovered = try await d.audited("effect-recovered")
+            #expect(recovered.count == 1, "\(recovered.map { $0.encoded() })")
+            #expect(recovered.first?["point"]?.stringValue == "sra-door.lock")
+            #expect(recovered.first?["after"]?.stringValue == "failed")
         }
     }
 }

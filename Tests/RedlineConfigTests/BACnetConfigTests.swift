@@ -72,21 +72,12 @@ struct BACnetConfigTests {
 
     @Test("a broken BACnet site reports its error at the exact position", arguments: siteCases.map(\.0))
     func site(_ name: String) throws {
-        let expected = try #require(Self.siteCases.first { $0.0 == name }?.1)
-        let file = FixtureTests.fixtures.appendingPathComponent("sites/\(name).yaml").path
-        try FixtureTests.assertExact(diagnostics(site: file), file: file, expected)
+        try FixtureTests.checkSite(name, try #require(Self.siteCases.first { $0.0 == name }?.1))
     }
 
     @Test("a broken BACnet profile reports its error at the exact position", arguments: profileCases.map(\.0))
     func profile(_ name: String) throws {
-        let expected = try #require(Self.profileCases.first { $0.0 == name }?.1)
-        let dir = FixtureTests.fixtures.appendingPathComponent("profiles/\(name)").path
-        do {
-            _ = try SiteLoader.loadProfiles(devicesDir: dir)
-            Issue.record("\(name) loaded")
-        } catch {
-            try FixtureTests.assertExact(error.diagnostics, file: dir + "/test-device.yaml", expected)
-        }
+        try FixtureTests.checkProfiles(name, file: "test-device.yaml", try #require(Self.profileCases.first { $0.0 == name }?.1))
     }
 
     @Test func demoBACnetSiteLoads() throws {

@@ -125,26 +125,34 @@ struct FixtureTests {
         }
     }
 
+    /// The site fixture `sites/NAME.yaml` (on the repository's Devices/) gives exactly `expected`.
+    static func checkSite(_ name: String, _ expected: [Expected]) throws {
+        let file = fixtures.appendingPathComponent("sites/\(name).yaml").path
+        try assertExact(diagnostics(site: file), file: file, expected)
+    }
+
+    /// The profile folder fixture `profiles/NAME` fails to load with exactly `expected` in `fileName`,
+    /// and a site on it fails too: the daemon never starts on a broken Devices folder.
+    static func checkProfiles(_ name: String, file fileName: String, _ expected: [Expected]) throws {
+        let dir = fixtures.appendingPathComponent("profiles/\(name)").path
+        do {
+            _ = try SiteLoader.loadProfiles(devicesDir: dir)
+            Issue.record("\(name) loaded")
+        } catch {
+            try assertExact(error.diagnostics, file: dir + "/" + fileName, expected)
+        }
+        #expect(!diagnostics(site: fixtures.appendingPathComponent("sites/valid.yaml").path, devices: dir).isEmpty)
+    }
+
     @Test("a broken site reports its error class at the exact position", arguments: siteCases.map(\.0))
     func site(_ name: String) throws {
-        let expected = try #require(Self.siteCases.first { $0.0 == name }?.1)
-        let file = Self.fixtures.appendingPathComponent("sites/\(name).yaml").path
-        try Self.assertExact(diagnostics(site: file), file: file, expected)
+        try Self.checkSite(name, try #require(Self.siteCases.first { $0.0 == name }?.1))
     }
 
     @Test("a broken profile reports its error class at the exact position", arguments: profileCases.map(\.0))
     func profile(_ name: String) throws {
         let (_, fileName, expected) = try #require(Self.profileCases.first { $0.0 == name })
-        let dir = Self.fixtures.appendingPathComponent("profiles/\(name)").path
-        let file = dir + "/" + fileName
-        do {
-            _ = try SiteLoader.loadProfiles(devicesDir: dir)
-            Issue.record("\(name) loaded")
-        } catch {
-            try Self.assertExact(error.diagnostics, file: file, expected)
-        }
-        // A site on these profiles fails too: the daemon never starts on a broken Devices folder.
-        #expect(!diagnostics(site: Self.fixtures.appendingPathComponent("sites/valid.yaml").path, devices: dir).isEmpty)
+        try Self.checkProfiles(name, file: fileName, expected)
     }
 
     @Test("the valid base of the fixtures loads")

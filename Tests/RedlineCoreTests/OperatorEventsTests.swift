@@ -25,6 +25,8 @@ struct OperatorEventsTests {
         (record(12, "device", [("device", "d"), ("zone", "z"), ("state", "recovered")]), "device.recovered"),
         (record(13, "ready", [("site", "s")]), "daemon.ready"),
         (record(14, "effect", [("effect", "E-2"), ("zone", "z"), ("why", "alarm"), ("expired", .array(["r-3"]))]), "request.expired"),
+        (record(15, "effect-overridden", [("effect", "E-1"), ("point", "p"), ("value", 0), ("writePriority", 9), ("priority", 8), ("inEffect", 1)]), "effect.overridden"),
+        (record(16, "effect-recovered", [("effect", "E-1"), ("point", "p"), ("value", 0), ("after", "overridden")]), "effect.recovered"),
     ])
     func mapping(record: JSON, expected: String) throws {
         let events = OperatorEvents.events(for: record)
@@ -34,6 +36,19 @@ struct OperatorEventsTests {
         #expect(e["seq"] == record["seq"])
         #expect(e["summary"]?.stringValue?.isEmpty == false)
         #expect(OperatorEvents.names.contains(expected))
+    }
+
+    @Test("an effect's write overridden at a higher BACnet priority is told as such, never as done, with the priority and the value in effect")
+    func effectOverridden() throws {
+        let r = Self.record(15, "effect-overridden", [("effect", "E-1"), ("point", "sra-door.lock"), ("value", 0), ("writePriority", 9),
+                                                     ("priority", 8), ("inEffect", 1)])
+        let e = try #require(OperatorEvents.events(for: r).first)
+        #expect(e["priority"] == 8 && e["inEffect"] == 1 && e["writePriority"] == 9 && e["value"] == 0)
+        #expect(e["summary"]?.stringValue == "E-1 wrote sra-door.lock = 0 at priority 9, but priority 8 overrides it: the value in effect is 1; "
+                + "re-asserted every scan, it takes effect when priority 8 is relinquished")
+        let unknown = Self.record(16, "effect-overridden", [("effect", "E-1"), ("point", "sra-door.lock"), ("value", 0), ("writePriority", 9),
+                                                           ("priority", 8), ("inEffect", .null)])
+        #expect(OperatorEvents.events(for: unknown).first?["summary"]?.stringValue?.contains("the value in effect is unknown;") == true)
     }
 
     @Test("records that are not events give none: reads, executed results, plain denials, unknown kinds")
