@@ -63,6 +63,25 @@ final class EffectsRunner: Sendable {
     /// The drive on one output, if any: checked on the bus thread just before an agent write goes out.
     func drive(of point: String) -> Drive? { state.withLock { $0.effects.driven[point] } }
 
+    /// The drives whose last write did not take effect (overridden or failed), for `status`:
+    /// what an operator must see while it lasts, not only when it began.
+    var troubled: JSON {
+        let (outcomes, driven) = state.withLock { ($0.outcomes, $0.effects.driven) }
+        let rows: [JSON] = driven.values.sorted { ($0.effect, $0.point) < ($1.effect, $1.point) }.compactMap { d in
+            guard let o = outcomes[Self.key(d)] else { return nil }
+            var f: [(String, JSON)] = [("effect", .string(d.effect.rawValue)), ("point", .string(d.point)), ("value", .number(d.value))]
+            switch o {
+            case .done: return nil
+            case .overridden(let p, let inEffect):
+                f += [("state", "overridden"), ("priority", .number(Double(p))), ("inEffect", inEffect.map { .number($0) } ?? .null)]
+            case .failed:
+                f.append(("state", "failed"))
+            }
+            return .object(f)
+        }
+        return .array(rows)
+    }
+
     /// An agent's write executed: E-4 remembers a reduction of life support.
     func agentWrote(_ point: Point, value: Double, before: Double?, at: Int64) {
         state.withLock { EffectsMachine.agentWrote(point, value: value, before: before, at: at, into: &$0.effects) }

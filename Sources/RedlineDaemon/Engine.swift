@@ -206,6 +206,8 @@ final class Engine: Sendable {
         guard case .object(var fields) = base else { return base }
         let escalation = ledger.state.withLock { $0.quarantine.escalation }
         fields.append(("agentsHeld", escalation.map { e in .obj([("sinceS", .number(Double((clock() - e.since) / 1000))), ("why", .string(e.why))]) } ?? .null))
+        // Safe-state writes that do not take effect right now: a person's hold above them, a device fault.
+        fields.append(("effectsNotInEffect", effects.troubled))
         fields.append(("devicesFaulted", .object(faulted.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })))
         let e = events.stats
         fields.append(("events", .obj([("subscribers", .number(Double(e.subscribers))), ("published", .number(Double(e.published))),

@@ -493,7 +493,10 @@ final class BACnetBackend: BusBackend {
             case .executed(let v):
                 return .success(v)
             case .overridden(let p, let effective):
-                logger.warning("BACnet write of \(point.id) at priority \(priority) overridden at priority \(p)")
+                // Reported to the caller (the agent's answer and the audit, or the effects runner's
+                // once-per-change record); at debug level here, so that a held override re-asserted
+                // every scan does not fill the log.
+                logger.debug("BACnet write of \(point.id) at priority \(priority) overridden at priority \(p)")
                 return .failure(.overridden(priority: Int(p.level), effective: effective))
             case .relinquished, .mismatch:
                 return .failure(.readBackMismatch(wrote: value, read: reading.effective ?? reading.value.number ?? .nan))

@@ -175,6 +175,10 @@ public final class PlantIO: Sendable {
             }
         case .failure(.withheld):
             break
+        case .failure where priority == .safety:
+            // The daemon's own safe-state writes are re-asserted every scan: their caller logs
+            // and audits a failure once per change, not once per attempt.
+            break
         case .failure(let e):
             logger.warning("\(what) failed", metadata: ["point": "\(id)", "error": "\(e)"])
         }

@@ -352,6 +352,11 @@ struct BACnetEffectTests {
         #expect(try s.sim.plant()["sra-door.lock"] == 1, "priority 8 still holds the door")
         // ...and the override, unchanged, is told once, not once per scan.
         #expect(Self.kind("effect-overridden", try s.auditRecords()).count == 1)
+        // While it lasts, `status` shows it.
+        let trouble = try s.operatorCall("status")["effectsNotInEffect"]?.arrayValue ?? []
+        #expect(trouble.contains { $0["effect"]?.stringValue == "E-1" && $0["point"]?.stringValue == "sra-door.lock"
+                && $0["state"]?.stringValue == "overridden" && $0["priority"]?.numberValue == 8 && $0["inEffect"]?.numberValue == 1 },
+                "\(trouble)")
 
         // The person relinquishes: the release in the agents' slot takes effect at once.
         _ = try s.sim.call("bacnet.set", ["point": "sra-door.lock", "priority": 8, "value": .null])
@@ -362,6 +367,7 @@ struct BACnetEffectTests {
         let recovered = Self.kind("effect-recovered", after)
         let was = recovered.first?["after"]?.stringValue
         #expect(recovered.count == 1 && was == "overridden", "\(recovered.map { $0.encoded() })")
+        #expect(try s.operatorCall("status")["effectsNotInEffect"]?.arrayValue?.isEmpty == true)
         let toldAgain = watcher.collect(timeout: 10) { $0.contains { $0["event"]?.stringValue == "effect.recovered" } }
         #expect(toldAgain.contains { $0["event"]?.stringValue == "effect.recovered" }, "events: \(EventsTests.names(toldAgain))")
 
