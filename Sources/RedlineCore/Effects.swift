@@ -152,6 +152,26 @@ public struct EffectsMachine: Sendable {
         }
     }
 
+    /// A BACnet output's reading is its Present_Value, which a higher priority (a person at 8)
+    /// may hold over the agents' slot: it says nothing about what the agent left in that slot,
+    /// which takes effect the moment the higher priority is relinquished. So a reduction of a
+    /// BACnet output is never forgotten on its readings, only when the agents' slot no longer
+    /// holds it: an agent's later write or release (`agentWrote`), or E-4's own restore landing
+    /// in the slot (`effectLanded`).
+    static func readingsProveTheSlot(_ p: Point) -> Bool {
+        if case .bacnet = p.binding { return false }
+        return true
+    }
+
+    /// A safe-state write that landed in the agents' slot (executed, or written but overridden
+    /// by a higher priority): on a BACnet output, E-4's restore has replaced the agent's reduced
+    /// value there, so the reduction is forgotten. Returns the event, if one.
+    public static func effectLanded(_ d: Drive, point: Point, into state: inout EffectState) -> EffectEvent? {
+        guard d.effect == .e4, !readingsProveTheSlot(point), let r = state.reductions[point.id], Self.same(d.value, r.restore) else { return nil }
+        state.reductions[point.id] = nil
+        return .reductionForgotten(point: point.id, why: "E-4 wrote \(fmt(d.value)) into the agents' slot of \(point.id): the reduction to \(fmt(r.written)) is no longer there")
+    }
+
     public func step(snapshot: PlantSnapshot, previous: EffectState, now: Int64) -> EffectStep {
         var state = previous
         var drives: [Drive] = []
@@ -186,7 +206,7 @@ public struct EffectsMachine: Sendable {
             for (p, r) in reduced[zone.id] ?? [] {
                 // Only a reading taken after the agent's write tells what the output does now.
                 let after = (snapshot[p.id]?.at).map { $0 >= r.since } ?? false
-                let reading = after ? snapshot.freshValue(of: p, now: now, staleAfterMs: stale) : nil
+                let reading = after && Self.readingsProveTheSlot(p) ? snapshot.freshValue(of: p, now: now, staleAfterMs: stale) : nil
                 if let v = reading, !Self.same(v, r.written), !Self.same(v, r.restore) {
                     state.reductions[p.id] = nil
                     events.append(.reductionForgotten(point: p.id, why: "\(p.id) reads \(fmt(v)), changed at the equipment; E-4 leaves it alone"))

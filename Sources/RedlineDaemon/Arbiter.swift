@@ -221,7 +221,9 @@ final class Arbiter: Sendable {
                 continue
             case .success(let readBack):
                 plant.record(point.id, readBack: readBack, at: writeStarted)
-                effects.agentWrote(point, value: readBack, before: before, at: writeStarted)
+                // What the agent left in place: for a release, the value below its slot (which
+                // takes effect when any higher priority lets go), not the Present_Value read.
+                effects.agentWrote(point, value: cmd.release ? cmd.value : readBack, before: before, at: writeStarted)
                 let why = cmd.release ? released(point, decided: cmd.value, presentValue: readBack)
                                       : "\(point.id) = \(fmt(readBack)) written and read back"
                 var resultFields: [(String, JSON)] = [("requestId", .string(rid)), ("point", .string(point.id))]
@@ -243,6 +245,12 @@ final class Arbiter: Sendable {
                 logger.info("write executed", metadata: ["request": "\(rid)", "agent": "\(cmd.agent)", "point": "\(point.id)", "value": "\(fmt(readBack))"])
                 return WriteAnswer(requestId: rid, outcome: .executed, rule: nil, explanation: why)
             case .failure(let err):
+                if case .overridden = err, !cmd.release {
+                    // Written, but a higher priority holds the object: the value sits in the
+                    // agents' slot and takes effect when that priority lets go. E-4 must know a
+                    // reduction it will then have to undo.
+                    effects.agentWrote(point, value: cmd.value, before: before, at: writeStarted)
+                }
                 try? await auditOrLog("result", [("requestId", .string(rid)), ("point", .string(point.id))]
                                       + (cmd.release ? [("release", .bool(true))] : [])
                                       + [("outcome", "failed"), ("error", .string(err.description))])

@@ -142,6 +142,16 @@ final class EffectsRunner: Sendable {
             return before
         }
         if case .success = r { ledger.state.withLock { $0.counters.effectWrites += 1 } }
+        // In the agents' slot either way (a BACnet override leaves the value written there).
+        var landed = false
+        switch r {
+        case .success, .failure(.overridden): landed = true
+        default: break
+        }
+        if landed, let p = machine.site.point(d.point),
+           let forgotten = state.withLock({ EffectsMachine.effectLanded(d, point: p, into: &$0.effects) }) {
+            record([forgotten])
+        }
         guard outcome != before else { return }
         let what: [(String, JSON)] = [("effect", .string(d.effect.rawValue)), ("point", .string(d.point)), ("value", .number(d.value))]
         switch r {

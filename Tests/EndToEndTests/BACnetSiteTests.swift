@@ -317,6 +317,47 @@ struct BACnetEffectTests {
         recs.filter { $0["kind"]?.stringValue == k && $0["point"]?.stringValue == "sra-door.lock" }
     }
 
+    @Test("E4 on BACnet: an agent's raised setpoint under a person's hold at 8 is restored in the agents' slot when someone enters, so the person's release brings back the restore, not the agent's 30")
+    func E4_reductionUnderAPersonsHoldIsRestoredInTheAgentsSlot() throws {
+        let s = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml", manualClock: true)
+        defer { s.stop() }
+        let c = try s.agent(uid: 2001)
+        defer { c.close() }
+        try s.waitScans(2)
+        let before = try #require(try s.sim.plant()["crac-1.setpoint"])
+        // Empty room: the agent raises crac-1 to 30 °C (RL-5 allows it with nobody inside)...
+        #expect(try c.write("crac-1.setpoint", 30)["outcome"]?.stringValue == "executed")
+        // ...and a technician then holds 24 at the panel (priority 8), over the agent's 30 at 9.
+        _ = try s.sim.call("bacnet.set", ["point": "crac-1.setpoint", "priority": 8, "value": 24])
+        try s.waitScans(3)
+        // Someone enters: E-4 must put the restore value into the agents' slot, under the hold.
+        try s.sim.set("server-room-a.occupied", 1)
+        let recs = try Self.audited(s) { r in
+            r.contains { $0["kind"]?.stringValue == "effect-overridden" && $0["point"]?.stringValue == "crac-1.setpoint" && $0["effect"]?.stringValue == "E-4" }
+        }
+        #expect(recs.contains { $0["kind"]?.stringValue == "effect-overridden" && $0["point"]?.stringValue == "crac-1.setpoint" },
+                "E-4's restore was not written: \(recs.suffix(6).map { $0.encoded() })")
+        // The technician lets go, with the room still occupied: the restore takes effect, not 30.
+        _ = try s.sim.call("bacnet.set", ["point": "crac-1.setpoint", "priority": 8, "value": .null])
+        try s.waitScans(3)
+        let now1 = try s.sim.plant()["crac-1.setpoint"]
+        #expect(now1 == before, "an occupied room at \(now1 ?? .nan) °C")
+        try s.sim.set("server-room-a.occupied", 0)
+        try s.waitScans(2)
+
+        // The same when the agent's write itself was the overridden one: written, not executed,
+        // but in the agents' slot all the same.
+        _ = try s.sim.call("bacnet.set", ["point": "crac-1.setpoint", "priority": 8, "value": 24])
+        let over = try c.write("crac-1.setpoint", 31)
+        #expect(over["explanation"]?.stringValue?.contains("overridden at priority 8") == true, "\(over.encoded())")
+        try s.sim.set("server-room-a.occupied", 1)
+        try s.waitScans(4)
+        _ = try s.sim.call("bacnet.set", ["point": "crac-1.setpoint", "priority": 8, "value": .null])
+        try s.waitScans(3)
+        let now2 = try s.sim.plant()["crac-1.setpoint"]
+        #expect(now2 == before, "an occupied room at \(now2 ?? .nan) °C")
+    }
+
     @Test("E1 on BACnet: a person holds the door locked at 8; E-1's release at 9 is reported overridden (audit, operator event) once, re-asserted every scan, and takes effect the moment the person relinquishes, with no agent involved")
     func E1_overriddenByAPersonAtPriority8_takesEffectOnRelinquish() throws {
         let s = try PlantAndDaemon(site: "demo-datacenter-bacnet.yaml", manualClock: true)

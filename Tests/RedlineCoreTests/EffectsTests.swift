@@ -112,6 +112,34 @@ import Testing
         #expect(s.events.contains { if case .reductionForgotten(let p, _) = $0 { return p == "crac-2.setpoint" } else { return false } })
     }
 
+    /// On BACnet a reading is Present_Value, which a person's hold at 8 may mask: the agent's
+    /// reduced value stays in slot 9 and takes effect when the person lets go.
+    @Test func E4_onBACnetAHoldAboveTheAgentsSlotIsNotTheEquipmentChanged() {
+        let site = BACnetDemo.site
+        let m = EffectsMachine(site: site)
+        let sp = try! #require(site.point("crac-2.setpoint"))
+        var st = EffectState()
+        EffectsMachine.agentWrote(sp, value: 32, before: 20, into: &st)
+        // A person holds 25 °C at 8 over the agent's 32 at 9; the room is empty: nothing is forgotten.
+        let empty = m.step(snapshot: Demo.snapshot(["crac-2.setpoint": 25]), previous: st, now: Demo.now)
+        #expect(empty.state.reductions["crac-2.setpoint"]?.written == 32, "\(empty.events)")
+        // Someone comes in: E-4 restores 20 into the agents' slot (under the person's 25).
+        let occupied = m.step(snapshot: Demo.snapshot(["crac-2.setpoint": 25, "sra-occupancy.occupied": 1]), previous: empty.state, now: Demo.now)
+        #expect(drives(occupied, .e4)["crac-2.setpoint"] == 20)
+        // Its write landing there (executed, or overridden by the person) is what ends the reduction.
+        var after = occupied.state
+        let event = EffectsMachine.effectLanded(Drive(point: sp.id, value: 20, effect: .e4), point: sp, into: &after)
+        #expect(after.reductions["crac-2.setpoint"] == nil)
+        #expect(event != nil)
+        // A Modbus register, in the same case, is the equipment changed: forgotten (E4_leavesOutputsPeopleChangedAtTheEquipment),
+        // and effectLanded does not apply to it.
+        var modbus = EffectState()
+        let msp = try! #require(Demo.site.point("crac-2.setpoint"))
+        EffectsMachine.agentWrote(msp, value: 32, before: 20, into: &modbus)
+        #expect(EffectsMachine.effectLanded(Drive(point: msp.id, value: 20, effect: .e4), point: msp, into: &modbus) == nil)
+        #expect(modbus.reductions["crac-2.setpoint"] != nil)
+    }
+
     @Test func E4_stepsBackWhileTheFireSystemOwnsTheZone() {
         var st = EffectState()
         EffectsMachine.agentWrote(Demo.site.point("crac-3.run")!, value: 0, before: 1, into: &st)
