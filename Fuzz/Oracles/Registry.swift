@@ -2,7 +2,7 @@
 public enum FuzzTargets {
     public static let all: [(name: String, oracle: Oracle)] = [
         ("json", JSONOracle.check),
-        ("rpc-lines", RPCLinesOracle.check),
+        ("rpc-lines", RPCLinesThroughNIO.check),
         ("audit-verify", AuditOracle.check),
         ("modbus-replies", ModbusRepliesOracle.check),
         ("bacnet-replies", BACnetRepliesOracle.check),
