@@ -6,7 +6,7 @@ public enum FuzzTargets {
         ("audit-verify", AuditOracle.check),
         ("modbus-replies", ModbusRepliesOracle.check),
         ("bacnet-replies", BACnetRepliesOracle.check),
-        ("site-yaml", SiteOracle.check),
+        ("site-yaml", SiteOracle.checkWithLoader),
         ("scenario-yaml", ScenarioOracle.check),
     ]
 
