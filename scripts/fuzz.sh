@@ -53,9 +53,14 @@ build() {
         fi
         # shellcheck disable=SC2086
         if [ ! -x "$out" ] || [ -n "$(find $srcs -newer "$out" 2>/dev/null)" ]; then
-            swiftc -O -sanitize=fuzzer,address -parse-as-library -wmo -g -use-ld=lld \
-                -module-name "Fuzz_${t//-/_}" -package-name redline -I .build-fuzz/stub -D REDLINE_LIBFUZZER -D REDLINE_FUZZ_SINGLE_MODULE \
-                -swift-version 6 -enable-upcoming-feature ExistentialAny $srcs -o "$out" >&2
+            # Run in a folder of its own: an optimized -g build leaves module files in the current folder.
+            local abs="" s
+            for s in $srcs; do abs="$abs $ROOT/$s"; done
+            mkdir -p ".build-fuzz/swiftc-$t"
+            # shellcheck disable=SC2086
+            (cd ".build-fuzz/swiftc-$t" && swiftc -O -sanitize=fuzzer,address -parse-as-library -wmo -g -use-ld=lld \
+                -module-name "Fuzz_${t//-/_}" -package-name redline -I "$ROOT/.build-fuzz/stub" -D REDLINE_LIBFUZZER \
+                -D REDLINE_FUZZ_SINGLE_MODULE -swift-version 6 -enable-upcoming-feature ExistentialAny $abs -o "$ROOT/$out") >&2
         fi
         echo "$out"
     else
