@@ -86,7 +86,11 @@ public enum SiteOracle {
             let rest = input[r.upperBound...]
             let nl = rest.firstIndex(of: 0x0A) ?? rest.endIndex
             var name = String(decoding: rest[..<nl], as: UTF8.self)
-            if !name.hasSuffix(".yaml") || name.contains("/") || name.hasPrefix(".") || name.count > 64 { name = "zz-fuzz.yaml" }
+            // A NUL ends the path for the system: "Devices/\0x.yaml" is "Devices/", and removing it
+            // afterwards took the whole folder (every later input then ran without profiles).
+            if !name.hasSuffix(".yaml") || name.contains("/") || name.hasPrefix(".") || name.count > 64 || name.utf8.contains(0) {
+                name = "zz-fuzz.yaml"
+            }
             let body = nl < rest.endIndex ? Data(rest[(nl + 1)...]) : Data()
             _ = fm.createFile(atPath: w.devices + "/" + name, contents: body)
             replaced = name
