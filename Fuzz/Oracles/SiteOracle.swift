@@ -75,7 +75,12 @@ public enum SiteOracle {
 
     public static func checkWithLoader(_ input: [UInt8]) throws(OracleFailure) { try check(input, withLoader: true) }
 
+    /// One input at a time: they share the work folder (FuzzRegressionTests runs targets' regressions and seeds in parallel).
+    static let busy = NSLock()
+
     static func check(_ input: [UInt8], withLoader: Bool) throws(OracleFailure) {
+        busy.lock()
+        defer { busy.unlock() }
         let w = work
         let fm = FileManager.default
         var siteBytes = input
