@@ -12,8 +12,9 @@
 # replays through the same oracle on every `swift test`; the script then exits non-zero.
 #
 # How the binaries are built (see Fuzz/README.md for why):
-# - json, modbus-replies and bacnet-replies: swiftc compiles the fuzzed sources, the oracle and the entry point as
-#   ONE module (-wmo, one object), so libFuzzer gets the coverage of all of it;
+# - json, rpc-lines, modbus-replies and bacnet-replies: swiftc compiles the fuzzed sources, the oracle and the entry point as
+#   ONE module (-wmo, one object), so libFuzzer gets the coverage of all of it; optimized (-O keeps
+#   Swift's bounds and overflow checks; unoptimized, generic code ran 3-10 times slower);
 # - the others: `swift build --sanitize=fuzzer --sanitize=address` in the .build-fuzz scratch path.
 #   There, only the coverage counters of C code (libyaml, BoringSSL, NIO's C shims) reach libFuzzer:
 #   the Swift objects' counters share one COMDAT group name, the linker keeps the first only.
@@ -29,6 +30,7 @@ TARGETS="json rpc-lines audit-verify modbus-replies bacnet-replies site-yaml sce
 single_module_sources() {
     case "$1" in
         json) echo "Sources/RedlineCore/JSON.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/JSONOracle.swift Fuzz/json/Entry.swift" ;;
+        rpc-lines) echo "Sources/RedlineCore/JSON.swift Sources/RedlineDaemon/LineFraming.swift Sources/RedlineDaemon/RPC.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/RPCLinesOracle.swift Fuzz/rpc-lines/Entry.swift" ;;
         modbus-replies) echo "Sources/RedlineCore/ModbusReply.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/ModbusRepliesOracle.swift Fuzz/modbus-replies/Entry.swift" ;;
         bacnet-replies) echo "Sources/RedlineCore/BACnet.swift Sources/RedlineCore/BACnetCodec.swift Fuzz/Oracles/Harness.swift Fuzz/Oracles/BACnetRepliesOracle.swift Fuzz/bacnet-replies/Entry.swift" ;;
         *) echo "" ;;
@@ -39,13 +41,26 @@ build() {
     local t=$1 srcs
     srcs=$(single_module_sources "$t")
     if [ -n "$srcs" ]; then
-        mkdir -p .build-fuzz/bin
+        mkdir -p .build-fuzz/bin .build-fuzz/stub
         local out=.build-fuzz/bin/fuzz-$t
+        # Sources of RedlineDaemon say `import RedlineCore`; in one module with RedlineCore's files
+        # that import must find a module: an empty RedlineCore (an interface, no code), so names
+        # resolve to the copies compiled here.
+        if [ ! -f .build-fuzz/stub/RedlineCore.swiftmodule ]; then
+            : > .build-fuzz/stub/RedlineCore.swift
+            swiftc -emit-module -parse-as-library -module-name RedlineCore -swift-version 6 \
+                .build-fuzz/stub/RedlineCore.swift -o .build-fuzz/stub/RedlineCore.swiftmodule >&2
+        fi
         # shellcheck disable=SC2086
         if [ ! -x "$out" ] || [ -n "$(find $srcs -newer "$out" 2>/dev/null)" ]; then
-            swiftc -sanitize=fuzzer,address -parse-as-library -wmo -g -use-ld=lld \
-                -module-name "Fuzz_${t//-/_}" -D REDLINE_LIBFUZZER -D REDLINE_FUZZ_SINGLE_MODULE \
-                -swift-version 6 -enable-upcoming-feature ExistentialAny $srcs -o "$out" >&2
+            # Run in a folder of its own: an optimized -g build leaves module files in the current folder.
+            local abs="" s
+            for s in $srcs; do abs="$abs $ROOT/$s"; done
+            mkdir -p ".build-fuzz/swiftc-$t"
+            # shellcheck disable=SC2086
+            (cd ".build-fuzz/swiftc-$t" && swiftc -O -sanitize=fuzzer,address -parse-as-library -wmo -g -use-ld=lld \
+                -module-name "Fuzz_${t//-/_}" -package-name redline -I "$ROOT/.build-fuzz/stub" -D REDLINE_LIBFUZZER \
+                -D REDLINE_FUZZ_SINGLE_MODULE -swift-version 6 -enable-upcoming-feature ExistentialAny $abs -o "$ROOT/$out") >&2
         fi
         echo "$out"
     else

@@ -38,16 +38,19 @@ public enum AuditOracle {
             log += Array(rec.encoded().utf8) + [0x0A]
         }
         let lastSeq = startSeq + UInt64(records) - 1
-        guard AuditChain.verify(log) == .ok(records: records, lastSeq: lastSeq, lastHash: lastHash) else {
-            throw OracleFailure("a sealed chain does not verify: \(AuditChain.verify(log))")
+        // verify is a pure function: each file is verified once, and that verdict compared.
+        let sealed = AuditChain.verify(log)
+        guard sealed == .ok(records: records, lastSeq: lastSeq, lastHash: lastHash) else {
+            throw OracleFailure("a sealed chain does not verify: \(sealed)")
         }
-        try compare(log)
+        try compare(log, verdict: sealed)
 
         var mutated = log
+        let verdict: AuditChain.Verdict
         if mode % 3 == 0 {
             let cut = pos % log.count
             mutated = Array(log[..<cut])
-            let verdict = AuditChain.verify(mutated)
+            verdict = AuditChain.verify(mutated)
             let boundary = cut == 0 || log[cut - 1] == 0x0A
             if boundary {
                 let kept = mutated.filter { $0 == 0x0A }.count
@@ -60,16 +63,17 @@ public enum AuditOracle {
         } else {
             let p = pos % log.count
             mutated[p] = newByte
-            if mutated != log, case .ok = AuditChain.verify(mutated) {
+            verdict = AuditChain.verify(mutated)
+            if mutated != log, case .ok = verdict {
                 throw OracleFailure("byte \(p) changed from \(log[p]) to \(newByte) and the chain still verifies")
             }
         }
-        try compare(mutated)
+        try compare(mutated, verdict: verdict)
     }
 
-    /// AuditChain.verify against the independent verifier.
-    static func compare(_ file: [UInt8]) throws(OracleFailure) {
-        let got = AuditChain.verify(file)
+    /// AuditChain.verify's verdict on `file` (computed here unless given) against the independent verifier.
+    static func compare(_ file: [UInt8], verdict: AuditChain.Verdict? = nil) throws(OracleFailure) {
+        let got = verdict ?? AuditChain.verify(file)
         let want = reference(file)
         switch (got, want) {
         case let (.ok(n, s, h), .some(ref)):

@@ -1,16 +1,20 @@
-import NIOCore
-import NIOEmbedded
+#if !REDLINE_FUZZ_SINGLE_MODULE
 import RedlineCore
 import RedlineDaemon
+#endif
 
-/// `rpc-lines`: the daemon's LineDecoder (through NIO's ByteToMessageHandler, as on the sockets)
-/// and RPC.parse on arbitrary byte streams.
+/// `rpc-lines`: the daemon's line framing (`LineFraming`, the rules `LineDecoder` applies on the
+/// sockets) and RPC.parse on arbitrary byte streams. scripts/fuzz.sh builds it as one module with
+/// LineFraming.swift, RPC.swift and JSON.swift, for libFuzzer's coverage of all of them; no NIO
+/// here. `RPCLinesThroughNIO` (SwiftPM builds: the replayer and FuzzRegressionTests) adds the
+/// same frames through `LineDecoder` in NIO's `ByteToMessageHandler`, as on the sockets.
 ///
 /// - every complete line gives exactly one frame, `.line` (without a final CR) when it is at or
 ///   under the limit without its terminator (LF or CRLF), `.tooLong(its bytes before the LF)` when
 ///   over; a last line without a newline is a line if at or under the limit, `.tooLong(its length)`
 ///   otherwise (an independent model of the framing);
-/// - the same bytes in any chunking give the same frames (nothing stalls or merges lines);
+/// - the same bytes in any chunking give the same frames (nothing stalls or merges lines), every
+///   frame consumes bytes, and between reads at most `limit + 1` bytes are kept;
 /// - RPC.parse on every line answers a request exactly when an independent check of the
 ///   JSON-RPC 2.0 rules says it is one, and an error answer with the right code otherwise.
 public enum RPCLinesOracle {
@@ -26,19 +30,16 @@ public enum RPCLinesOracle {
         }
     }
 
-    public static func check(_ input: [UInt8]) throws(OracleFailure) {
+    /// The limit, and the stream cut into chunks three ways (whole, and two random chunkings),
+    /// from a fuzz input.
+    static func cases(_ input: [UInt8]) -> (maxLength: Int, stream: [UInt8], chunkings: [[[UInt8]]]) {
         var r = InputReader(input)
         // Small limits reach the too-long paths; 0 sometimes picks the daemon's real limit.
         let pick = r.byte()
         let maxLength = pick == 0 ? RPC.maxLine : Int(pick % 64)
         let seed = UInt64(r.byte()) << 8 | UInt64(r.byte())
         let stream = r.rest
-
-        let expected = model(stream, maxLength: maxLength)
-        let whole = try decode([stream], maxLength: maxLength)
-        guard whole == expected else {
-            throw OracleFailure("frames \(whole) for one write, model says \(expected) (limit \(maxLength))")
-        }
+        var chunkings = [[stream]]
         var rng = SplitMix(seed: seed ^ fnv1a(stream))
         for _ in 0..<2 {
             var chunks: [[UInt8]] = []
@@ -48,12 +49,73 @@ public enum RPCLinesOracle {
                 chunks.append(Array(stream[i..<min(stream.count, i + n)]))
                 i += n
             }
-            let got = try decode(chunks, maxLength: maxLength)
+            chunkings.append(chunks)
+        }
+        return (maxLength, stream, chunkings)
+    }
+
+    public static func check(_ input: [UInt8]) throws(OracleFailure) {
+        let (maxLength, stream, chunkings) = cases(input)
+        let expected = model(stream, maxLength: maxLength)
+        for chunks in chunkings {
+            let got = try frames(chunks, maxLength: maxLength)
             guard got == expected else {
                 throw OracleFailure("frames \(got) for chunks \(chunks.map(\.count)), model says \(expected) (limit \(maxLength))")
             }
         }
         for case .line(let l) in expected { try checkParse(l) }
+    }
+
+    /// `LineFraming` over `chunks` fed one after the other, then the end of the stream, the way
+    /// `ByteToMessageHandler` drives `LineDecoder`: the bytes received and not consumed are kept
+    /// in order, and asked about until the framing wants more.
+    static func frames(_ chunks: [[UInt8]], maxLength: Int) throws(OracleFailure) -> [Got] {
+        var framing = LineFraming(maxLength: maxLength)
+        var buffer: [UInt8] = []
+        var start = 0
+        var out: [Got] = []
+        func consume(_ n: Int, atLeast: Int) throws(OracleFailure) {
+            guard n >= atLeast, n <= buffer.count - start else {
+                throw OracleFailure("a step consumed \(n) of \(buffer.count - start) buffered bytes (limit \(maxLength))")
+            }
+            start += n
+        }
+        for c in chunks {
+            buffer.removeFirst(start)
+            start = 0
+            buffer.append(contentsOf: c)
+            reading: while true {
+                let step = framing.next(in: buffer[start...])
+                switch step {
+                case .line(let length, let consumed):
+                    guard length <= consumed else { throw OracleFailure("\(step): longer than what it consumes") }
+                    out.append(.line(Array(buffer[start..<start + length])))
+                    try consume(consumed, atLeast: 1)
+                case .tooLong(let length, let consumed):
+                    out.append(.tooLong(length))
+                    try consume(consumed, atLeast: 1)
+                case .needMore(let consumed):
+                    try consume(consumed, atLeast: 0)
+                    break reading
+                }
+            }
+            guard buffer.count - start <= maxLength + 1 else {
+                throw OracleFailure("\(buffer.count - start) bytes kept between reads (limit \(maxLength))")
+            }
+        }
+        let remaining = buffer.count - start
+        switch framing.last(remaining: remaining) {
+        case .line(let length, let consumed)?:
+            guard length <= consumed, consumed == remaining else { throw OracleFailure("last line \(length)/\(consumed) of \(remaining)") }
+            out.append(.line(Array(buffer[start..<start + length])))
+        case .tooLong(let length, _)?:
+            out.append(.tooLong(length))
+        case .needMore?:
+            throw OracleFailure("the end of the stream asked for more bytes")
+        case nil:
+            break
+        }
+        return out
     }
 
     /// The framing, written from the specification rather than the decoder.
@@ -74,31 +136,6 @@ public enum RPCLinesOracle {
         }
         let tail = stream.count - start
         if tail > 0 { out.append(tail <= maxLength ? .line(Array(stream[start...])) : .tooLong(tail)) }
-        return out
-    }
-
-    static func decode(_ chunks: [[UInt8]], maxLength: Int) throws(OracleFailure) -> [Got] {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder(maxLength: maxLength)))
-        var out: [Got] = []
-        func drain() throws(OracleFailure) {
-            while true {
-                let f: Frame?
-                do { f = try channel.readInbound(as: Frame.self) } catch { throw OracleFailure("readInbound: \(error)") }
-                guard let f else { return }
-                switch f {
-                case .line(let b): out.append(.line(Array(b.readableBytesView)))
-                case .tooLong(let n): out.append(.tooLong(n))
-                }
-            }
-        }
-        for c in chunks {
-            var buf = channel.allocator.buffer(capacity: c.count)
-            buf.writeBytes(c)
-            do { try channel.writeInbound(buf) } catch { throw OracleFailure("writeInbound: \(error)") }
-            try drain()
-        }
-        do { _ = try channel.finish() } catch { throw OracleFailure("finish: \(error)") }
-        try drain()
         return out
     }
 

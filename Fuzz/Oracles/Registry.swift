@@ -2,11 +2,11 @@
 public enum FuzzTargets {
     public static let all: [(name: String, oracle: Oracle)] = [
         ("json", JSONOracle.check),
-        ("rpc-lines", RPCLinesOracle.check),
+        ("rpc-lines", RPCLinesThroughNIO.check),
         ("audit-verify", AuditOracle.check),
         ("modbus-replies", ModbusRepliesOracle.check),
         ("bacnet-replies", BACnetRepliesOracle.check),
-        ("site-yaml", SiteOracle.check),
+        ("site-yaml", SiteOracle.checkWithLoader),
         ("scenario-yaml", ScenarioOracle.check),
     ]
 

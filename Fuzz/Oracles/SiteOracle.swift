@@ -12,6 +12,13 @@ import RedlineCore
 /// an empty range), never aliases an output (two outputs on the same physical bus endpoint, unit,
 /// table and address, or GPIO chip and line), never loosens the timing envelope
 /// (0 < scan <= 1000 ms, 0 < stale <= min(5000, 5 x scan)).
+///
+/// The real profiles are read and parsed once per process (`SiteLoader.readProfile`); each input
+/// goes through the loader's own steps after that: the replaced profile read from its file, the
+/// folder's profiles combined (`SiteLoader.profiles(of:)`, the duplicate-name check), the site read
+/// from its file and checked against them (`SiteLoader.parseSite`). Re-reading 17 unchanged
+/// profiles on every input was 90 % of the time. `checkWithLoader` (the replayer and
+/// FuzzRegressionTests) also runs the whole `SiteLoader.load` on the folder and requires the same verdict.
 public enum SiteOracle {
     public static let profileMarker = "#@@profile "
 
@@ -27,6 +34,8 @@ public enum SiteOracle {
         let devices: String
         let site: String
         let profiles: [String: Data]
+        /// The real profiles, read and parsed once.
+        let parsed: [String: SiteLoader.ProfileFile]
     }
 
     /// A private folder with a copy of the real device profiles (made once per process).
@@ -44,7 +53,9 @@ public enum SiteOracle {
                 _ = fm.createFile(atPath: devices + "/" + name, contents: d)
             }
         }
-        return Work(dir: dir, devices: devices, site: dir + "/Firmware-Configs/site.yaml", profiles: profiles)
+        var parsed: [String: SiteLoader.ProfileFile] = [:]
+        for name in profiles.keys { parsed[name] = SiteLoader.readProfile(file: devices + "/" + name) }
+        return Work(dir: dir, devices: devices, site: dir + "/Firmware-Configs/site.yaml", profiles: profiles, parsed: parsed)
     }()
 
     /// Hosts resolve to themselves (loopback to this host): no DNS from a fuzz run.
@@ -60,20 +71,35 @@ public enum SiteOracle {
                     .init(name: "reporting-agent", uid: 2002, gid: 2002), .init(name: "operator", uid: 1000, gid: 1000)],
             groups: [.init(name: "root", gid: 0, members: []), .init(name: "operators", gid: 1000, members: ["operator"])]))
 
-    public static func check(_ input: [UInt8]) throws(OracleFailure) {
+    public static func check(_ input: [UInt8]) throws(OracleFailure) { try check(input, withLoader: false) }
+
+    public static func checkWithLoader(_ input: [UInt8]) throws(OracleFailure) { try check(input, withLoader: true) }
+
+    /// One input at a time: they share the work folder (FuzzRegressionTests runs targets' regressions and seeds in parallel).
+    static let busy = NSLock()
+
+    static func check(_ input: [UInt8], withLoader: Bool) throws(OracleFailure) {
+        busy.lock()
+        defer { busy.unlock() }
         let w = work
         let fm = FileManager.default
         var siteBytes = input
         var replaced: String?
+        var files = w.parsed
         if let r = input.firstRange(of: Array(("\n" + profileMarker).utf8)) {
             siteBytes = Array(input[..<r.lowerBound])
             let rest = input[r.upperBound...]
             let nl = rest.firstIndex(of: 0x0A) ?? rest.endIndex
             var name = String(decoding: rest[..<nl], as: UTF8.self)
-            if !name.hasSuffix(".yaml") || name.contains("/") || name.hasPrefix(".") || name.count > 64 { name = "zz-fuzz.yaml" }
+            // A NUL ends the path for the system: "Devices/\0x.yaml" is "Devices/", and removing it
+            // afterwards took the whole folder (every later input then ran without profiles).
+            if !name.hasSuffix(".yaml") || name.contains("/") || name.hasPrefix(".") || name.count > 64 || name.utf8.contains(0) {
+                name = "zz-fuzz.yaml"
+            }
             let body = nl < rest.endIndex ? Data(rest[(nl + 1)...]) : Data()
             _ = fm.createFile(atPath: w.devices + "/" + name, contents: body)
             replaced = name
+            files[name] = SiteLoader.readProfile(file: w.devices + "/" + name)
         }
         defer {
             if let name = replaced {
@@ -86,15 +112,41 @@ public enum SiteOracle {
         }
         _ = fm.createFile(atPath: w.site, contents: Data(siteBytes))
 
-        let site: Site
+        // The folder's files in the order the loader lists them (sorted names).
+        let profiles = SiteLoader.profiles(of: files.keys.sorted().map { files[$0]! })
+        let verdict: Result<Site, ConfigErrors>
         do {
-            site = try SiteLoader.load(siteFile: w.site, devicesDir: w.devices, environment: environment)
+            verdict = .success(try SiteLoader.parseSite(siteFile: w.site, profiles: profiles, devicesDir: w.devices,
+                                                        environment: environment))
         } catch {
+            verdict = .failure(error)
+        }
+        if withLoader { try compareWithLoader(verdict, work: w) }
+        switch verdict {
+        case .failure(let error):
             for d in error.diagnostics { try checkDiagnostic(d, work: w) }
             guard !error.diagnostics.isEmpty else { throw OracleFailure("a refused site with no diagnostic") }
-            return
+        case .success(let site):
+            try checkAccepted(site)
         }
-        try checkAccepted(site)
+    }
+
+    /// The whole loader (folder listed, every profile read) gives the same verdict.
+    static func compareWithLoader(_ verdict: Result<Site, ConfigErrors>, work w: Work) throws(OracleFailure) {
+        let full: Result<Site, ConfigErrors>
+        do { full = .success(try SiteLoader.load(siteFile: w.site, devicesDir: w.devices, environment: environment)) } catch { full = .failure(error) }
+        switch (verdict, full) {
+        case (.failure(let a), .failure(let b)):
+            guard a.diagnostics == b.diagnostics else {
+                throw OracleFailure("SiteLoader.load says \(b.diagnostics), its steps from parsed profiles say \(a.diagnostics)")
+            }
+        case (.success(let a), .success(let b)):
+            guard a.points.map(\.id) == b.points.map(\.id), a.timing == b.timing, a.buses.map(\.id) == b.buses.map(\.id) else {
+                throw OracleFailure("SiteLoader.load and its steps from parsed profiles accept different sites")
+            }
+        default:
+            throw OracleFailure("SiteLoader.load says \(full), its steps from parsed profiles say \(verdict)")
+        }
     }
 
     static func checkDiagnostic(_ d: ConfigDiagnostic, work w: Work) throws(OracleFailure) {

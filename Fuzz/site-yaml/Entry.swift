@@ -7,8 +7,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     FuzzHarness.fuzz(data, size, SiteOracle.check)
 }
 #else
-/// Without libFuzzer: replays the files and folders given as arguments through the same oracle.
+/// Without libFuzzer: replays the files and folders given as arguments through the same oracle,
+/// and compares its verdict with the whole `SiteLoader.load`.
 @main enum Replay {
-    static func main() { FuzzHarness.replayMain(SiteOracle.check) }
+    static func main() { FuzzHarness.replayMain(SiteOracle.checkWithLoader) }
 }
 #endif

@@ -79,15 +79,8 @@ public enum SiteLoader {
         let (dir, localDevicesDir) = profileFolders(siteFile: siteFile, devicesDir: devicesDir,
                                                     localDevicesDir: localDevicesDir)
         let profiles = readProfiles(devicesDirs: [dir] + (localDevicesDir.map { [$0] } ?? []))
-        let r = Reader(file: siteFile)
-        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken,
-                              devicesDir: localDevicesDir.map { "\(dir) or \($0)" } ?? dir,
-                              environment: environment).parse()
-        let all = (profiles.diagnostics + r.diagnostics).ordered()
-        guard all.isEmpty, let site else {
-            throw ConfigErrors(diagnostics: all.isEmpty
-                ? [ConfigDiagnostic(file: siteFile, line: 1, column: 1, message: "site could not be loaded")] : all)
-        }
+        let site = try parseSite(siteFile: siteFile, profiles: profiles,
+                                 devicesDir: localDevicesDir.map { "\(dir) or \($0)" } ?? dir, environment: environment)
         let files = [siteFile] + profiles.files
         var folders: [String] = []
         func addFolder(_ f: String) { if !folders.contains(f) { folders.append(f) } }
@@ -99,6 +92,21 @@ public enum SiteLoader {
             if let real = PathIdentity.realPath(f) { addFolder(folder(of: real)) }
         }
         return LoadedSite(site: site, files: files, folders: folders)
+    }
+
+    /// Reads and validates `siteFile` against profiles already read (`readProfiles`): `load` once
+    /// it has read them. `devicesDir` names their folders in messages.
+    package static func parseSite(siteFile: String, profiles: Profiles, devicesDir: String,
+                                  environment: LoaderEnvironment) throws(ConfigErrors) -> Site {
+        let r = Reader(file: siteFile)
+        let site = SiteParser(reader: r, profiles: profiles.profiles, brokenProfiles: profiles.broken,
+                              devicesDir: devicesDir, environment: environment).parse()
+        let all = (profiles.diagnostics + r.diagnostics).ordered()
+        guard all.isEmpty, let site else {
+            throw ConfigErrors(diagnostics: all.isEmpty
+                ? [ConfigDiagnostic(file: siteFile, line: 1, column: 1, message: "site could not be loaded")] : all)
+        }
+        return site
     }
 
     /// The folder holding `path` (`.` for a bare file name).
@@ -114,7 +122,8 @@ public enum SiteLoader {
         return p.profiles
     }
 
-    struct Profiles {
+    /// The profiles of one or more folders, as a site is checked against them.
+    package struct Profiles: Sendable {
         var profiles: [String: DeviceProfile] = [:]
         var broken: Set<String> = []
         var diagnostics: [ConfigDiagnostic] = []
@@ -155,24 +164,48 @@ public enum SiteLoader {
                                                     message: "cannot read the devices folder: \(Reader.describe(error))"))
             return out
         }
+        return profiles(of: names.map { readProfile(file: devicesDir.hasSuffix("/") ? devicesDir + $0 : devicesDir + "/" + $0) })
+    }
+
+    /// One profile file, read and parsed on its own (before its folder's duplicate-name check).
+    package struct ProfileFile: Sendable {
+        package let file: String
+        let name: String?
+        /// Where the `profile:` name is (for the duplicate-name error).
+        let nameLine: Int
+        let nameColumn: Int
+        let profile: DeviceProfile?
+        let diagnostics: [ConfigDiagnostic]
+    }
+
+    package static func readProfile(file: String) -> ProfileFile {
+        let r = Reader(file: file)
+        let parsed = ProfileParser.parse(file: file, reader: r)
+        return ProfileFile(file: file, name: parsed.name, nameLine: parsed.nameNode?.mark?.line ?? 1,
+                           nameColumn: parsed.nameNode?.mark?.column ?? 1, profile: parsed.profile,
+                           diagnostics: r.diagnostics)
+    }
+
+    /// One folder's profiles from its files, in the order of their names: a profile name that
+    /// an earlier file already defines is an error at the later one, which is then left out.
+    package static func profiles(of files: [ProfileFile]) -> Profiles {
+        var out = Profiles()
         var firstFile: [String: String] = [:]
-        for name in names {
-            let file = devicesDir.hasSuffix("/") ? devicesDir + name : devicesDir + "/" + name
-            out.files.append(file)
-            let r = Reader(file: file)
-            let parsed = ProfileParser.parse(file: file, reader: r)
-            if let n = parsed.name {
+        for pf in files {
+            out.files.append(pf.file)
+            if let n = pf.name {
                 if let other = firstFile[n] {
-                    r.error(parsed.nameNode, "duplicate profile '\(n)' (also defined in \(other))")
-                    out.diagnostics += r.diagnostics
+                    out.diagnostics += pf.diagnostics
+                    out.diagnostics.append(ConfigDiagnostic(file: pf.file, line: pf.nameLine, column: pf.nameColumn,
+                                                            message: "duplicate profile '\(n)' (also defined in \(other))"))
                     continue
                 }
-                firstFile[n] = file
+                firstFile[n] = pf.file
             }
-            out.diagnostics += r.diagnostics
-            if let p = parsed.profile, r.diagnostics.isEmpty {
+            out.diagnostics += pf.diagnostics
+            if let p = pf.profile, pf.diagnostics.isEmpty {
                 out.profiles[p.name] = p
-            } else if let n = parsed.name {
+            } else if let n = pf.name {
                 out.broken.insert(n)
             }
         }

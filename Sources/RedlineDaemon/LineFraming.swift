@@ -1,18 +1,31 @@
-import NIOCore
+// No imports: scripts/fuzz.sh compiles this file into the `rpc-lines` fuzz target with RPC.swift
+// and RedlineCore's JSON.swift as one module, so libFuzzer sees the coverage of all of it.
 
-/// One inbound frame: a complete line, or a line that exceeded the limit (already discarded).
-package enum Frame: Sendable, Equatable {
-    case line(ByteBuffer)
-    case tooLong(Int)
-}
-
+/// The agent protocol's line framing on bytes alone (the rules; `LineDecoder` applies them to a
+/// connection's NIO buffer, the `rpc-lines` fuzz target to an array).
+///
 /// Splits the byte stream at `\n`. A line's length is its bytes without the terminator
 /// (`\n` or `\r\n`): a line at or under `maxLength` is never refused for size. A longer line
 /// is dropped up to its newline and reported once as `.tooLong(n)`, `n` its bytes before the
-/// `\n`, so one bad client line never stalls or grows the daemon. A last line without a newline
-/// at the end of the stream is a line too, or `.tooLong` if over the limit: never dropped unsaid.
-package struct LineDecoder: ByteToMessageDecoder {
-    package typealias InboundOut = Frame
+/// `\n`, so one bad client line never stalls or grows the daemon: between reads at most
+/// `maxLength + 1` bytes are kept. A last line without a newline at the end of the stream is a
+/// line too, or `.tooLong` if over the limit: never dropped unsaid.
+///
+/// The caller keeps the bytes received and not yet consumed, in order, and asks `next(in:)` about
+/// them until it answers `.needMore`; it drops the bytes each step says are consumed.
+package struct LineFraming: Sendable {
+    /// What the bytes at the start of the buffer are.
+    package enum Step: Sendable, Equatable {
+        /// A line: its first `length` bytes, without the terminator; `consumed` is the line and its terminator.
+        case line(length: Int, consumed: Int)
+        /// A line over the limit, `length` its bytes before the `\n`, reported once; `consumed` is
+        /// what is left of it in the buffer (all of it, or the part after what was discarded) and the `\n`.
+        case tooLong(length: Int, consumed: Int)
+        /// No complete line yet: drop `consumed` bytes (all of them while a line already over the
+        /// limit is being discarded, otherwise none) and wait for more.
+        case needMore(consumed: Int)
+    }
+
     package let maxLength: Int
     private var discarding = false
     private var discarded = 0
@@ -22,59 +35,45 @@ package struct LineDecoder: ByteToMessageDecoder {
 
     package init(maxLength: Int) { self.maxLength = maxLength }
 
-    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let view = buffer.readableBytesView
-        let from = view.startIndex + min(scanned, view.count)
-        if let nl = view[from...].firstIndex(of: 0x0A) {
+    /// The next step for the buffered bytes (`buffered.startIndex` is the first byte not consumed).
+    package mutating func next<Bytes: BidirectionalCollection<UInt8>>(in buffered: Bytes) -> Step where Bytes.Index == Int {
+        let from = buffered.startIndex + min(scanned, buffered.count)
+        if let nl = buffered[from...].firstIndex(of: 0x0A) {
             scanned = 0
-            let len = nl - view.startIndex
-            let content = len > 0 && view[nl - 1] == 0x0D ? len - 1 : len
+            let len = nl - buffered.startIndex
+            let content = len > 0 && buffered[nl - 1] == 0x0D ? len - 1 : len
             if discarding {
-                buffer.moveReaderIndex(forwardBy: len + 1)
-                context.fireChannelRead(wrapInboundOut(.tooLong(discarded + len)))
+                let total = discarded + len
                 discarding = false
                 discarded = 0
-                return .continue
+                return .tooLong(length: total, consumed: len + 1)
             }
-            if content > maxLength {
-                buffer.moveReaderIndex(forwardBy: len + 1)
-                context.fireChannelRead(wrapInboundOut(.tooLong(len)))
-                return .continue
-            }
-            var line = buffer.readSlice(length: len)!
-            buffer.moveReaderIndex(forwardBy: 1)
-            if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
-                line.moveWriterIndex(to: line.writerIndex - 1)
-            }
-            context.fireChannelRead(wrapInboundOut(.line(line)))
-            return .continue
+            if content > maxLength { return .tooLong(length: len, consumed: len + 1) }
+            return .line(length: content, consumed: len + 1)
         }
         // One byte beyond the limit may still be the CR of a line exactly at it.
-        if discarding || buffer.readableBytes > maxLength + 1 {
-            discarded += buffer.readableBytes
+        if discarding || buffered.count > maxLength + 1 {
+            discarded += buffered.count
             discarding = true
-            buffer.moveReaderIndex(to: buffer.writerIndex)
             scanned = 0
-        } else {
-            scanned = buffer.readableBytes
+            return .needMore(consumed: buffered.count)
         }
-        return .needMoreData
+        scanned = buffered.count
+        return .needMore(consumed: 0)
     }
 
-    package mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A final line without a newline is still a request, or a line too long to be one.
-        if discarding {
-            context.fireChannelRead(wrapInboundOut(.tooLong(discarded + buffer.readableBytes)))
-        } else if buffer.readableBytes > maxLength {
-            context.fireChannelRead(wrapInboundOut(.tooLong(buffer.readableBytes)))
-        } else if buffer.readableBytes > 0 {
-            let line = buffer.readSlice(length: buffer.readableBytes)!
-            context.fireChannelRead(wrapInboundOut(.line(line)))
+    /// At the end of the stream, with `remaining` bytes left after `next(in:)` asked for more:
+    /// the last frame, if any (a final line without a newline is still a request, or a line too
+    /// long to be one). The remaining bytes are consumed, and framing starts afresh.
+    package mutating func last(remaining: Int) -> Step? {
+        defer {
+            discarding = false
+            discarded = 0
+            scanned = 0
         }
-        buffer.moveReaderIndex(to: buffer.writerIndex)
-        discarding = false
-        discarded = 0
-        scanned = 0
-        return .needMoreData
+        if discarding { return .tooLong(length: discarded + remaining, consumed: remaining) }
+        if remaining > maxLength { return .tooLong(length: remaining, consumed: remaining) }
+        if remaining > 0 { return .line(length: remaining, consumed: remaining) }
+        return nil
     }
 }
