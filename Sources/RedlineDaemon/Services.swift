@@ -25,6 +25,24 @@ struct AgentService: LineService {
 
     func rejected(_ error: RPCError, session: Session) async { engine.countBadLine() }
 
+    /// The params of `points.write` (`value: true`) or `points.release`: `id` (and `value`) are
+    /// typed; everything else (`reason`, or any other member an agent adds, "override codes"
+    /// included) is free text: audited (capped), never read (RL-10). A malformed command is
+    /// still evidence: audited with what it said, then refused.
+    private func command(_ req: RPCRequest, _ p: Params, _ session: Session, value typed: Bool) throws(RPCError)
+        -> (id: String, value: Double?, freeText: [(String, JSON)]) {
+        do throws(RPCError) {
+            let members = try p.object(allowed: nil)
+            let id = try p.string("id", allowed: nil)
+            let value = typed ? try p.number("value") : nil
+            let text = members.filter { $0.0 != "id" && !(typed && $0.0 == "value") }
+            return (id, value, text)
+        } catch {
+            engine.rejectedWrite(agent: session.agent, peer: session.peer, method: req.method, params: req.params, error: error)
+            throw error
+        }
+    }
+
     func handle(_ req: RPCRequest, session: Session) async -> Result<JSON, RPCError> {
         let p = Params(req.params, method: req.method)
         do throws(RPCError) {
@@ -36,34 +54,10 @@ struct AgentService: LineService {
                 _ = try p.object(allowed: ["ids"])
                 return .success(try engine.read(agent: session.agent, ids: try p.stringArray("ids")))
             case "points.write":
-                // `id` and `value` are typed; everything else (`reason`, or any other member an
-                // agent adds, "override codes" included) is free text: audited (capped), never read (RL-10).
-                let members: [(String, JSON)]
-                let id: String
-                let value: Double
-                do throws(RPCError) {
-                    members = try p.object(allowed: nil)
-                    id = try p.string("id", allowed: nil)
-                    value = try p.number("value")
-                } catch {
-                    // A malformed write attempt is still evidence: audited with what it said.
-                    engine.rejectedWrite(agent: session.agent, peer: session.peer, params: req.params, error: error)
-                    throw error
-                }
-                let text = members.filter { $0.0 != "id" && $0.0 != "value" }
-                return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value, freeText: text).json)
+                let (id, value, text) = try command(req, p, session, value: true)
+                return .success(try await engine.write(agent: session.agent, peer: session.peer, point: id, value: value ?? .nan, freeText: text).json)
             case "points.release":
-                // `id` is typed; everything else is free text, as for a write (RL-10).
-                let members: [(String, JSON)]
-                let id: String
-                do throws(RPCError) {
-                    members = try p.object(allowed: nil)
-                    id = try p.string("id", allowed: nil)
-                } catch {
-                    engine.rejectedWrite(agent: session.agent, peer: session.peer, method: req.method, params: req.params, error: error)
-                    throw error
-                }
-                let text = members.filter { $0.0 != "id" }
+                let (id, _, text) = try command(req, p, session, value: false)
                 return .success(try await engine.releasePoint(agent: session.agent, peer: session.peer, point: id, freeText: text).json)
             case "requests.get":
                 let id = try p.string("requestId", allowed: ["requestId"])
